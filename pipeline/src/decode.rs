@@ -1,0 +1,438 @@
+//! Decoders: from the bytes of a file, a stdin stream or a message to parsed source records.
+//!
+//! The shape is detected, no flag needed:
+//! - gzip (magic `1f 8b`), decompressed with a cap against gzip bombs;
+//! - JSON Lines (the first value ends on its first line): each line is one value, so a bad
+//!   line costs only itself;
+//! - otherwise a stream of JSON values, pretty-printed or not, one after another;
+//! - each value may be an envelope: the S3 delivery file `{"Records":[...]}`, an EventBridge
+//!   event (`{"detail-type":..., "detail":{...}}`), a CloudWatch Logs subscription payload
+//!   (`{"logEvents":[{"message":"<record>"}]}`), or a bare record.
+//!
+//! Every record reaches the [`RecordSink`] parsed (simd-json, borrowed from a reused buffer);
+//! everything that cannot become a record goes to it as a dead letter with the reason and its
+//! origin. Nothing is dropped.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use simd_json::{BorrowedValue, Buffers, StaticNode};
+
+/// Where a record came from: the input (file path, `stdin`, `topic/partition`), and the
+/// position in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub source: Arc<str>,
+    /// 1-based line number, for line-oriented input.
+    pub line: Option<u64>,
+    /// Byte offset of the value in the (decompressed) input, or the Kafka offset.
+    pub offset: u64,
+    /// Position inside an envelope (`Records[i]`, `logEvents[i]`).
+    pub index: Option<u32>,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.source)?;
+        match self.line {
+            Some(l) => write!(f, ":{l}")?,
+            None => write!(f, "@{}", self.offset)?,
+        }
+        if let Some(i) = self.index {
+            write!(f, "[{i}]")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why an input could not become an OCSF event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub origin: Origin,
+    pub reason: String,
+    pub bytes: Vec<u8>,
+}
+
+/// What the decoder hands on.
+pub trait RecordSink {
+    /// One parsed source record. Returning `Err(reason)` dead-letters it.
+    fn record(&mut self, value: &BorrowedValue<'_>, origin: &Origin) -> Result<(), String>;
+    fn dead_letter(&mut self, letter: DeadLetter);
+    /// A CloudWatch Logs control message: carries no event; counted, not stored.
+    fn control_message(&mut self) {}
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// A single record larger than this is dead-lettered (envelopes may be larger).
+    pub max_event_bytes: usize,
+    /// Decompressed size cap for one gzip input (gzip bombs).
+    pub max_decompressed_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_event_bytes: 1 << 20, max_decompressed_bytes: 1 << 30 }
+    }
+}
+
+/// Reusable decoder state (parse buffers).
+pub struct Decoder {
+    pub limits: Limits,
+    scratch: Vec<u8>,
+    inner: Vec<u8>,
+    buffers: Buffers,
+}
+
+impl Decoder {
+    pub fn new(limits: Limits) -> Decoder {
+        Decoder { limits, scratch: Vec::new(), inner: Vec::new(), buffers: Buffers::default() }
+    }
+
+    /// Decodes one whole input (a file, a message).
+    pub fn decode(&mut self, input: &[u8], source: &Arc<str>, sink: &mut dyn RecordSink) {
+        if input.starts_with(&[0x1f, 0x8b]) {
+            let mut out = Vec::new();
+            let cap = self.limits.max_decompressed_bytes;
+            let res = flate2::read::MultiGzDecoder::new(input).take(cap as u64 + 1).read_to_end(&mut out);
+            let origin = Origin { source: source.clone(), line: None, offset: 0, index: None };
+            match res {
+                Ok(_) if out.len() > cap => {
+                    return sink.dead_letter(DeadLetter { origin, reason: format!("gzip: input expands past the {cap}-byte cap (a gzip bomb?)"), bytes: input.to_vec() });
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    // Keep what was readable; the whole original goes to the dead letters too.
+                    sink.dead_letter(DeadLetter { origin, reason: format!("gzip: {e} after {} decompressed bytes; the readable part was decoded", out.len()), bytes: input.to_vec() });
+                }
+            }
+            return self.decode_text(&out, source, sink);
+        }
+        self.decode_text(input, source, sink)
+    }
+
+    fn decode_text(&mut self, input: &[u8], source: &Arc<str>, sink: &mut dyn RecordSink) {
+        let origin = |offset: usize, line: Option<u64>| Origin { source: source.clone(), line, offset: offset as u64, index: None };
+        let first = skip_ws(input, 0);
+        if first >= input.len() {
+            return;
+        }
+        let line_mode = match value_end(input, first) {
+            Ok(end) => !input[first..end].contains(&b'\n'),
+            Err(_) => true,
+        };
+        if line_mode {
+            let mut start = 0;
+            let mut line_no = 0u64;
+            while start < input.len() {
+                line_no += 1;
+                let end = memchr(b'\n', &input[start..]).map_or(input.len(), |i| start + i);
+                let line = trim(&input[start..end]);
+                if !line.is_empty() {
+                    self.value(line, origin(start, Some(line_no)), sink);
+                }
+                start = end + 1;
+            }
+            return;
+        }
+        let mut pos = first;
+        while pos < input.len() {
+            match value_end(input, pos) {
+                Ok(end) => {
+                    self.value(&input[pos..end], origin(pos, None), sink);
+                    pos = skip_ws(input, end);
+                }
+                Err(Stop::NotJson) => {
+                    let end = memchr(b'\n', &input[pos..]).map_or(input.len(), |i| pos + i);
+                    sink.dead_letter(DeadLetter { origin: origin(pos, None), reason: "not JSON: expected `{` or `[`".into(), bytes: input[pos..end].to_vec() });
+                    pos = skip_ws(input, end);
+                }
+                Err(Stop::Truncated) => {
+                    sink.dead_letter(DeadLetter { origin: origin(pos, None), reason: "truncated JSON: input ends inside a value".into(), bytes: input[pos..].to_vec() });
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One top-level JSON value: parse it, unwrap envelopes, hand on the records.
+    fn value(&mut self, bytes: &[u8], origin: Origin, sink: &mut dyn RecordSink) {
+        self.scratch.clear();
+        self.scratch.extend_from_slice(bytes);
+        let parsed = simd_json::borrowed::to_value_with_buffers(&mut self.scratch, &mut self.buffers);
+        let value = match parsed {
+            Ok(v) => v,
+            Err(e) => return sink.dead_letter(DeadLetter { origin, reason: parse_reason(bytes, &e), bytes: bytes.to_vec() }),
+        };
+        let limits = self.limits;
+        let mut deliver = |v: &BorrowedValue<'_>, origin: Origin, size: usize, raw: &dyn Fn() -> Vec<u8>, sink: &mut dyn RecordSink| {
+            if size > limits.max_event_bytes {
+                return sink.dead_letter(DeadLetter { origin, reason: format!("too large: event of {size} bytes exceeds max_event_bytes ({})", limits.max_event_bytes), bytes: raw() });
+            }
+            if let Err(reason) = sink.record(v, &origin) {
+                sink.dead_letter(DeadLetter { origin, reason, bytes: raw() });
+            }
+        };
+        match envelope(&value) {
+            Envelope::Records(items) => {
+                // Elements of a delivery file are not size-checked: the envelope as a whole was
+                // accepted, and re-encoding each element just to measure it would cost more.
+                for (i, item) in items.iter().enumerate() {
+                    let o = Origin { index: Some(i as u32), ..origin.clone() };
+                    deliver(item, o, 0, &|| simd_json::prelude::Writable::encode(item).into_bytes(), sink);
+                }
+            }
+            Envelope::LogEvents(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let o = Origin { index: Some(i as u32), ..origin.clone() };
+                    let Some(msg) = item.get_str("message") else {
+                        sink.dead_letter(DeadLetter { origin: o, reason: "CloudWatch Logs: event without a string `message`".into(), bytes: simd_json::prelude::Writable::encode(item).into_bytes() });
+                        continue;
+                    };
+                    self.inner.clear();
+                    self.inner.extend_from_slice(msg.as_bytes());
+                    let mut inner_buf = std::mem::take(&mut self.inner);
+                    let raw_msg = msg.as_bytes().to_vec();
+                    match simd_json::borrowed::to_value(&mut inner_buf) {
+                        Ok(v) => deliver(&v, o, raw_msg.len(), &|| raw_msg.clone(), sink),
+                        Err(e) => sink.dead_letter(DeadLetter { origin: o, reason: parse_reason(&raw_msg, &e), bytes: raw_msg.clone() }),
+                    }
+                    self.inner = inner_buf;
+                }
+            }
+            Envelope::Control => sink.control_message(),
+            Envelope::Detail(detail) => deliver(detail, origin, bytes.len(), &|| bytes.to_vec(), sink),
+            Envelope::Bare => deliver(&value, origin, bytes.len(), &|| bytes.to_vec(), sink),
+        }
+    }
+}
+
+enum Envelope<'v, 'a> {
+    Records(&'v [BorrowedValue<'a>]),
+    LogEvents(&'v [BorrowedValue<'a>]),
+    Control,
+    Detail(&'v BorrowedValue<'a>),
+    Bare,
+}
+
+fn envelope<'v, 'a>(v: &'v BorrowedValue<'a>) -> Envelope<'v, 'a> {
+    let BorrowedValue::Object(o) = v else { return Envelope::Bare };
+    if let Some(BorrowedValue::Array(items)) = o.get("Records") {
+        return Envelope::Records(items);
+    }
+    if let Some(BorrowedValue::Array(items)) = o.get("logEvents") {
+        return Envelope::LogEvents(items);
+    }
+    if o.get("messageType").and_then(as_str) == Some("CONTROL_MESSAGE") {
+        return Envelope::Control;
+    }
+    if let (Some(_), Some(detail @ BorrowedValue::Object(_))) = (o.get("detail-type"), o.get("detail")) {
+        return Envelope::Detail(detail);
+    }
+    Envelope::Bare
+}
+
+fn as_str<'v>(v: &'v BorrowedValue<'_>) -> Option<&'v str> {
+    match v {
+        BorrowedValue::String(s) => Some(s),
+        _ => None,
+    }
+}
+
+trait GetStr {
+    fn get_str(&self, key: &str) -> Option<&str>;
+}
+impl GetStr for BorrowedValue<'_> {
+    fn get_str(&self, key: &str) -> Option<&str> {
+        match self {
+            BorrowedValue::Object(o) => o.get(key).and_then(as_str),
+            _ => None,
+        }
+    }
+}
+
+fn parse_reason(bytes: &[u8], e: &simd_json::Error) -> String {
+    match std::str::from_utf8(bytes) {
+        Err(u) => format!("invalid UTF-8: at byte {}", u.valid_up_to()),
+        Ok(_) => format!("malformed JSON: {e}"),
+    }
+}
+
+enum Stop {
+    NotJson,
+    Truncated,
+}
+
+/// The end (exclusive) of the JSON object or array starting at `start`: a scan that tracks
+/// strings and escapes, not a parse (the parser checks the value afterwards).
+fn value_end(input: &[u8], start: usize) -> Result<usize, Stop> {
+    if !matches!(input.get(start), Some(b'{' | b'[')) {
+        return Err(Stop::NotJson);
+    }
+    let mut depth = 0usize;
+    let mut i = start;
+    while i < input.len() {
+        match input[i] {
+            b'"' => {
+                i += 1;
+                loop {
+                    let Some(j) = input[i..].iter().position(|&b| b == b'"' || b == b'\\') else { return Err(Stop::Truncated) };
+                    i += j;
+                    if input[i] == b'\\' {
+                        i += 2;
+                    } else {
+                        break;
+                    }
+                    if i >= input.len() {
+                        return Err(Stop::Truncated);
+                    }
+                }
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Ok(i + 1);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    Err(Stop::Truncated)
+}
+
+fn skip_ws(input: &[u8], mut i: usize) -> usize {
+    // A UTF-8 byte order mark at the start is whitespace too.
+    if input[i..].starts_with(&[0xef, 0xbb, 0xbf]) {
+        i += 3;
+    }
+    while i < input.len() && input[i].is_ascii_whitespace() {
+        i += 1;
+    }
+    i
+}
+
+fn trim(b: &[u8]) -> &[u8] {
+    let s = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
+    let e = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(s, |e| e + 1);
+    &b[s..e]
+}
+
+fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&b| b == needle)
+}
+
+/// A string field of a parsed record.
+pub fn field_str<'v>(v: &'v BorrowedValue<'_>, key: &str) -> Option<&'v str> {
+    match v {
+        BorrowedValue::Object(o) => o.get(key).and_then(as_str),
+        _ => None,
+    }
+}
+
+/// True for JSON null or a missing value.
+pub fn is_null(v: Option<&BorrowedValue<'_>>) -> bool {
+    matches!(v, None | Some(BorrowedValue::Static(StaticNode::Null)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Collect {
+        records: Vec<(String, Origin)>,
+        dead: Vec<DeadLetter>,
+    }
+    impl RecordSink for Collect {
+        fn record(&mut self, v: &BorrowedValue<'_>, origin: &Origin) -> Result<(), String> {
+            match field_str(v, "eventName") {
+                Some(n) => {
+                    self.records.push((n.to_string(), origin.clone()));
+                    Ok(())
+                }
+                None => Err("no eventName".into()),
+            }
+        }
+        fn dead_letter(&mut self, l: DeadLetter) {
+            self.dead.push(l);
+        }
+    }
+
+    fn run(input: &[u8]) -> Collect {
+        let mut c = Collect::default();
+        Decoder::new(Limits::default()).decode(input, &Arc::from("t"), &mut c);
+        c
+    }
+
+    fn names(c: &Collect) -> Vec<&str> {
+        c.records.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    #[test]
+    fn json_lines_isolate_a_bad_line() {
+        let c = run(b"{\"eventName\":\"A\"}\n{\"eventName\": oops\n\n{\"eventName\":\"C\"}\n");
+        assert_eq!(names(&c), ["A", "C"]);
+        assert_eq!(c.records[1].1.line, Some(4));
+        assert_eq!(c.dead.len(), 1);
+        assert_eq!(c.dead[0].origin.line, Some(2));
+        assert!(c.dead[0].reason.contains("malformed JSON"), "{}", c.dead[0].reason);
+    }
+
+    #[test]
+    fn pretty_printed_and_concatenated_values() {
+        let c = run(b"{\n  \"eventName\": \"A\",\n  \"x\": \"}{\\\"\"\n}\n{\n \"eventName\": \"B\"\n}{\"eventName\":\"C\"}");
+        assert_eq!(names(&c), ["A", "B", "C"]);
+        assert!(c.dead.is_empty());
+    }
+
+    #[test]
+    fn envelopes_are_unwrapped() {
+        let s3 = br#"{"Records":[{"eventName":"A"},{"eventName":"B"},{"nope":1}]}"#;
+        let c = run(s3);
+        assert_eq!(names(&c), ["A", "B"]);
+        assert_eq!(c.dead[0].origin.index, Some(2));
+        assert_eq!(c.dead[0].bytes, br#"{"nope":1}"#);
+        let eb = br#"{"version":"0","detail-type":"AWS API Call via CloudTrail","source":"aws.iam","detail":{"eventName":"E"}}"#;
+        assert_eq!(names(&run(eb)), ["E"]);
+        let cwl = br#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1","timestamp":1,"message":"{\"eventName\":\"L\"}"},{"id":"2","message":"not json"}]}"#;
+        let c = run(cwl);
+        assert_eq!(names(&c), ["L"]);
+        assert_eq!(c.dead.len(), 1);
+        let ctl = br#"{"messageType":"CONTROL_MESSAGE","logEvents":[]}"#;
+        let c = run(ctl);
+        assert!(c.records.is_empty() && c.dead.is_empty());
+    }
+
+    #[test]
+    fn gzip_plain_truncated_and_bomb() {
+        use flate2::{write::GzEncoder, Compression};
+        use std::io::Write;
+        let mut e = GzEncoder::new(Vec::new(), Compression::default());
+        e.write_all(br#"{"Records":[{"eventName":"A"}]}"#).unwrap();
+        let gz = e.finish().unwrap();
+        assert_eq!(names(&run(&gz)), ["A"]);
+        let c = run(&gz[..gz.len() / 2]);
+        assert!(c.dead.iter().any(|d| d.reason.starts_with("gzip")), "{:?}", c.dead);
+        let mut e = GzEncoder::new(Vec::new(), Compression::best());
+        e.write_all(&vec![b' '; 4 << 20]).unwrap();
+        let bomb = e.finish().unwrap();
+        let mut c = Collect::default();
+        Decoder::new(Limits { max_decompressed_bytes: 1 << 20, ..Limits::default() }).decode(&bomb, &Arc::from("t"), &mut c);
+        assert!(c.dead[0].reason.contains("cap"), "{}", c.dead[0].reason);
+    }
+
+    #[test]
+    fn invalid_utf8_oversize_garbage_and_truncation() {
+        let c = run(b"{\"eventName\":\"\xff\xfe\"}\n");
+        assert!(c.dead[0].reason.contains("UTF-8"), "{}", c.dead[0].reason);
+        let big = format!("{{\"eventName\":\"A\",\"pad\":\"{}\"}}\n", "x".repeat(10 << 20));
+        let c = run(big.as_bytes());
+        assert!(c.records.is_empty());
+        assert!(c.dead[0].reason.contains("exceeds max_event_bytes"));
+        let c = run(b"{\n\"eventName\": \"A\"\n}\nhello world\n{\"eventName\":\"B\",\n");
+        assert_eq!(names(&c), ["A"]);
+        assert_eq!(c.dead.len(), 2, "{:?}", c.dead);
+    }
+}

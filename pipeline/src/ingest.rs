@@ -1,0 +1,169 @@
+//! The batch path: inputs (files, directories, stdin) -> decoder -> normalizer -> sink.
+//! `ocelot normalize` and `ocelot demo` run this; the streaming runtime reuses the same
+//! decoder and normalizers.
+
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use simd_json::BorrowedValue;
+
+use crate::decode::{DeadLetter, Decoder, Limits, Origin, RecordSink};
+use crate::lake::{DeadLetterStore, LakeWriter};
+use crate::normalize::{Normalizer, OcsfBatch};
+use crate::ocsf_json;
+
+/// Where normalized batches go.
+pub enum Output {
+    Lake(LakeWriter),
+    /// OCSF JSON lines (to stdout, for piping).
+    Jsonl(Box<dyn Write + Send>),
+}
+
+impl Output {
+    fn write(&mut self, b: &OcsfBatch) -> io::Result<()> {
+        match self {
+            Output::Lake(l) => l.append(b),
+            Output::Jsonl(w) => ocsf_json::write_batch(&b.batch, w),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Output::Lake(l) => l.flush().map(|_| ()),
+            Output::Jsonl(w) => w.flush(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    pub inputs: usize,
+    pub bytes: u64,
+    pub events: usize,
+    pub dead_lettered: usize,
+    pub control_messages: usize,
+    pub per_class: std::collections::BTreeMap<String, usize>,
+    pub elapsed: Duration,
+}
+
+impl Summary {
+    pub fn mb_per_s(&self) -> f64 {
+        self.bytes as f64 / 1e6 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+pub struct Ingest {
+    normalizer: Box<dyn Normalizer>,
+    decoder: Decoder,
+    pub output: Output,
+    pub dead: DeadLetterStore,
+    batch_rows: usize,
+    summary: Summary,
+}
+
+struct Sink<'a> {
+    normalizer: &'a mut dyn Normalizer,
+    dead: &'a mut DeadLetterStore,
+    summary: &'a mut Summary,
+}
+
+impl RecordSink for Sink<'_> {
+    fn record(&mut self, v: &BorrowedValue<'_>, origin: &Origin) -> Result<(), String> {
+        self.normalizer.append(v, origin)?;
+        self.summary.events += 1;
+        Ok(())
+    }
+    fn dead_letter(&mut self, d: DeadLetter) {
+        tracing::debug!(origin = %d.origin, reason = %d.reason, "dead-lettered");
+        self.summary.dead_lettered += 1;
+        self.dead.push(&d);
+    }
+    fn control_message(&mut self) {
+        self.summary.control_messages += 1;
+    }
+}
+
+impl Ingest {
+    pub fn new(normalizer: Box<dyn Normalizer>, output: Output, dead: DeadLetterStore, limits: Limits) -> Ingest {
+        Ingest { normalizer, decoder: Decoder::new(limits), output, dead, batch_rows: 64 * 1024, summary: Summary::default() }
+    }
+
+    /// Decodes one whole input.
+    pub fn input(&mut self, bytes: &[u8], source: &Arc<str>) -> io::Result<()> {
+        self.summary.inputs += 1;
+        self.summary.bytes += bytes.len() as u64;
+        let mut sink = Sink { normalizer: self.normalizer.as_mut(), dead: &mut self.dead, summary: &mut self.summary };
+        self.decoder.decode(bytes, source, &mut sink);
+        if self.normalizer.buffered_rows() >= self.batch_rows {
+            self.drain()?;
+        }
+        Ok(())
+    }
+
+    /// Reads and decodes a file.
+    pub fn file(&mut self, path: &Path) -> io::Result<()> {
+        let bytes = std::fs::read(path)?;
+        self.input(&bytes, &Arc::from(path.display().to_string()))
+    }
+
+    /// Reads all of stdin, then decodes it like a file (any shape, gzip included). Unbounded
+    /// streams belong to `ocelot run`, not here.
+    pub fn stdin(&mut self, mut r: impl Read) -> io::Result<()> {
+        let source: Arc<str> = Arc::from("stdin");
+        let mut all = Vec::new();
+        r.read_to_end(&mut all)?;
+        self.input(&all, &source)
+    }
+
+    fn drain(&mut self) -> io::Result<()> {
+        let batches = self.normalizer.take_batches().map_err(io::Error::other)?;
+        for b in &batches {
+            *self.summary.per_class.entry(b.class.name.clone()).or_default() += b.batch.num_rows();
+            self.output.write(b)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes everything: after this, every event read is in the output or the dead letters.
+    pub fn finish(&mut self, started: Instant) -> io::Result<Summary> {
+        self.drain()?;
+        self.output.flush()?;
+        self.dead.flush()?;
+        self.summary.elapsed = started.elapsed();
+        Ok(self.summary.clone())
+    }
+}
+
+/// Expands the command-line inputs: files as given, directories recursively (sorted, hidden
+/// files skipped), `-` for stdin.
+pub fn expand_inputs(paths: &[PathBuf]) -> io::Result<Vec<PathBuf>> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.path());
+        for e in entries {
+            let p = e.path();
+            if e.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            if p.is_dir() {
+                walk(&p, out)?;
+            } else {
+                out.push(p);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        if p.as_os_str() == "-" || p.is_file() {
+            out.push(p.clone());
+        } else if p.is_dir() {
+            walk(p, &mut out)?;
+        } else {
+            return Err(io::Error::new(io::ErrorKind::NotFound, format!("{}: no such file or directory", p.display())));
+        }
+    }
+    Ok(out)
+}

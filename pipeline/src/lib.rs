@@ -1,0 +1,10 @@
+//! Ocelot's pipeline: decoders, normalizers, the Parquet lake and SQL over it, and the
+//! drivers that wire them (`ingest` for files and stdin).
+
+pub mod classes;
+pub mod decode;
+pub mod gen;
+pub mod ingest;
+pub mod lake;
+pub mod normalize;
+pub mod ocsf_json;

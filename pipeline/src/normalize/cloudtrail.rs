@@ -1,0 +1,715 @@
+//! AWS CloudTrail records to OCSF 1.8.0: API Activity (6003) by default, Authentication (3002)
+//! for sign-in events, Account Change (3001) for IAM user/role/policy/credential changes.
+//! The mapping and its reasons are written down in `docs/mappings/cloudtrail.md`.
+
+use std::net::IpAddr;
+
+use ocelot_schemas::{BatchWriter, ClassDef, WriterError};
+use simd_json::BorrowedValue;
+
+use super::columns::columns;
+use super::json::{bool_of, encode, get, get_path, is_null, str_of, text_of, write_unmapped};
+use super::time::parse_rfc3339_ms;
+use super::{ClassWriter, Normalizer, OcsfBatch};
+use crate::decode::Origin;
+
+columns! {
+    pub struct Base {
+        activity_id: i32 = "activity_id",
+        activity_name: str = "activity_name",
+        category_uid: i32 = "category_uid",
+        category_name: str = "category_name",
+        class_uid: i32 = "class_uid",
+        class_name: str = "class_name",
+        type_uid: i64 = "type_uid",
+        type_name: str = "type_name",
+        severity_id: i32 = "severity_id",
+        severity: str = "severity",
+        status_id: i32 = "status_id",
+        status: str = "status",
+        status_code: str = "status_code",
+        status_detail: str = "status_detail",
+        time: i64 = "time",
+        time_dt: ts = "time_dt",
+        md_uid: str = "metadata.uid",
+        md_version: str = "metadata.version",
+        md_product: str = "metadata.product.name",
+        md_vendor: str = "metadata.product.vendor_name",
+        md_feature: str = "metadata.product.feature.name",
+        md_log_version: str = "metadata.log_version",
+        md_log_name: str = "metadata.log_name",
+        md_log_provider: str = "metadata.log_provider",
+        md_event_code: str = "metadata.event_code",
+        md_original_time: str = "metadata.original_time",
+        md_profiles: list = "metadata.profiles",
+        md_labels: list = "metadata.labels",
+        cloud_provider: str = "cloud.provider",
+        cloud_region: str = "cloud.region",
+        cloud_account: str = "cloud.account.uid",
+        user_type: str = "actor.user.type",
+        user_type_id: i32 = "actor.user.type_id",
+        user_uid: str = "actor.user.uid",
+        user_uid_alt: str = "actor.user.uid_alt",
+        user_name: str = "actor.user.name",
+        user_account: str = "actor.user.account.uid",
+        session_issuer: str = "actor.session.issuer",
+        session_created: i64 = "actor.session.created_time",
+        session_created_dt: ts = "actor.session.created_time_dt",
+        session_mfa: bool = "actor.session.is_mfa",
+        session_credential: str = "actor.session.credential_uid",
+        invoked_by: str = "actor.invoked_by",
+        idp_name: str = "actor.idp.name",
+        api_operation: str = "api.operation",
+        api_service: str = "api.service.name",
+        api_version: str = "api.version",
+        api_request_uid: str = "api.request.uid",
+        api_request_data: str = "api.request.data",
+        api_response_data: str = "api.response.data",
+        api_response_error: str = "api.response.error",
+        api_response_message: str = "api.response.error_message",
+        src_ip: str = "src_endpoint.ip",
+        src_domain: str = "src_endpoint.domain",
+        src_name: str = "src_endpoint.name",
+        user_agent: str = "http_request.user_agent",
+        host_header: str = "http_request.url.hostname",
+        observables: list = "observables",
+        obs_name: str = "observables.name",
+        obs_type: str = "observables.type",
+        obs_type_id: i32 = "observables.type_id",
+        obs_value: str = "observables.value",
+        unmapped: str = "unmapped",
+    }
+}
+
+columns! {
+    pub struct ApiExtra {
+        resources: list = "resources",
+        res_uid: str = "resources.uid",
+        res_name: str = "resources.name",
+        res_type: str = "resources.type",
+        res_account: str = "resources.owner.account.uid",
+    }
+}
+
+columns! {
+    /// The user that authenticates (Authentication) or whose account changes (Account Change).
+    pub struct Target {
+        uid: str = "user.uid",
+        uid_alt: str = "user.uid_alt",
+        name: str = "user.name",
+        kind: str = "user.type",
+        type_id: i32 = "user.type_id",
+        account: str = "user.account.uid",
+    }
+}
+
+columns! {
+    pub struct AuthExtra {
+        is_mfa: bool = "is_mfa",
+        svc_name: str = "dst_endpoint.svc_name",
+    }
+}
+
+columns! {
+    pub struct AcctExtra {
+        policy_uid: str = "policy.uid",
+        policy_name: str = "policy.name",
+    }
+}
+
+/// Paths written per class: the normalizer's part of each projection.
+pub const PATHS: &[(&str, &[&[&str]])] = &[
+    ("api_activity", &[Base::PATHS, ApiExtra::PATHS]),
+    ("authentication", &[Base::PATHS, Target::PATHS, AuthExtra::PATHS]),
+    ("account_change", &[Base::PATHS, Target::PATHS, AcctExtra::PATHS]),
+];
+
+/// Source fields consumed by the mapping; everything else is kept in `unmapped`.
+const MAPPED: &[&str] = &[
+    "eventVersion", "eventTime", "eventSource", "eventName", "awsRegion", "sourceIPAddress", "userAgent", "requestParameters",
+    "responseElements", "requestID", "eventID", "eventType", "recipientAccountId", "errorCode", "errorMessage", "eventCategory",
+    "apiVersion", "resources", "userIdentity.type", "userIdentity.principalId", "userIdentity.arn", "userIdentity.accountId",
+    "userIdentity.accessKeyId", "userIdentity.userName", "userIdentity.invokedBy", "userIdentity.identityProvider",
+    "userIdentity.sessionContext.sessionIssuer.arn", "userIdentity.sessionContext.attributes.creationDate",
+    "userIdentity.sessionContext.attributes.mfaAuthenticated", "tlsDetails.clientProvidedHostHeader",
+    "additionalEventData.LoginTo", "additionalEventData.MFAUsed",
+];
+
+/// Where a record goes, with its activity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Api(i32),
+    Auth(i32),
+    Account(i32),
+}
+
+/// Sign-in events (signin.amazonaws.com and the IAM Identity Center portal) are Authentication.
+fn auth_activity(source: &str, name: &str) -> Option<i32> {
+    let signin = source == "signin.amazonaws.com" || source == "sso.amazonaws.com" && name.starts_with("Authenticate");
+    let named = matches!(name, "ConsoleLogin" | "CheckMfa" | "SwitchRole" | "ExitRole" | "RenewRole" | "UserAuthentication" | "CredentialChallenge" | "CredentialVerification");
+    (signin || named).then_some(match name {
+        "ConsoleLogin" | "CheckMfa" | "UserAuthentication" | "CredentialChallenge" | "CredentialVerification" | "RenewRole" => 1, // Logon
+        "ExitRole" => 2,   // Logoff
+        "SwitchRole" => 7, // Account Switch
+        _ => 99,
+    })
+}
+
+/// IAM user/role/policy/credential changes are Account Change, with OCSF's activity.
+fn account_activity(source: &str, name: &str) -> Option<i32> {
+    if source != "iam.amazonaws.com" {
+        return None;
+    }
+    Some(match name {
+        "CreateUser" | "CreateRole" | "CreateServiceLinkedRole" => 1,
+        "ChangePassword" => 3,
+        "CreateLoginProfile" | "UpdateLoginProfile" => 4,
+        "DeleteLoginProfile" => 5,
+        "DeleteUser" | "DeleteRole" | "DeleteServiceLinkedRole" => 6,
+        "AttachUserPolicy" | "AttachRolePolicy" | "AttachGroupPolicy" | "PutUserPolicy" | "PutRolePolicy" | "PutGroupPolicy"
+        | "PutUserPermissionsBoundary" | "PutRolePermissionsBoundary" => 7,
+        "DetachUserPolicy" | "DetachRolePolicy" | "DetachGroupPolicy" | "DeleteUserPolicy" | "DeleteRolePolicy" | "DeleteGroupPolicy"
+        | "DeleteUserPermissionsBoundary" | "DeleteRolePermissionsBoundary" => 8,
+        "EnableMFADevice" | "CreateVirtualMFADevice" => 10,
+        "DeactivateMFADevice" | "DeleteVirtualMFADevice" => 11,
+        // Credential and membership changes OCSF has no activity for.
+        "CreateAccessKey" | "DeleteAccessKey" | "UpdateAccessKey" | "UpdateAssumeRolePolicy" | "AddUserToGroup" | "RemoveUserFromGroup"
+        | "UpdateUser" | "UpdateRole" | "CreateGroup" | "DeleteGroup" | "TagUser" | "UntagUser" | "TagRole" | "UntagRole" => 99,
+        _ => return None,
+    })
+}
+
+/// API Activity's create/read/update/delete from the operation's verb; `readOnly` decides
+/// for verbs the table does not know.
+fn api_activity(name: &str, read_only: Option<bool>) -> i32 {
+    const VERBS: &[(&str, i32)] = &[
+        ("Create", 1), ("Run", 1), ("Allocate", 1), ("Import", 1), ("Register", 1), ("Add", 1), ("Copy", 1), ("Issue", 1), ("Request", 1),
+        ("Get", 2), ("Describe", 2), ("List", 2), ("Head", 2), ("Lookup", 2), ("Search", 2), ("Scan", 2), ("Query", 2), ("Select", 2),
+        ("BatchGet", 2), ("Download", 2), ("Decrypt", 2), ("Retrieve", 2), ("Check", 2), ("Verify", 2), ("Preview", 2), ("Test", 2),
+        ("Update", 3), ("Modify", 3), ("Put", 3), ("Set", 3), ("Change", 3), ("Attach", 3), ("Associate", 3), ("Enable", 3), ("Disable", 3),
+        ("Tag", 3), ("Untag", 3), ("Start", 3), ("Stop", 3), ("Reboot", 3), ("Replace", 3), ("Reset", 3), ("Authorize", 3), ("Revoke", 3),
+        ("Upload", 3), ("Restore", 3), ("Send", 3), ("Invoke", 3), ("Assume", 3), ("Apply", 3), ("Accept", 3), ("Reject", 3), ("Encrypt", 3),
+        ("Delete", 4), ("Remove", 4), ("Terminate", 4), ("Deregister", 4), ("Detach", 4), ("Disassociate", 4), ("Release", 4), ("Purge", 4),
+        ("Cancel", 4), ("Deactivate", 4), ("Destroy", 4),
+    ];
+    // The longest verb that prefixes the operation and ends at a word boundary wins
+    // ("BatchGetItem" is a read, "Getaway" is not a "Get").
+    let mut best: Option<(usize, i32)> = None;
+    for (verb, id) in VERBS {
+        let boundary = name.as_bytes().get(verb.len()).is_none_or(|c| !c.is_ascii_lowercase());
+        if name.starts_with(verb) && boundary && best.is_none_or(|(l, _)| verb.len() > l) {
+            best = Some((verb.len(), *id));
+        }
+    }
+    match (best, read_only) {
+        (Some((_, id)), _) => id,
+        (None, Some(true)) => 2,
+        _ => 99,
+    }
+}
+
+/// Request parameters that name a resource, and its CloudFormation-style type.
+const PARAM_RESOURCES: &[(&str, &str)] = &[
+    ("bucketName", "AWS::S3::Bucket"), ("userName", "AWS::IAM::User"), ("roleName", "AWS::IAM::Role"), ("groupName", "AWS::IAM::Group"),
+    ("policyArn", "AWS::IAM::Policy"), ("instanceProfileName", "AWS::IAM::InstanceProfile"), ("functionName", "AWS::Lambda::Function"),
+    ("groupId", "AWS::EC2::SecurityGroup"), ("instanceId", "AWS::EC2::Instance"), ("imageId", "AWS::EC2::Image"),
+    ("volumeId", "AWS::EC2::Volume"), ("snapshotId", "AWS::EC2::Snapshot"), ("vpcId", "AWS::EC2::VPC"), ("subnetId", "AWS::EC2::Subnet"),
+    ("secretId", "AWS::SecretsManager::Secret"), ("trailName", "AWS::CloudTrail::Trail"), ("dBInstanceIdentifier", "AWS::RDS::DBInstance"),
+    ("dBClusterIdentifier", "AWS::RDS::DBCluster"), ("tableName", "AWS::DynamoDB::Table"), ("keyId", "AWS::KMS::Key"),
+    ("stackName", "AWS::CloudFormation::Stack"), ("logGroupName", "AWS::Logs::LogGroup"), ("hostedZoneId", "AWS::Route53::HostedZone"),
+    ("detectorId", "AWS::GuardDuty::Detector"), ("repositoryName", "AWS::ECR::Repository"), ("queueUrl", "AWS::SQS::Queue"),
+    ("topicArn", "AWS::SNS::Topic"), ("resourceArn", ""), ("clusterName", ""),
+];
+
+/// `name`/`names` mean a resource only for some services.
+fn named_resource_type(source: &str) -> Option<&'static str> {
+    match source {
+        "ssm.amazonaws.com" => Some("AWS::SSM::Parameter"),
+        "cloudtrail.amazonaws.com" => Some("AWS::CloudTrail::Trail"),
+        "secretsmanager.amazonaws.com" => Some("AWS::SecretsManager::Secret"),
+        _ => None,
+    }
+}
+
+struct Writers {
+    api: (ClassWriter, Base, ApiExtra),
+    auth: (ClassWriter, Base, Target, AuthExtra),
+    account: (ClassWriter, Base, Target, AcctExtra),
+}
+
+/// The CloudTrail normalizer.
+pub struct CloudTrail {
+    w: Writers,
+    buf: Vec<u8>,
+    unmapped: Vec<u8>,
+}
+
+impl CloudTrail {
+    pub fn new() -> Result<CloudTrail, WriterError> {
+        let api = ClassWriter::new("api_activity")?;
+        let auth = ClassWriter::new("authentication")?;
+        let account = ClassWriter::new("account_change")?;
+        let api_cols = (Base::resolve(&api.writer)?, ApiExtra::resolve(&api.writer)?);
+        let auth_cols = (Base::resolve(&auth.writer)?, Target::resolve(&auth.writer)?, AuthExtra::resolve(&auth.writer)?);
+        let account_cols = (Base::resolve(&account.writer)?, Target::resolve(&account.writer)?, AcctExtra::resolve(&account.writer)?);
+        let w = Writers {
+            api: (api, api_cols.0, api_cols.1),
+            auth: (auth, auth_cols.0, auth_cols.1, auth_cols.2),
+            account: (account, account_cols.0, account_cols.1, account_cols.2),
+        };
+        Ok(CloudTrail { w, buf: Vec::with_capacity(4096), unmapped: Vec::with_capacity(4096) })
+    }
+}
+
+
+/// The fields of a record every class uses, looked up once.
+struct Rec<'v> {
+    v: &'v BorrowedValue<'v>,
+    name: &'v str,
+    source: &'v str,
+    time: i64,
+    time_text: &'v str,
+    region: Option<&'v str>,
+    error_code: Option<&'v str>,
+    error_message: Option<&'v str>,
+}
+
+impl Normalizer for CloudTrail {
+    fn kind(&self) -> &'static str {
+        "cloudtrail"
+    }
+
+    fn append(&mut self, v: &BorrowedValue<'_>, _origin: &Origin) -> Result<(), String> {
+        if !matches!(v, BorrowedValue::Object(_)) {
+            return Err("not a CloudTrail record: expected a JSON object".into());
+        }
+        let name = str_of(get(v, "eventName")).filter(|s| !s.is_empty()).ok_or("not a CloudTrail record: no eventName")?;
+        let time_text = str_of(get(v, "eventTime")).ok_or("not a CloudTrail record: no eventTime")?;
+        let time = parse_rfc3339_ms(time_text).ok_or_else(|| format!("eventTime `{time_text}` is not an RFC 3339 time"))?;
+        let rec = Rec {
+            v,
+            name,
+            source: str_of(get(v, "eventSource")).unwrap_or(""),
+            time,
+            time_text,
+            region: str_of(get(v, "awsRegion")),
+            error_code: str_of(get(v, "errorCode")).filter(|s| !s.is_empty()),
+            error_message: str_of(get(v, "errorMessage")),
+        };
+        let route = if let Some(a) = auth_activity(rec.source, rec.name) {
+            Route::Auth(a)
+        } else if let Some(a) = account_activity(rec.source, rec.name) {
+            Route::Account(a)
+        } else {
+            Route::Api(api_activity(rec.name, bool_of(get(v, "readOnly"))))
+        };
+        let (buf, unmapped) = (&mut self.buf, &mut self.unmapped);
+        match route {
+            Route::Api(a) => {
+                let (cw, base, extra) = &mut self.w.api;
+                write_base(&mut cw.writer, cw.class, base, &rec, a, buf, unmapped);
+                write_resources(&mut cw.writer, extra, &rec);
+                cw.writer.end_row();
+            }
+            Route::Auth(a) => {
+                let (cw, base, target, extra) = &mut self.w.auth;
+                write_base(&mut cw.writer, cw.class, base, &rec, a, buf, unmapped);
+                write_identity_as_target(&mut cw.writer, target, v);
+                let ad = get(v, "additionalEventData");
+                if let Some(mfa) = ad.and_then(|a| bool_of(get(a, "MFAUsed"))) {
+                    cw.writer.bool(extra.is_mfa, mfa);
+                }
+                if let Some(to) = ad.and_then(|a| str_of(get(a, "LoginTo"))) {
+                    cw.writer.str(extra.svc_name, to);
+                }
+                cw.writer.end_row();
+            }
+            Route::Account(a) => {
+                let (cw, base, target, extra) = &mut self.w.account;
+                write_base(&mut cw.writer, cw.class, base, &rec, a, buf, unmapped);
+                write_changed_account(&mut cw.writer, target, extra, v);
+                cw.writer.end_row();
+            }
+        }
+        Ok(())
+    }
+
+    fn buffered_rows(&self) -> usize {
+        self.w.api.0.writer.rows() + self.w.auth.0.writer.rows() + self.w.account.0.writer.rows()
+    }
+
+    fn take_batches(&mut self) -> Result<Vec<OcsfBatch>, WriterError> {
+        let mut out = Vec::new();
+        self.w.api.0.take(&mut out)?;
+        self.w.auth.0.take(&mut out)?;
+        self.w.account.0.take(&mut out)?;
+        Ok(out)
+    }
+}
+
+fn severity(w: &mut BatchWriter, c: &Base, id: i32) {
+    w.i32(c.severity_id, id);
+    w.str(c.severity, match id {
+        1 => "Informational",
+        2 => "Low",
+        3 => "Medium",
+        4 => "High",
+        5 => "Critical",
+        6 => "Fatal",
+        _ => "Unknown",
+    });
+}
+
+fn write_base(w: &mut BatchWriter, class: &ClassDef, c: &Base, r: &Rec<'_>, activity: i32, buf: &mut Vec<u8>, unmapped: &mut Vec<u8>) {
+    let v = r.v;
+    let activity_name = if activity == 99 { r.name } else { class.activity_name(activity).unwrap_or("Other") };
+    w.i32(c.activity_id, activity);
+    w.str(c.activity_name, activity_name);
+    w.i32(c.category_uid, class.category_uid);
+    w.str(c.category_name, &class.category_name);
+    w.i32(c.class_uid, class.uid);
+    w.str(c.class_name, &class.caption);
+    w.i64(c.type_uid, class.type_uid(activity));
+    buf.clear();
+    buf.extend_from_slice(class.caption.as_bytes());
+    buf.extend_from_slice(b": ");
+    buf.extend_from_slice(activity_name.as_bytes());
+    w.str(c.type_name, std::str::from_utf8(buf).unwrap_or_default());
+    severity(w, c, 1);
+    w.i64(c.time, r.time);
+    w.ts(c.time_dt, r.time);
+
+    // Outcome: an errorCode, or a console sign-in answered "Failure".
+    let console_failed = str_of(get_path(v, &["responseElements", "ConsoleLogin"])) == Some("Failure");
+    if r.error_code.is_some() || console_failed {
+        w.i32(c.status_id, 2);
+        w.str(c.status, "Failure");
+    } else {
+        w.i32(c.status_id, 1);
+        w.str(c.status, "Success");
+    }
+    if let Some(code) = r.error_code {
+        w.str(c.status_code, code);
+        w.str(c.api_response_error, code);
+    }
+    if let Some(msg) = r.error_message {
+        w.str(c.status_detail, msg);
+        w.str(c.api_response_message, msg);
+    }
+
+    // Metadata.
+    if let Some(id) = str_of(get(v, "eventID")) {
+        w.str(c.md_uid, id);
+    }
+    w.str(c.md_version, ocelot_schemas::OCSF_VERSION);
+    w.str(c.md_product, "CloudTrail");
+    w.str(c.md_vendor, "AWS");
+    w.str(c.md_log_provider, "CloudTrail");
+    if let Some(cat) = str_of(get(v, "eventCategory")) {
+        w.str(c.md_feature, cat);
+        w.str(c.md_log_name, cat);
+    }
+    if let Some(ver) = str_of(get(v, "eventVersion")) {
+        w.str(c.md_log_version, ver);
+    }
+    if let Some(t) = str_of(get(v, "eventType")) {
+        w.str(c.md_event_code, t);
+    }
+    w.str(c.md_original_time, r.time_text);
+    w.push_str(c.md_profiles, "cloud");
+    w.push_str(c.md_profiles, "datetime");
+
+    // Cloud.
+    w.str(c.cloud_provider, "AWS");
+    if let Some(region) = r.region {
+        w.str(c.cloud_region, region);
+    }
+    if let Some(acct) = str_of(get(v, "recipientAccountId")).or_else(|| str_of(get_path(v, &["userIdentity", "accountId"]))) {
+        w.str(c.cloud_account, acct);
+    }
+
+    // Actor.
+    let user_name = write_actor(w, c, v);
+
+    // API.
+    w.str(c.api_operation, r.name);
+    if !r.source.is_empty() {
+        w.str(c.api_service, r.source);
+    }
+    if let Some(ver) = str_of(get(v, "apiVersion")) {
+        w.str(c.api_version, ver);
+    }
+    if let Some(id) = str_of(get(v, "requestID")) {
+        w.str(c.api_request_uid, id);
+    }
+    for (key, col) in [("requestParameters", c.api_request_data), ("responseElements", c.api_response_data)] {
+        if let Some(d) = get(v, key).filter(|d| !is_null(d)) {
+            w.str(col, encode(d, buf));
+        }
+    }
+
+    // Source endpoint and HTTP request.
+    let mut ip_seen = None;
+    if let Some(src) = str_of(get(v, "sourceIPAddress")) {
+        match canonical_ip(src) {
+            Some(ip) => {
+                w.str(c.src_ip, &ip);
+                ip_seen = Some(ip);
+            }
+            None if src.contains('.') && !src.contains(' ') => w.str(c.src_domain, src),
+            None => w.str(c.src_name, src),
+        }
+    }
+    if let Some(ua) = str_of(get(v, "userAgent")) {
+        w.str(c.user_agent, ua);
+    }
+    if let Some(h) = str_of(get_path(v, &["tlsDetails", "clientProvidedHostHeader"])) {
+        w.str(c.host_header, h);
+    }
+
+    // Observables: the values analysts pivot on.
+    if let Some(ip) = &ip_seen {
+        observable(w, c, "src_endpoint.ip", "IP Address", 2, ip);
+    }
+    if let Some(name) = user_name {
+        observable(w, c, "actor.user.name", "User Name", 4, name);
+    }
+
+    unmapped.clear();
+    if write_unmapped(v, MAPPED, unmapped) {
+        w.str(c.unmapped, std::str::from_utf8(unmapped).unwrap_or_default());
+    }
+}
+
+fn observable(w: &mut BatchWriter, c: &Base, name: &str, kind: &str, type_id: i32, value: &str) {
+    w.begin_item(c.observables);
+    w.str(c.obs_name, name);
+    w.str(c.obs_type, kind);
+    w.i32(c.obs_type_id, type_id);
+    w.str(c.obs_value, value);
+    w.end_item(c.observables);
+}
+
+/// `userIdentity` -> `actor`; returns the user name written, if any.
+fn write_actor<'v>(w: &mut BatchWriter, c: &Base, v: &'v BorrowedValue<'_>) -> Option<&'v str> {
+    let id = get(v, "userIdentity")?;
+    let kind = str_of(get(id, "type"));
+    if let Some(k) = kind {
+        w.str(c.user_type, k);
+        w.i32(c.user_type_id, user_type_id(k));
+    }
+    let arn = str_of(get(id, "arn"));
+    if let Some(arn) = arn {
+        w.str(c.user_uid, arn);
+    }
+    if let Some(p) = str_of(get(id, "principalId")) {
+        w.str(c.user_uid_alt, p);
+    }
+    // For an assumed role the useful name is the role session name (agents and tools set it).
+    let name = str_of(get(id, "userName")).or_else(|| arn.filter(|a| a.contains(":assumed-role/")).and_then(|a| a.rsplit('/').next()));
+    if let Some(n) = name {
+        w.str(c.user_name, n);
+    }
+    if let Some(a) = str_of(get(id, "accountId")) {
+        w.str(c.user_account, a);
+    }
+    if let Some(k) = str_of(get(id, "accessKeyId")).filter(|k| !k.is_empty()) {
+        w.str(c.session_credential, k);
+    }
+    if let Some(by) = str_of(get(id, "invokedBy")) {
+        w.str(c.invoked_by, by);
+    }
+    if let Some(idp) = str_of(get(id, "identityProvider")) {
+        w.str(c.idp_name, idp);
+    }
+    if let Some(ctx) = get(id, "sessionContext") {
+        if let Some(issuer) = str_of(get_path(ctx, &["sessionIssuer", "arn"])) {
+            w.str(c.session_issuer, issuer);
+        }
+        if let Some(t) = str_of(get_path(ctx, &["attributes", "creationDate"])).and_then(parse_rfc3339_ms) {
+            w.i64(c.session_created, t);
+            w.ts(c.session_created_dt, t);
+        }
+        if let Some(mfa) = bool_of(get_path(ctx, &["attributes", "mfaAuthenticated"])) {
+            w.bool(c.session_mfa, mfa);
+        }
+    }
+    name
+}
+
+fn user_type_id(kind: &str) -> i32 {
+    match kind {
+        "Root" => 2,
+        "IAMUser" | "IdentityCenterUser" | "SAMLUser" | "WebIdentityUser" | "Directory" => 1,
+        "AWSService" => 4,
+        _ => 99,
+    }
+}
+
+/// Authentication: the user who signs in is the identity of the record.
+fn write_identity_as_target(w: &mut BatchWriter, t: &Target, v: &BorrowedValue<'_>) {
+    let Some(id) = get(v, "userIdentity") else { return };
+    if let Some(k) = str_of(get(id, "type")) {
+        w.str(t.kind, k);
+        w.i32(t.type_id, user_type_id(k));
+    }
+    if let Some(arn) = str_of(get(id, "arn")) {
+        w.str(t.uid, arn);
+    }
+    if let Some(p) = str_of(get(id, "principalId")) {
+        w.str(t.uid_alt, p);
+    }
+    if let Some(n) = str_of(get(id, "userName")) {
+        w.str(t.name, n);
+    }
+    if let Some(a) = str_of(get(id, "accountId")) {
+        w.str(t.account, a);
+    }
+}
+
+/// Account Change: the user or role acted on, from the request and the response.
+fn write_changed_account(w: &mut BatchWriter, t: &Target, e: &AcctExtra, v: &BorrowedValue<'_>) {
+    let req = get(v, "requestParameters");
+    let resp = get(v, "responseElements");
+    let (name, kind) = match (req.and_then(|r| str_of(get(r, "userName"))), req.and_then(|r| str_of(get(r, "roleName")))) {
+        (Some(u), _) => (Some(u), "User"),
+        (None, Some(r)) => (Some(r), "Role"),
+        _ => (None, ""),
+    };
+    if let Some(n) = name {
+        w.str(t.name, n);
+        w.str(t.kind, kind);
+        w.i32(t.type_id, if kind == "User" { 1 } else { 99 });
+    } else if let Some(id) = get(v, "userIdentity") {
+        // ChangePassword and kin act on the caller's own account.
+        if let Some(n) = str_of(get(id, "userName")) {
+            w.str(t.name, n);
+        }
+    }
+    let created = resp.and_then(|r| get(r, "user").or_else(|| get(r, "role")));
+    if let Some(obj) = created {
+        if let Some(arn) = str_of(get(obj, "arn")) {
+            w.str(t.uid, arn);
+        }
+        if let Some(id) = str_of(get(obj, "userId")).or_else(|| str_of(get(obj, "roleId"))) {
+            w.str(t.uid_alt, id);
+        }
+    }
+    if let Some(a) = str_of(get(v, "recipientAccountId")) {
+        w.str(t.account, a);
+    }
+    if let Some(p) = req.and_then(|r| str_of(get(r, "policyArn"))) {
+        w.str(e.policy_uid, p);
+        if let Some(n) = p.rsplit('/').next() {
+            w.str(e.policy_name, n);
+        }
+    } else if let Some(n) = req.and_then(|r| str_of(get(r, "policyName"))) {
+        w.str(e.policy_name, n);
+    }
+}
+
+/// Resources from the record's `resources` array and from well-known request parameters.
+fn write_resources(w: &mut BatchWriter, e: &ApiExtra, r: &Rec<'_>) {
+    if let Some(BorrowedValue::Array(items)) = get(r.v, "resources") {
+        for item in items.iter() {
+            let arn = str_of(get(item, "ARN"));
+            if arn.is_none() {
+                continue;
+            }
+            w.begin_item(e.resources);
+            if let Some(a) = arn {
+                w.str(e.res_uid, a);
+            }
+            if let Some(t) = str_of(get(item, "type")) {
+                w.str(e.res_type, t);
+            }
+            if let Some(a) = str_of(get(item, "accountId")) {
+                w.str(e.res_account, a);
+            }
+            w.end_item(e.resources);
+        }
+    }
+    let mut one = |w: &mut BatchWriter, value: &str, kind: &str| {
+        w.begin_item(e.resources);
+        if value.starts_with("arn:") {
+            w.str(e.res_uid, value);
+        } else {
+            w.str(e.res_name, value);
+        }
+        if !kind.is_empty() {
+            w.str(e.res_type, kind);
+        }
+        w.end_item(e.resources);
+    };
+    let Some(req) = get(r.v, "requestParameters") else { return };
+    for (key, kind) in PARAM_RESOURCES {
+        match get(req, key) {
+            Some(BorrowedValue::String(s)) if !s.is_empty() => one(w, s, kind),
+            Some(BorrowedValue::Array(items)) => items.iter().filter_map(|i| str_of(Some(i))).for_each(|s| one(w, s, kind)),
+            _ => {}
+        }
+    }
+    if let Some(kind) = named_resource_type(r.source) {
+        for key in ["name", "names"] {
+            match get(req, key) {
+                Some(BorrowedValue::String(s)) => one(w, s, kind),
+                Some(BorrowedValue::Array(items)) => items.iter().filter_map(|i| str_of(Some(i))).for_each(|s| one(w, s, kind)),
+                _ => {}
+            }
+        }
+    }
+    // EC2 instance sets, in the request (Stop/Terminate) and the response (RunInstances).
+    for root in ["requestParameters", "responseElements"] {
+        if let Some(BorrowedValue::Array(items)) = get_path(r.v, &[root, "instancesSet", "items"]) {
+            for i in items.iter() {
+                if let Some(id) = str_of(get(i, "instanceId")) {
+                    one(w, id, "AWS::EC2::Instance");
+                }
+            }
+        }
+    }
+}
+
+/// An IP address in canonical form. Anonymised logs (Stratus) write octets with leading zeros
+/// (`075.050.255.67`), which Rust, like most parsers, rejects; they are read as decimal.
+fn canonical_ip(s: &str) -> Option<String> {
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Some(ip.to_string());
+    }
+    let octets: Vec<&str> = s.split('.').collect();
+    if octets.len() == 4 && octets.iter().all(|o| (1..=3).contains(&o.len()) && o.bytes().all(|b| b.is_ascii_digit())) {
+        let nums: Option<Vec<u8>> = octets.iter().map(|o| o.parse::<u8>().ok()).collect();
+        return nums.map(|n| format!("{}.{}.{}.{}", n[0], n[1], n[2], n[3]));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verbs_pick_activities() {
+        assert_eq!(api_activity("CreateBucket", None), 1);
+        assert_eq!(api_activity("RunInstances", None), 1);
+        assert_eq!(api_activity("DescribeDirectConnectGateways", None), 2);
+        assert_eq!(api_activity("BatchGetSecretValue", None), 2);
+        assert_eq!(api_activity("PutBucketPolicy", None), 3);
+        assert_eq!(api_activity("TerminateInstances", None), 4);
+        assert_eq!(api_activity("Getaway", None), 99);
+        assert_eq!(api_activity("Frobnicate", Some(true)), 2);
+        assert_eq!(api_activity("Frobnicate", Some(false)), 99);
+        assert_eq!(auth_activity("signin.amazonaws.com", "ConsoleLogin"), Some(1));
+        assert_eq!(auth_activity("sts.amazonaws.com", "AssumeRole"), None);
+        assert_eq!(account_activity("iam.amazonaws.com", "CreateUser"), Some(1));
+        assert_eq!(account_activity("iam.amazonaws.com", "ListUsers"), None);
+    }
+
+    #[test]
+    fn ips_are_canonical() {
+        assert_eq!(canonical_ip("075.050.255.67").as_deref(), Some("75.50.255.67"));
+        assert_eq!(canonical_ip("2001:db8::1").as_deref(), Some("2001:db8::1"));
+        assert_eq!(canonical_ip("ec2.amazonaws.com"), None);
+        assert_eq!(canonical_ip("300.1.1.1"), None);
+    }
+}

@@ -1,0 +1,116 @@
+//! Small helpers over simd-json borrowed values, shared by normalizers.
+
+use simd_json::prelude::Writable;
+use simd_json::{BorrowedValue, StaticNode};
+
+pub fn get<'v, 'a>(v: &'v BorrowedValue<'a>, key: &str) -> Option<&'v BorrowedValue<'a>> {
+    match v {
+        BorrowedValue::Object(o) => o.get(key),
+        _ => None,
+    }
+}
+
+pub fn get_path<'v, 'a>(v: &'v BorrowedValue<'a>, path: &[&str]) -> Option<&'v BorrowedValue<'a>> {
+    path.iter().try_fold(v, |v, k| get(v, k))
+}
+
+pub fn str_of<'v>(v: Option<&'v BorrowedValue<'_>>) -> Option<&'v str> {
+    match v {
+        Some(BorrowedValue::String(s)) => Some(s),
+        _ => None,
+    }
+}
+
+/// A string, or a boolean/number rendered as text (CloudTrail writes `"true"` and `true`).
+pub fn text_of(v: Option<&BorrowedValue<'_>>) -> Option<String> {
+    match v? {
+        BorrowedValue::String(s) => Some(s.to_string()),
+        BorrowedValue::Static(StaticNode::Bool(b)) => Some(b.to_string()),
+        BorrowedValue::Static(StaticNode::I64(i)) => Some(i.to_string()),
+        BorrowedValue::Static(StaticNode::U64(i)) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+/// `true`/`"true"`/`"yes"` (any case) as a boolean.
+pub fn bool_of(v: Option<&BorrowedValue<'_>>) -> Option<bool> {
+    match v? {
+        BorrowedValue::Static(StaticNode::Bool(b)) => Some(*b),
+        BorrowedValue::String(s) if s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("yes") => Some(true),
+        BorrowedValue::String(s) if s.eq_ignore_ascii_case("false") || s.eq_ignore_ascii_case("no") => Some(false),
+        _ => None,
+    }
+}
+
+pub fn is_null(v: &BorrowedValue<'_>) -> bool {
+    matches!(v, BorrowedValue::Static(StaticNode::Null))
+}
+
+/// Writes `v` as JSON into `buf` (cleared first) and returns it as text.
+pub fn encode<'b>(v: &BorrowedValue<'_>, buf: &'b mut Vec<u8>) -> &'b str {
+    buf.clear();
+    let _ = v.write(buf); // writing to a Vec cannot fail
+    // simd-json writes valid UTF-8 JSON.
+    std::str::from_utf8(buf).unwrap_or_default()
+}
+
+/// Writes the parts of an object that are not in `mapped` (dotted paths, relative to it) as
+/// JSON; `false` if nothing is left. Objects emptied by the subtraction are left out.
+pub fn write_unmapped(v: &BorrowedValue<'_>, mapped: &[&str], out: &mut Vec<u8>) -> bool {
+    let BorrowedValue::Object(o) = v else { return false };
+    let mut first = true;
+    let start = out.len();
+    out.push(b'{');
+    for (k, child) in o.iter() {
+        if is_null(child) {
+            continue;
+        }
+        let full = mapped.iter().any(|m| m == k);
+        if full {
+            continue;
+        }
+        let prefix_len = k.len() + 1;
+        let sub: Vec<&str> = mapped.iter().filter(|m| m.len() > prefix_len && m.starts_with(k.as_ref()) && m.as_bytes()[k.len()] == b'.').map(|m| &m[prefix_len..]).collect();
+        let mark = out.len();
+        if !first {
+            out.push(b',');
+        }
+        let _ = BorrowedValue::String(k.clone()).write(&mut *out);
+        out.push(b':');
+        let wrote = if sub.is_empty() {
+            let _ = child.write(&mut *out);
+            true
+        } else {
+            write_unmapped(child, &sub, out)
+        };
+        if wrote {
+            first = false;
+        } else {
+            out.truncate(mark);
+        }
+    }
+    if first {
+        out.truncate(start);
+        return false;
+    }
+    out.push(b'}');
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unmapped_subtracts_mapped_paths() {
+        let mut bytes = br#"{"a":1,"b":{"c":2,"d":{"e":3}},"f":null,"g":{"h":1}}"#.to_vec();
+        let v = simd_json::to_borrowed_value(&mut bytes).unwrap();
+        let mut out = Vec::new();
+        assert!(write_unmapped(&v, &["a", "b.d.e", "g.h"], &mut out));
+        let got: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(got, serde_json::json!({"b":{"c":2}}));
+        out.clear();
+        assert!(!write_unmapped(&v, &["a", "b", "g"], &mut out));
+        assert!(out.is_empty());
+    }
+}

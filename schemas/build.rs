@@ -1,0 +1,26 @@
+//! Embeds the vendored OCSF schema in the binary, so `ocelot` runs from any directory.
+//! Generates `schema_files.rs`: a slice of (path relative to the schema root, contents).
+use std::{env, fs, path::Path};
+
+fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
+    let mut entries: Vec<_> = fs::read_dir(dir).expect("read schema dir").flatten().collect();
+    entries.sort_by_key(|e| e.path());
+    for e in entries {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, root, out);
+        } else if p.extension().is_some_and(|x| x == "json") {
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+            out.push(format!("({rel:?}, include_str!({:?})),", p.canonicalize().unwrap()));
+        }
+    }
+}
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("ocsf/1.8.0");
+    println!("cargo:rerun-if-changed={}", root.display());
+    let mut items = Vec::new();
+    walk(&root, &root, &mut items);
+    let code = format!("pub static FILES: &[(&str, &str)] = &[\n{}\n];\n", items.join("\n"));
+    fs::write(Path::new(&env::var("OUT_DIR").unwrap()).join("schema_files.rs"), code).unwrap();
+}

@@ -1,0 +1,333 @@
+//! `ocelot`: the command line. Everything it does lives in the library crates; this file only
+//! parses arguments, wires the pieces and prints.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use ocelot_pipeline::decode::Limits;
+use ocelot_pipeline::ingest::{expand_inputs, Ingest, Output, Summary};
+use ocelot_pipeline::lake::{query, DeadLetterStore, LakeWriter, WriterOptions};
+use ocelot_pipeline::{classes, gen, normalize};
+
+#[derive(Parser)]
+#[command(name = "ocelot", version, about = "Streaming OCSF normalizer and detector for cloud and AI-agent telemetry", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Normalize files, directories or stdin into OCSF: a Parquet lake, or OCSF JSON lines.
+    ///
+    /// The input shape is detected: JSON Lines, one or many (pretty-printed) JSON records,
+    /// CloudTrail's S3 delivery files ({"Records":[...]}, plain or .gz), EventBridge events and
+    /// CloudWatch Logs subscription payloads (plain or gzip). Input that cannot be normalized
+    /// goes to the dead-letter store (LAKE/_dead_letter/) with the reason and its origin.
+    Normalize {
+        /// Files or directories (read recursively); `-` reads stdin.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// Lake directory to write (Parquet, Security Lake layout). Required for parquet.
+        #[arg(long)]
+        lake: Option<PathBuf>,
+        /// parquet: write the lake; jsonl: OCSF JSON lines to stdout (dead letters to the lake if
+        /// given, else to stderr).
+        #[arg(long, value_enum, default_value = "parquet")]
+        format: Format,
+        /// Source kind of the input.
+        #[arg(long, default_value = "cloudtrail", value_parser = clap::builder::PossibleValuesParser::new(normalize::SOURCE_KINDS))]
+        source: String,
+        /// Exit with status 3 if anything was dead-lettered.
+        #[arg(long)]
+        strict: bool,
+        /// A single record larger than this (bytes) is dead-lettered.
+        #[arg(long, default_value_t = Limits::default().max_event_bytes)]
+        max_event_bytes: usize,
+    },
+    /// Run SQL over the lake (DataFusion). Tables: api_activity, authentication, account_change;
+    /// nested OCSF fields read as `actor.user.name`; partitions as region, accountId, eventDay.
+    Sql {
+        /// The query, e.g. "SELECT api.operation, count(*) FROM api_activity GROUP BY 1".
+        query: String,
+        #[arg(long)]
+        lake: PathBuf,
+        #[arg(long, value_enum, default_value = "table")]
+        format: SqlFormat,
+    },
+    /// Print an OCSF class: its attributes and the Arrow schema Ocelot writes for it.
+    Schema {
+        /// A class name (api_activity) or class_uid (6003).
+        class: String,
+    },
+    /// Generate realistic test data from varied real samples.
+    Gen {
+        #[command(subcommand)]
+        kind: GenKind,
+    },
+    /// Show the product on bundled data: normalize the sample CloudTrail (all envelope shapes,
+    /// a few broken inputs), write a lake, and query it with SQL.
+    Demo {
+        /// The bundled samples.
+        #[arg(long, default_value = "samples")]
+        samples: PathBuf,
+        /// Where to write the demo lake (replaced if it exists and holds only a lake).
+        #[arg(long, default_value = "lake-demo")]
+        lake: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum GenKind {
+    /// CloudTrail JSON Lines on stdout (or --output).
+    Cloudtrail {
+        #[arg(long, default_value_t = 10_000)]
+        events: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Time of the first event (RFC 3339).
+        #[arg(long, default_value = "2026-11-01T00:00:00Z")]
+        start: String,
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum Format {
+    Parquet,
+    Jsonl,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SqlFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("OCELOT_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Normalize { inputs, lake, format, source, strict, max_event_bytes } => {
+            let summary = normalize_cmd(&inputs, lake.as_deref(), format, &source, max_event_bytes)?;
+            print_summary(&summary, lake.as_deref());
+            Ok(if strict && summary.dead_lettered > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS })
+        }
+        Command::Sql { query, lake, format } => {
+            if !lake.is_dir() {
+                bail!("--lake {}: no such directory (write one with `ocelot normalize ... --lake {}`)", lake.display(), lake.display());
+            }
+            let rt = tokio::runtime::Runtime::new()?;
+            let batches = rt.block_on(query::query(&lake, &query))?;
+            print_batches(&batches, format)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schema { class } => {
+            schema_cmd(&class)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Gen { kind: GenKind::Cloudtrail { events, seed, start, output } } => {
+            let start = chrono_ms(&start).with_context(|| format!("--start {start}: expected an RFC 3339 time such as 2026-11-01T00:00:00Z"))?;
+            let mut out: Box<dyn Write> = match &output {
+                Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            };
+            gen::cloudtrail(events, seed, start, &mut out)?;
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { samples, lake } => demo(&samples, &lake),
+    }
+}
+
+fn chrono_ms(s: &str) -> Option<i64> {
+    normalize::time::parse_rfc3339_ms(s)
+}
+
+fn normalize_cmd(inputs: &[PathBuf], lake: Option<&Path>, format: Format, source: &str, max_event_bytes: usize) -> Result<Summary> {
+    let files = expand_inputs(inputs)?;
+    let normalizer = normalize::by_kind(source).map_err(anyhow::Error::msg)?;
+    let (output, dead) = match (format, lake) {
+        (Format::Parquet, Some(l)) => (Output::Lake(LakeWriter::new(l, WriterOptions::default())), DeadLetterStore::new(l)),
+        (Format::Parquet, None) => bail!("--lake DIR is required with --format parquet (or use --format jsonl to write OCSF JSON to stdout)"),
+        (Format::Jsonl, l) => {
+            let dead = l.map_or_else(DeadLetterStore::to_stderr, DeadLetterStore::new);
+            (Output::Jsonl(Box::new(std::io::BufWriter::new(std::io::stdout()))), dead)
+        }
+    };
+    let limits = Limits { max_event_bytes, ..Limits::default() };
+    let mut ingest = Ingest::new(normalizer, output, dead, limits);
+    let started = Instant::now();
+    let total: u64 = files.iter().filter(|p| p.as_os_str() != "-").filter_map(|p| p.metadata().ok()).map(|m| m.len()).sum();
+    let bar = progress_bar(total);
+    for f in &files {
+        if f.as_os_str() == "-" {
+            ingest.stdin(std::io::stdin().lock())?;
+        } else {
+            ingest.file(f).with_context(|| format!("reading {}", f.display()))?;
+            bar.inc(f.metadata().map(|m| m.len()).unwrap_or(0));
+        }
+    }
+    bar.finish_and_clear();
+    Ok(ingest.finish(started)?)
+}
+
+fn progress_bar(total: u64) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()));
+    bar
+}
+
+fn print_summary(s: &Summary, lake: Option<&Path>) {
+    let mut err = std::io::stderr();
+    let _ = writeln!(err, "read {} inputs, {:.1} MB: {} events normalized, {} dead-lettered in {:.2}s ({:.1} MB/s)", s.inputs, s.bytes as f64 / 1e6, s.events, s.dead_lettered, s.elapsed.as_secs_f64(), s.mb_per_s());
+    for (class, n) in &s.per_class {
+        let _ = writeln!(err, "  {class:<16} {n:>9} events");
+    }
+    if s.control_messages > 0 {
+        let _ = writeln!(err, "  ({} CloudWatch Logs control messages carried no events)", s.control_messages);
+    }
+    if s.dead_lettered > 0 {
+        match lake {
+            Some(l) => {
+                let _ = writeln!(err, "  dead letters: {}", l.join(ocelot_pipeline::lake::DEAD_LETTER_DIR).display());
+            }
+            None => {
+                let _ = writeln!(err, "  dead letters were written to stderr above");
+            }
+        }
+    }
+}
+
+fn print_batches(batches: &[arrow::array::RecordBatch], format: SqlFormat) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match format {
+        SqlFormat::Table => writeln!(out, "{}", arrow::util::pretty::pretty_format_batches(batches)?)?,
+        SqlFormat::Csv => {
+            let mut w = arrow::csv::Writer::new(&mut out);
+            for b in batches {
+                w.write(b).context("CSV holds flat columns only: select leaf fields (actor.user.name), or use --format json")?;
+            }
+        }
+        SqlFormat::Json => {
+            let mut w = arrow::json::LineDelimitedWriter::new(&mut out);
+            for b in batches {
+                w.write(b)?;
+            }
+            w.finish()?;
+        }
+    }
+    Ok(())
+}
+
+fn schema_cmd(class: &str) -> Result<()> {
+    let (def, projection) = classes::class_and_projection(class)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{} ({}) - OCSF {} class {} in category {} ({})", def.caption, def.name, ocelot_schemas::OCSF_VERSION, def.uid, def.category_name, def.category_uid)?;
+    writeln!(out, "profiles: {}", def.profiles.join(", "))?;
+    writeln!(out, "\nattributes (* = in Ocelot's Arrow projection):")?;
+    for (name, a) in &def.attributes {
+        let kept = projection.field_with_name(name).is_ok();
+        let ty = if a.is_array { format!("{}[]", a.type_name) } else { a.type_name.clone() };
+        let req = format!("{:?}", a.requirement).to_lowercase();
+        let profile = a.profile.as_deref().map(|p| format!(" (profile {p})")).unwrap_or_default();
+        writeln!(out, "  {} {name:<28} {ty:<24} {req}{profile}", if kept { '*' } else { ' ' })?;
+    }
+    writeln!(out, "\nArrow schema ({} leaf columns):", ocelot_schemas::leaf_paths(&projection).len())?;
+    for (path, dt) in ocelot_schemas::leaf_paths(&projection) {
+        writeln!(out, "  {path:<48} {dt}")?;
+    }
+    Ok(())
+}
+
+fn demo(samples: &Path, lake: &Path) -> Result<ExitCode> {
+    if !samples.is_dir() {
+        bail!("--samples {}: no such directory; run the demo from the repository root, or point --samples at the bundled samples/", samples.display());
+    }
+    if lake.exists() {
+        // Only ever remove a directory that looks like a lake we wrote.
+        let is_lake = std::fs::read_dir(lake)?.flatten().all(|e| {
+            let n = e.file_name().to_string_lossy().to_string();
+            classes::WRITTEN_CLASSES.contains(&n.as_str()) || n == ocelot_pipeline::lake::DEAD_LETTER_DIR
+        });
+        if !is_lake {
+            bail!("--lake {}: exists and is not an Ocelot lake; choose another directory", lake.display());
+        }
+        std::fs::remove_dir_all(lake)?;
+    }
+    println!("== Ocelot demo: bundled CloudTrail samples -> OCSF {} -> Parquet lake at {}\n", ocelot_schemas::OCSF_VERSION, lake.display());
+    let cloudtrail = samples.join("cloudtrail");
+    let summary = normalize_cmd(&[cloudtrail.clone()], Some(lake), Format::Parquet, "cloudtrail", Limits::default().max_event_bytes)?;
+    println!("normalized {} inputs ({:.2} MB) from {}: {} events, {} dead-lettered", summary.inputs, summary.bytes as f64 / 1e6, cloudtrail.display(), summary.events, summary.dead_lettered);
+    for (class, n) in &summary.per_class {
+        println!("  {class:<16} {n:>6} events");
+    }
+    let rt = tokio::runtime::Runtime::new()?;
+    let queries = [
+        ("Which identities changed what (mutations by actor and operation)?",
+         "SELECT actor.user.name AS actor, api.service.name AS service, api.operation AS operation, count(*) AS events \
+          FROM api_activity WHERE activity_id IN (1, 3, 4) AND actor.user.name IS NOT NULL GROUP BY 1, 2, 3 ORDER BY events DESC, operation LIMIT 10"),
+        ("IAM account changes (who changed which user or role, how)",
+         "SELECT time_dt, actor.user.name AS actor, activity_name, \"user\".name AS target, policy.name AS policy \
+          FROM account_change ORDER BY time_dt LIMIT 10"),
+        ("Console sign-ins without MFA",
+         "SELECT time_dt, \"user\".name AS who, src_endpoint.ip AS ip, status, is_mfa FROM authentication WHERE is_mfa IS NOT TRUE ORDER BY time_dt LIMIT 5"),
+        ("Events per partition (Security Lake layout)",
+         "SELECT region, eventDay, count(*) AS events FROM api_activity GROUP BY 1, 2 ORDER BY events DESC LIMIT 5"),
+    ];
+    for (title, sql) in queries {
+        println!("\n-- {title}\n$ ocelot sql --lake {} \"{}\"", lake.display(), sql.split_whitespace().collect::<Vec<_>>().join(" "));
+        let batches = rt.block_on(query::query(lake, sql))?;
+        println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
+    }
+    let dl = lake.join(ocelot_pipeline::lake::DEAD_LETTER_DIR);
+    if summary.dead_lettered > 0 {
+        println!("\n-- Dead letters ({}), one line each with origin and reason:", dl.display());
+        for entry in walk_files(&dl) {
+            for line in std::fs::read_to_string(&entry)?.lines() {
+                let v: serde_json::Value = serde_json::from_str(line)?;
+                println!("  {}:{} {}", v["source"].as_str().unwrap_or(""), v["line"].as_u64().map_or_else(|| format!("@{}", v["offset"]), |l| l.to_string()), v["reason"].as_str().unwrap_or(""));
+            }
+        }
+    }
+    println!("\nTry your own: cargo run --release -- sql --lake {} \"SELECT api.operation, count(*) FROM api_activity GROUP BY 1 ORDER BY 2 DESC\"", lake.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if !e.file_name().to_string_lossy().starts_with('.') {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
