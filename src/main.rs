@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use ocelot_pipeline::decode::Limits;
 use ocelot_pipeline::ingest::{expand_inputs, Ingest, Output, Summary};
 use ocelot_pipeline::lake::{query, DeadLetterStore, LakeWriter, WriterOptions};
-use ocelot_pipeline::{classes, gen, normalize};
+use ocelot_pipeline::{classes, generate, normalize};
 
 #[derive(Parser)]
 #[command(name = "ocelot", version, about = "Streaming OCSF normalizer and detector for cloud and AI-agent telemetry", long_about = None)]
@@ -150,7 +150,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
-            gen::cloudtrail(events, seed, start, &mut out)?;
+            generate::cloudtrail(events, seed, start, &mut out)?;
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
@@ -159,7 +159,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn chrono_ms(s: &str) -> Option<i64> {
-    normalize::time::parse_rfc3339_ms(s)
+    normalize::time::parse_time_ms(s)
 }
 
 fn normalize_cmd(inputs: &[PathBuf], lake: Option<&Path>, format: Format, source: &str, max_event_bytes: usize) -> Result<Summary> {

@@ -1,1 +1,58 @@
+//! Shared pieces of Ocelot's benchmarks: the input (generated CloudTrail, deterministic), the
+//! measured operations, and the ratio report read from criterion's own estimates.
 
+use std::sync::Arc;
+
+use ocelot_pipeline::decode::{DeadLetter, Decoder, Limits, Origin, RecordSink};
+use ocelot_pipeline::normalize::{self, Normalizer, OcsfBatch};
+use simd_json::BorrowedValue;
+
+pub mod report;
+
+/// Events per iteration.
+pub const EVENTS: usize = 20_000;
+
+/// `EVENTS` realistic CloudTrail records as JSON Lines (`ocelot gen`, seed 1).
+pub fn cloudtrail_jsonl(events: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    ocelot_pipeline::generate::cloudtrail(events, 1, 1_793_500_000_000, &mut out).expect("writing to memory");
+    out
+}
+
+struct Discard(usize);
+impl RecordSink for Discard {
+    fn record(&mut self, v: &BorrowedValue<'_>, _: &Origin) -> Result<(), String> {
+        std::hint::black_box(v);
+        self.0 += 1;
+        Ok(())
+    }
+    fn dead_letter(&mut self, _: DeadLetter) {
+        panic!("bench input must be clean");
+    }
+}
+
+/// The baseline: split lines and parse each record with simd-json, nothing else.
+pub fn parse_only(input: &[u8], source: &Arc<str>) -> usize {
+    let mut d = Decoder::new(Limits::default());
+    let mut sink = Discard(0);
+    d.decode(input, source, &mut sink);
+    sink.0
+}
+
+struct Normalize(Box<dyn Normalizer>);
+impl RecordSink for Normalize {
+    fn record(&mut self, v: &BorrowedValue<'_>, o: &Origin) -> Result<(), String> {
+        self.0.append(v, o)
+    }
+    fn dead_letter(&mut self, d: DeadLetter) {
+        panic!("bench input must be clean: {}", d.reason);
+    }
+}
+
+/// The measured path: the same decoding and parsing, plus the mapping into Arrow batches.
+pub fn normalize_bytes(input: &[u8], source: &Arc<str>) -> Vec<OcsfBatch> {
+    let mut d = Decoder::new(Limits::default());
+    let mut sink = Normalize(normalize::by_kind("cloudtrail").expect("cloudtrail normalizer"));
+    d.decode(input, source, &mut sink);
+    sink.0.take_batches().expect("batches")
+}

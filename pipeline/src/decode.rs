@@ -117,10 +117,7 @@ impl Decoder {
         if first >= input.len() {
             return;
         }
-        let line_mode = match value_end(input, first) {
-            Ok(end) => !input[first..end].contains(&b'\n'),
-            Err(_) => true,
-        };
+        let line_mode = is_json_lines(input, first);
         if line_mode {
             let mut start = 0;
             let mut line_no = 0u64;
@@ -165,7 +162,7 @@ impl Decoder {
             Err(e) => return sink.dead_letter(DeadLetter { origin, reason: parse_reason(bytes, &e), bytes: bytes.to_vec() }),
         };
         let limits = self.limits;
-        let mut deliver = |v: &BorrowedValue<'_>, origin: Origin, size: usize, raw: &dyn Fn() -> Vec<u8>, sink: &mut dyn RecordSink| {
+        let deliver = |v: &BorrowedValue<'_>, origin: Origin, size: usize, raw: &dyn Fn() -> Vec<u8>, sink: &mut dyn RecordSink| {
             if size > limits.max_event_bytes {
                 return sink.dead_letter(DeadLetter { origin, reason: format!("too large: event of {size} bytes exceeds max_event_bytes ({})", limits.max_event_bytes), bytes: raw() });
             }
@@ -255,6 +252,22 @@ fn parse_reason(bytes: &[u8], e: &simd_json::Error) -> String {
     match std::str::from_utf8(bytes) {
         Err(u) => format!("invalid UTF-8: at byte {}", u.valid_up_to()),
         Ok(_) => format!("malformed JSON: {e}"),
+    }
+}
+
+/// JSON Lines when the first value ends on its own line. When the first value cannot be
+/// delimited (a broken first line), the shape of the next lines decides: lines that each start
+/// with `{` after one that ends with `}` are JSON Lines; anything else is a JSON stream.
+fn is_json_lines(input: &[u8], first: usize) -> bool {
+    let line_end = memchr(b'\n', &input[first..]).map_or(input.len(), |i| first + i);
+    match value_end(input, first) {
+        Ok(end) if end <= line_end => trim(&input[end..line_end]).is_empty(),
+        Ok(_) => false,
+        Err(_) => {
+            let first_line = trim(&input[first..line_end]);
+            let next = input[line_end.min(input.len())..].split(|b| *b == b'\n').map(trim).find(|l| !l.is_empty());
+            first_line.ends_with(b"}") && next.is_some_and(|l| l.starts_with(b"{"))
+        }
     }
 }
 

@@ -136,8 +136,12 @@ impl Ingest {
     }
 }
 
-/// Expands the command-line inputs: files as given, directories recursively (sorted, hidden
-/// files skipped), `-` for stdin.
+/// File names read when walking a directory: JSON, JSON Lines and gzip (CloudTrail's S3 files are
+/// `.json.gz`). Files named on the command line are always read.
+const DATA_SUFFIXES: &[&str] = &[".json", ".jsonl", ".ndjson", ".gz", ".log"];
+
+/// Expands the command-line inputs: files as given, directories recursively (sorted; hidden
+/// files and files without a data suffix skipped), `-` for stdin.
 pub fn expand_inputs(paths: &[PathBuf]) -> io::Result<Vec<PathBuf>> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
         let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
@@ -149,7 +153,7 @@ pub fn expand_inputs(paths: &[PathBuf]) -> io::Result<Vec<PathBuf>> {
             }
             if p.is_dir() {
                 walk(&p, out)?;
-            } else {
+            } else if DATA_SUFFIXES.iter().any(|s| e.file_name().to_string_lossy().ends_with(s)) {
                 out.push(p);
             }
         }

@@ -3,7 +3,7 @@
 
 pub mod classes;
 pub mod decode;
-pub mod gen;
+pub mod generate;
 pub mod ingest;
 pub mod lake;
 pub mod normalize;

@@ -4,12 +4,12 @@
 
 use std::net::IpAddr;
 
-use ocelot_schemas::{BatchWriter, ClassDef, WriterError};
+use ocelot_schemas::{BatchWriter, ClassDef, I32Col, StrCol, WriterError};
 use simd_json::BorrowedValue;
 
 use super::columns::columns;
-use super::json::{bool_of, encode, get, get_path, is_null, str_of, text_of, write_unmapped};
-use super::time::parse_rfc3339_ms;
+use super::json::{bool_of, encode, get, get_path, is_null, str_of, write_unmapped};
+use super::time::parse_time_ms;
 use super::{ClassWriter, Normalizer, OcsfBatch};
 use crate::decode::Origin;
 
@@ -36,6 +36,7 @@ columns! {
         md_product: str = "metadata.product.name",
         md_vendor: str = "metadata.product.vendor_name",
         md_feature: str = "metadata.product.feature.name",
+        md_product_version: str = "metadata.product.version",
         md_log_version: str = "metadata.log_version",
         md_log_name: str = "metadata.log_name",
         md_log_provider: str = "metadata.log_provider",
@@ -59,6 +60,7 @@ columns! {
         session_credential: str = "actor.session.credential_uid",
         invoked_by: str = "actor.invoked_by",
         idp_name: str = "actor.idp.name",
+        idp_uid: str = "actor.idp.uid",
         api_operation: str = "api.operation",
         api_service: str = "api.service.name",
         api_version: str = "api.version",
@@ -70,6 +72,7 @@ columns! {
         src_ip: str = "src_endpoint.ip",
         src_domain: str = "src_endpoint.domain",
         src_name: str = "src_endpoint.name",
+        src_svc: str = "src_endpoint.svc_name",
         user_agent: str = "http_request.user_agent",
         host_header: str = "http_request.url.hostname",
         observables: list = "observables",
@@ -130,9 +133,10 @@ const MAPPED: &[&str] = &[
     "responseElements", "requestID", "eventID", "eventType", "recipientAccountId", "errorCode", "errorMessage", "eventCategory",
     "apiVersion", "resources", "userIdentity.type", "userIdentity.principalId", "userIdentity.arn", "userIdentity.accountId",
     "userIdentity.accessKeyId", "userIdentity.userName", "userIdentity.invokedBy", "userIdentity.identityProvider",
+    "userIdentity.credentialId", "userIdentity.onBehalfOf.userId", "userIdentity.onBehalfOf.identityStoreArn",
     "userIdentity.sessionContext.sessionIssuer.arn", "userIdentity.sessionContext.attributes.creationDate",
     "userIdentity.sessionContext.attributes.mfaAuthenticated", "tlsDetails.clientProvidedHostHeader",
-    "additionalEventData.LoginTo", "additionalEventData.MFAUsed",
+    "additionalEventData.LoginTo", "additionalEventData.MFAUsed", "insightDetails.eventName", "insightDetails.eventSource",
 ];
 
 /// Where a record goes, with its activity.
@@ -147,10 +151,11 @@ enum Route {
 fn auth_activity(source: &str, name: &str) -> Option<i32> {
     let signin = source == "signin.amazonaws.com" || source == "sso.amazonaws.com" && name.starts_with("Authenticate");
     let named = matches!(name, "ConsoleLogin" | "CheckMfa" | "SwitchRole" | "ExitRole" | "RenewRole" | "UserAuthentication" | "CredentialChallenge" | "CredentialVerification");
+    // Steps of a sign-in (CheckMfa, CredentialChallenge, ...) are Other, as the reference maps them.
     (signin || named).then_some(match name {
-        "ConsoleLogin" | "CheckMfa" | "UserAuthentication" | "CredentialChallenge" | "CredentialVerification" | "RenewRole" => 1, // Logon
-        "ExitRole" => 2,   // Logoff
-        "SwitchRole" => 7, // Account Switch
+        "ConsoleLogin" => 1, // Logon
+        "ExitRole" => 2,     // Logoff
+        "SwitchRole" => 7,   // Account Switch
         _ => 99,
     })
 }
@@ -272,6 +277,7 @@ struct Rec<'v> {
     region: Option<&'v str>,
     error_code: Option<&'v str>,
     error_message: Option<&'v str>,
+    insight: Option<&'v BorrowedValue<'v>>,
 }
 
 impl Normalizer for CloudTrail {
@@ -283,20 +289,26 @@ impl Normalizer for CloudTrail {
         if !matches!(v, BorrowedValue::Object(_)) {
             return Err("not a CloudTrail record: expected a JSON object".into());
         }
-        let name = str_of(get(v, "eventName")).filter(|s| !s.is_empty()).ok_or("not a CloudTrail record: no eventName")?;
+        // CloudTrail Insights events name the API call they are about inside `insightDetails`.
+        let insight = get(v, "insightDetails").filter(|i| !is_null(i));
+        let field = |key: &str| str_of(get(v, key)).or_else(|| insight.and_then(|i| str_of(get(i, key)))).filter(|s| !s.is_empty());
+        let name = field("eventName").ok_or("not a CloudTrail record: no eventName")?;
         let time_text = str_of(get(v, "eventTime")).ok_or("not a CloudTrail record: no eventTime")?;
-        let time = parse_rfc3339_ms(time_text).ok_or_else(|| format!("eventTime `{time_text}` is not an RFC 3339 time"))?;
+        let time = parse_time_ms(time_text).ok_or_else(|| format!("eventTime `{time_text}` is not an RFC 3339 time"))?;
         let rec = Rec {
             v,
             name,
-            source: str_of(get(v, "eventSource")).unwrap_or(""),
+            source: field("eventSource").unwrap_or(""),
+            insight,
             time,
             time_text,
             region: str_of(get(v, "awsRegion")),
             error_code: str_of(get(v, "errorCode")).filter(|s| !s.is_empty()),
             error_message: str_of(get(v, "errorMessage")),
         };
-        let route = if let Some(a) = auth_activity(rec.source, rec.name) {
+        let route = if rec.insight.is_some() {
+            Route::Api(99)
+        } else if let Some(a) = auth_activity(rec.source, rec.name) {
             Route::Auth(a)
         } else if let Some(a) = account_activity(rec.source, rec.name) {
             Route::Account(a)
@@ -362,7 +374,17 @@ fn severity(w: &mut BatchWriter, c: &Base, id: i32) {
 
 fn write_base(w: &mut BatchWriter, class: &ClassDef, c: &Base, r: &Rec<'_>, activity: i32, buf: &mut Vec<u8>, unmapped: &mut Vec<u8>) {
     let v = r.v;
-    let activity_name = if activity == 99 { r.name } else { class.activity_name(activity).unwrap_or("Other") };
+    // For Other (99) OCSF wants the source's own word: the event name, or for an Insights event
+    // its type and state ("ApiCallRateInsight Start").
+    let insight_label;
+    let activity_name = match (activity, r.insight) {
+        (99, Some(i)) => {
+            insight_label = format!("{} {}", str_of(get(i, "insightType")).unwrap_or("Insight"), str_of(get(i, "state")).unwrap_or("")).trim().to_string();
+            insight_label.as_str()
+        }
+        (99, None) => r.name,
+        _ => class.activity_name(activity).unwrap_or("Other"),
+    };
     w.i32(c.activity_id, activity);
     w.str(c.activity_name, activity_name);
     w.i32(c.category_uid, class.category_uid);
@@ -373,7 +395,7 @@ fn write_base(w: &mut BatchWriter, class: &ClassDef, c: &Base, r: &Rec<'_>, acti
     buf.clear();
     buf.extend_from_slice(class.caption.as_bytes());
     buf.extend_from_slice(b": ");
-    buf.extend_from_slice(activity_name.as_bytes());
+    buf.extend_from_slice(class.activity_name(activity).unwrap_or("Other").as_bytes());
     w.str(c.type_name, std::str::from_utf8(buf).unwrap_or_default());
     severity(w, c, 1);
     w.i64(c.time, r.time);
@@ -410,7 +432,9 @@ fn write_base(w: &mut BatchWriter, class: &ClassDef, c: &Base, r: &Rec<'_>, acti
         w.str(c.md_log_name, cat);
     }
     if let Some(ver) = str_of(get(v, "eventVersion")) {
+        // The record format version; the ocsf-examples mappings put it in product.version.
         w.str(c.md_log_version, ver);
+        w.str(c.md_product_version, ver);
     }
     if let Some(t) = str_of(get(v, "eventType")) {
         w.str(c.md_event_code, t);
@@ -428,8 +452,13 @@ fn write_base(w: &mut BatchWriter, class: &ClassDef, c: &Base, r: &Rec<'_>, acti
         w.str(c.cloud_account, acct);
     }
 
-    // Actor.
+    // Actor. Service events (no user identity, or one without a principal) are acted by the
+    // service: `actor.invoked_by` names it, so OCSF's required actor is never empty.
     let user_name = write_actor(w, c, v);
+    let has_principal = get(v, "userIdentity").is_some_and(|id| get(id, "arn").is_some() || get(id, "principalId").is_some() || get(id, "invokedBy").is_some() || get(id, "type").is_some());
+    if !has_principal && !r.source.is_empty() {
+        w.str(c.invoked_by, r.source);
+    }
 
     // API.
     w.str(c.api_operation, r.name);
@@ -439,26 +468,35 @@ fn write_base(w: &mut BatchWriter, class: &ClassDef, c: &Base, r: &Rec<'_>, acti
     if let Some(ver) = str_of(get(v, "apiVersion")) {
         w.str(c.api_version, ver);
     }
-    if let Some(id) = str_of(get(v, "requestID")) {
+    let request_id = str_of(get(v, "requestID")).filter(|s| !s.is_empty());
+    if let Some(id) = request_id {
         w.str(c.api_request_uid, id);
-    }
-    for (key, col) in [("requestParameters", c.api_request_data), ("responseElements", c.api_response_data)] {
-        if let Some(d) = get(v, key).filter(|d| !is_null(d)) {
-            w.str(col, encode(d, buf));
+        if let Some(d) = get(v, "requestParameters").filter(|d| !is_null(d)) {
+            w.str(c.api_request_data, encode(d, buf));
         }
+    }
+    if let Some(d) = get(v, "responseElements").filter(|d| !is_null(d)) {
+        w.str(c.api_response_data, encode(d, buf));
     }
 
     // Source endpoint and HTTP request.
     let mut ip_seen = None;
+    let mut domain_seen = None;
     if let Some(src) = str_of(get(v, "sourceIPAddress")) {
         match canonical_ip(src) {
             Some(ip) => {
                 w.str(c.src_ip, &ip);
                 ip_seen = Some(ip);
             }
-            None if src.contains('.') && !src.contains(' ') => w.str(c.src_domain, src),
+            None if src.contains('.') && !src.contains(' ') => {
+                w.str(c.src_domain, src);
+                domain_seen = Some(src);
+            }
             None => w.str(c.src_name, src),
         }
+    } else if !r.source.is_empty() {
+        // Service events carry no source address: the call comes from the service itself.
+        w.str(c.src_svc, r.source);
     }
     if let Some(ua) = str_of(get(v, "userAgent")) {
         w.str(c.user_agent, ua);
@@ -471,12 +509,25 @@ fn write_base(w: &mut BatchWriter, class: &ClassDef, c: &Base, r: &Rec<'_>, acti
     if let Some(ip) = &ip_seen {
         observable(w, c, "src_endpoint.ip", "IP Address", 2, ip);
     }
+    if let Some(d) = domain_seen {
+        observable(w, c, "src_endpoint.domain", "Hostname", 1, d);
+    }
     if let Some(name) = user_name {
         observable(w, c, "actor.user.name", "User Name", 4, name);
     }
 
     unmapped.clear();
-    if write_unmapped(v, MAPPED, unmapped) {
+    // Fields the mapping could not use after all stay unmapped: `requestParameters` without a
+    // `requestID` (OCSF requires `api.request.uid` beside `api.request.data`), and `resources`
+    // that is not a list.
+    let mut keep: [&str; 2] = ["", ""];
+    if request_id.is_none() {
+        keep[0] = "requestParameters";
+    }
+    if get(v, "resources").is_some_and(|r| !matches!(r, BorrowedValue::Array(_))) {
+        keep[1] = "resources";
+    }
+    if write_unmapped(v, MAPPED, &keep, unmapped) {
         w.str(c.unmapped, std::str::from_utf8(unmapped).unwrap_or_default());
     }
 }
@@ -490,30 +541,50 @@ fn observable(w: &mut BatchWriter, c: &Base, name: &str, kind: &str, type_id: i3
     w.end_item(c.observables);
 }
 
+/// Who a record says acted, from `userIdentity` (and, for IAM Identity Center sign-ins,
+/// `onBehalfOf` and `additionalEventData.UserName`).
+struct Identity<'v> {
+    kind: Option<&'v str>,
+    arn: Option<&'v str>,
+    principal: Option<&'v str>,
+    name: Option<&'v str>,
+    account: Option<&'v str>,
+}
+
+impl<'v> Identity<'v> {
+    fn of(v: &'v BorrowedValue<'_>) -> Option<Identity<'v>> {
+        let id = get(v, "userIdentity").filter(|id| !is_null(id))?;
+        let arn = str_of(get(id, "arn"));
+        // For an assumed role the useful name is the role session name (agents and tools set it).
+        let session_name = arn.filter(|a| a.contains(":assumed-role/")).and_then(|a| a.rsplit('/').next());
+        Some(Identity {
+            kind: str_of(get(id, "type")),
+            arn,
+            principal: str_of(get(id, "principalId")).or_else(|| str_of(get_path(id, &["onBehalfOf", "userId"]))),
+            name: str_of(get(id, "userName")).or(session_name).or_else(|| str_of(get_path(v, &["additionalEventData", "UserName"]))),
+            account: str_of(get(id, "accountId")),
+        })
+    }
+
+    fn write(&self, w: &mut BatchWriter, kind: StrCol, type_id: I32Col, uid: StrCol, uid_alt: StrCol, name: StrCol, account: StrCol) {
+        if let Some(k) = self.kind {
+            w.str(kind, k);
+            w.i32(type_id, user_type_id(k));
+        }
+        for (col, val) in [(uid, self.arn), (uid_alt, self.principal), (name, self.name), (account, self.account)] {
+            if let Some(x) = val {
+                w.str(col, x);
+            }
+        }
+    }
+}
+
 /// `userIdentity` -> `actor`; returns the user name written, if any.
 fn write_actor<'v>(w: &mut BatchWriter, c: &Base, v: &'v BorrowedValue<'_>) -> Option<&'v str> {
+    let who = Identity::of(v)?;
+    who.write(w, c.user_type, c.user_type_id, c.user_uid, c.user_uid_alt, c.user_name, c.user_account);
     let id = get(v, "userIdentity")?;
-    let kind = str_of(get(id, "type"));
-    if let Some(k) = kind {
-        w.str(c.user_type, k);
-        w.i32(c.user_type_id, user_type_id(k));
-    }
-    let arn = str_of(get(id, "arn"));
-    if let Some(arn) = arn {
-        w.str(c.user_uid, arn);
-    }
-    if let Some(p) = str_of(get(id, "principalId")) {
-        w.str(c.user_uid_alt, p);
-    }
-    // For an assumed role the useful name is the role session name (agents and tools set it).
-    let name = str_of(get(id, "userName")).or_else(|| arn.filter(|a| a.contains(":assumed-role/")).and_then(|a| a.rsplit('/').next()));
-    if let Some(n) = name {
-        w.str(c.user_name, n);
-    }
-    if let Some(a) = str_of(get(id, "accountId")) {
-        w.str(c.user_account, a);
-    }
-    if let Some(k) = str_of(get(id, "accessKeyId")).filter(|k| !k.is_empty()) {
+    if let Some(k) = str_of(get(id, "accessKeyId")).filter(|k| !k.is_empty()).or_else(|| str_of(get(id, "credentialId"))) {
         w.str(c.session_credential, k);
     }
     if let Some(by) = str_of(get(id, "invokedBy")) {
@@ -522,11 +593,14 @@ fn write_actor<'v>(w: &mut BatchWriter, c: &Base, v: &'v BorrowedValue<'_>) -> O
     if let Some(idp) = str_of(get(id, "identityProvider")) {
         w.str(c.idp_name, idp);
     }
+    if let Some(store) = str_of(get_path(id, &["onBehalfOf", "identityStoreArn"])) {
+        w.str(c.idp_uid, store);
+    }
     if let Some(ctx) = get(id, "sessionContext") {
         if let Some(issuer) = str_of(get_path(ctx, &["sessionIssuer", "arn"])) {
             w.str(c.session_issuer, issuer);
         }
-        if let Some(t) = str_of(get_path(ctx, &["attributes", "creationDate"])).and_then(parse_rfc3339_ms) {
+        if let Some(t) = str_of(get_path(ctx, &["attributes", "creationDate"])).and_then(parse_time_ms) {
             w.i64(c.session_created, t);
             w.ts(c.session_created_dt, t);
         }
@@ -534,7 +608,7 @@ fn write_actor<'v>(w: &mut BatchWriter, c: &Base, v: &'v BorrowedValue<'_>) -> O
             w.bool(c.session_mfa, mfa);
         }
     }
-    name
+    who.name
 }
 
 fn user_type_id(kind: &str) -> i32 {
@@ -548,22 +622,13 @@ fn user_type_id(kind: &str) -> i32 {
 
 /// Authentication: the user who signs in is the identity of the record.
 fn write_identity_as_target(w: &mut BatchWriter, t: &Target, v: &BorrowedValue<'_>) {
-    let Some(id) = get(v, "userIdentity") else { return };
-    if let Some(k) = str_of(get(id, "type")) {
-        w.str(t.kind, k);
-        w.i32(t.type_id, user_type_id(k));
-    }
-    if let Some(arn) = str_of(get(id, "arn")) {
-        w.str(t.uid, arn);
-    }
-    if let Some(p) = str_of(get(id, "principalId")) {
-        w.str(t.uid_alt, p);
-    }
-    if let Some(n) = str_of(get(id, "userName")) {
-        w.str(t.name, n);
-    }
-    if let Some(a) = str_of(get(id, "accountId")) {
-        w.str(t.account, a);
+    match Identity::of(v) {
+        Some(who) => who.write(w, t.kind, t.type_id, t.uid, t.uid_alt, t.name, t.account),
+        None => {
+            // OCSF requires the user; a record that does not say who signed in says so.
+            w.str(t.kind, "Unknown");
+            w.i32(t.type_id, 0);
+        }
     }
 }
 
@@ -629,7 +694,7 @@ fn write_resources(w: &mut BatchWriter, e: &ApiExtra, r: &Rec<'_>) {
             w.end_item(e.resources);
         }
     }
-    let mut one = |w: &mut BatchWriter, value: &str, kind: &str| {
+    let one = |w: &mut BatchWriter, value: &str, kind: &str| {
         w.begin_item(e.resources);
         if value.starts_with("arn:") {
             w.str(e.res_uid, value);

@@ -3,7 +3,8 @@
 //! against a class writer (`resolve`).
 
 macro_rules! columns {
-    ($vis:vis struct $name:ident { $($field:ident : $kind:ident = $path:literal),* $(,)? }) => {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident { $($field:ident : $kind:ident = $path:literal),* $(,)? }) => {
+        $(#[$meta])*
         $vis struct $name { $(pub $field: columns!(@ty $kind)),* }
         impl $name {
             pub const PATHS: &'static [&'static str] = &[$($path),*];

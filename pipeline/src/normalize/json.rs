@@ -21,17 +21,6 @@ pub fn str_of<'v>(v: Option<&'v BorrowedValue<'_>>) -> Option<&'v str> {
     }
 }
 
-/// A string, or a boolean/number rendered as text (CloudTrail writes `"true"` and `true`).
-pub fn text_of(v: Option<&BorrowedValue<'_>>) -> Option<String> {
-    match v? {
-        BorrowedValue::String(s) => Some(s.to_string()),
-        BorrowedValue::Static(StaticNode::Bool(b)) => Some(b.to_string()),
-        BorrowedValue::Static(StaticNode::I64(i)) => Some(i.to_string()),
-        BorrowedValue::Static(StaticNode::U64(i)) => Some(i.to_string()),
-        _ => None,
-    }
-}
-
 /// `true`/`"true"`/`"yes"` (any case) as a boolean.
 pub fn bool_of(v: Option<&BorrowedValue<'_>>) -> Option<bool> {
     match v? {
@@ -55,8 +44,9 @@ pub fn encode<'b>(v: &BorrowedValue<'_>, buf: &'b mut Vec<u8>) -> &'b str {
 }
 
 /// Writes the parts of an object that are not in `mapped` (dotted paths, relative to it) as
-/// JSON; `false` if nothing is left. Objects emptied by the subtraction are left out.
-pub fn write_unmapped(v: &BorrowedValue<'_>, mapped: &[&str], out: &mut Vec<u8>) -> bool {
+/// JSON; `false` if nothing is left. Objects emptied by the subtraction are left out. Top-level
+/// keys in `keep` are written even when `mapped` names them.
+pub fn write_unmapped(v: &BorrowedValue<'_>, mapped: &[&str], keep: &[&str], out: &mut Vec<u8>) -> bool {
     let BorrowedValue::Object(o) = v else { return false };
     let mut first = true;
     let start = out.len();
@@ -65,7 +55,7 @@ pub fn write_unmapped(v: &BorrowedValue<'_>, mapped: &[&str], out: &mut Vec<u8>)
         if is_null(child) {
             continue;
         }
-        let full = mapped.iter().any(|m| m == k);
+        let full = mapped.iter().any(|m| m == k) && !keep.iter().any(|m| m == k);
         if full {
             continue;
         }
@@ -81,7 +71,7 @@ pub fn write_unmapped(v: &BorrowedValue<'_>, mapped: &[&str], out: &mut Vec<u8>)
             let _ = child.write(&mut *out);
             true
         } else {
-            write_unmapped(child, &sub, out)
+            write_unmapped(child, &sub, &[], out)
         };
         if wrote {
             first = false;
@@ -106,11 +96,13 @@ mod tests {
         let mut bytes = br#"{"a":1,"b":{"c":2,"d":{"e":3}},"f":null,"g":{"h":1}}"#.to_vec();
         let v = simd_json::to_borrowed_value(&mut bytes).unwrap();
         let mut out = Vec::new();
-        assert!(write_unmapped(&v, &["a", "b.d.e", "g.h"], &mut out));
+        assert!(write_unmapped(&v, &["a", "b.d.e", "g.h"], &[], &mut out));
         let got: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(got, serde_json::json!({"b":{"c":2}}));
         out.clear();
-        assert!(!write_unmapped(&v, &["a", "b", "g"], &mut out));
+        assert!(!write_unmapped(&v, &["a", "b", "g"], &[], &mut out));
         assert!(out.is_empty());
+        assert!(write_unmapped(&v, &["a", "b", "g"], &["a"], &mut out));
+        assert_eq!(out, br#"{"a":1}"#);
     }
 }

@@ -1,0 +1,27 @@
+//! Reads criterion's estimates for this run and prints throughput and ratios, so a speed is
+//! always shown against the baseline measured in the same run.
+
+use std::path::PathBuf;
+
+fn mean_ns(group: &str, bench: &str) -> Option<f64> {
+    let dir = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let text = std::fs::read_to_string(dir.join("criterion").join(group).join(bench).join("new/estimates.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["mean"]["point_estimate"].as_f64()
+}
+
+pub fn print_ratio(events: usize, bytes: usize) {
+    let (Some(parse), Some(norm)) = (mean_ns("cloudtrail", "parse_only"), mean_ns("cloudtrail", "normalize_cloudtrail")) else {
+        println!("(no criterion estimates found: run without a filter to get the ratio)");
+        return;
+    };
+    let mbs = |ns: f64| bytes as f64 / 1e6 / (ns / 1e9);
+    let eps = |ns: f64| events as f64 / (ns / 1e9);
+    println!("\n== Ocelot normalize bench: {events} CloudTrail events, {:.1} MB per iteration, one thread", bytes as f64 / 1e6);
+    println!("parse_only           {:>8.1} MB/s {:>10.0} events/s", mbs(parse), eps(parse));
+    println!("normalize_cloudtrail {:>8.1} MB/s {:>10.0} events/s", mbs(norm), eps(norm));
+    if let Some(lake) = mean_ns("cloudtrail", "write_lake") {
+        println!("write_lake           {:>8.1} MB/s {:>10.0} events/s (source bytes; batches -> zstd Parquet)", mbs(lake), eps(lake));
+    }
+    println!("ratio normalize/parse_only = {:.2} (target >= 0.5)", parse / norm);
+}

@@ -1,0 +1,105 @@
+//! Shared helpers for the integration tests: normalize bytes in memory, read the bundled data.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ocelot_pipeline::decode::{DeadLetter, Decoder, Limits, Origin, RecordSink};
+use ocelot_pipeline::normalize::{self, Normalizer, OcsfBatch};
+use serde_json::Value;
+use simd_json::BorrowedValue;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[derive(Default)]
+pub struct Run {
+    pub batches: Vec<OcsfBatch>,
+    pub dead: Vec<DeadLetter>,
+    pub events: usize,
+}
+
+impl Run {
+    /// All events as OCSF JSON (unmapped parsed into an object), with their class name.
+    pub fn events_json(&self) -> Vec<(String, Value)> {
+        let mut out = Vec::new();
+        for b in &self.batches {
+            for mut row in ocelot_schemas::batch_to_json(&b.batch).unwrap() {
+                if let Some(u) = row.get_mut("unmapped") {
+                    *u = serde_json::from_str(u.as_str().unwrap()).unwrap();
+                }
+                out.push((b.class.name.clone(), row));
+            }
+        }
+        out
+    }
+
+    pub fn rows(&self) -> usize {
+        self.batches.iter().map(|b| b.batch.num_rows()).sum()
+    }
+}
+
+struct Sink<'a>(&'a mut dyn Normalizer, &'a mut Run);
+
+impl RecordSink for Sink<'_> {
+    fn record(&mut self, v: &BorrowedValue<'_>, o: &Origin) -> Result<(), String> {
+        self.0.append(v, o)?;
+        self.1.events += 1;
+        Ok(())
+    }
+    fn dead_letter(&mut self, d: DeadLetter) {
+        self.1.dead.push(d);
+    }
+}
+
+/// Normalizes inputs as CloudTrail, in memory.
+pub fn normalize_all(inputs: &[(&[u8], &str)]) -> Run {
+    let mut n = normalize::by_kind("cloudtrail").unwrap();
+    let mut run = Run::default();
+    let mut d = Decoder::new(Limits::default());
+    for (bytes, name) in inputs {
+        d.decode(bytes, &Arc::from(*name), &mut Sink(n.as_mut(), &mut run));
+    }
+    run.batches = n.take_batches().unwrap();
+    run
+}
+
+pub fn normalize_file(path: &Path) -> Run {
+    let bytes = std::fs::read(path).unwrap();
+    normalize_all(&[(&bytes, &path.display().to_string())])
+}
+
+/// Fails with every violation of every event.
+pub fn assert_valid(run: &Run) {
+    let schema = ocelot_schemas::schema();
+    let mut problems = Vec::new();
+    for b in &run.batches {
+        for (row, v) in ocelot_schemas::validate_batch(schema, b.class, &b.batch).unwrap() {
+            problems.push(format!("{} row {row}: {v}", b.class.name));
+        }
+    }
+    assert!(problems.is_empty(), "{} violations, first: {:#?}", problems.len(), &problems[..problems.len().min(20)]);
+}
+
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The `ocelot` binary built for these tests.
+pub fn ocelot() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ocelot"))
+}
