@@ -208,6 +208,9 @@ fn print_summary(s: &Summary, lake: Option<&Path>) {
     if s.control_messages > 0 {
         let _ = writeln!(err, "  ({} CloudWatch Logs control messages carried no events)", s.control_messages);
     }
+    for (reason, n) in &s.dead_by_reason {
+        let _ = writeln!(err, "  dead-lettered: {n:>6} {reason}");
+    }
     if s.dead_lettered > 0 {
         match lake {
             Some(l) => {

@@ -137,19 +137,20 @@ fn sql_answers_a_nested_group_by() {
     let mut want: BTreeMap<(String, String), i64> = BTreeMap::new();
     for (class, e) in normalize_all(&refs).events_json() {
         if class == "api_activity" {
-            let svc = e["api"]["service"]["name"].as_str().unwrap_or("").to_string();
+            let svc = e["actor"]["user"]["name"].as_str().unwrap_or("").to_string();
             let region = e["cloud"]["region"].as_str().unwrap_or("").to_string();
             *want.entry((svc, region)).or_default() += 1;
         }
     }
 
-    let sql = "SELECT api.service.name AS service, cloud.region AS region, count(*) AS n FROM api_activity GROUP BY api.service.name, cloud.region";
+    // `actor.user.name` as written in Security Lake queries: `user` is a SQL keyword.
+    let sql = "SELECT actor.user.name AS who, cloud.region AS region, count(*) AS n FROM api_activity GROUP BY actor.user.name, cloud.region";
     let out = ocelot().args(["sql", sql, "--format", "json", "--lake"]).arg(lake.path()).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let mut got = BTreeMap::new();
     for line in String::from_utf8(out.stdout).unwrap().lines() {
         let v: Value = serde_json::from_str(line).unwrap();
-        got.insert((v["service"].as_str().unwrap_or("").to_string(), v["region"].as_str().unwrap_or("").to_string()), v["n"].as_i64().unwrap());
+        got.insert((v["who"].as_str().unwrap_or("").to_string(), v["region"].as_str().unwrap_or("").to_string()), v["n"].as_i64().unwrap());
     }
     assert_eq!(got, want);
     assert!(got.len() > 10);

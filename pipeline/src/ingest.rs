@@ -45,6 +45,8 @@ pub struct Summary {
     pub dead_lettered: usize,
     pub control_messages: usize,
     pub per_class: std::collections::BTreeMap<String, usize>,
+    /// Dead letters by the kind of their reason (`malformed JSON`, `too large`, ...).
+    pub dead_by_reason: std::collections::BTreeMap<String, usize>,
     pub elapsed: Duration,
 }
 
@@ -132,6 +134,7 @@ impl Ingest {
         self.output.flush()?;
         self.dead.flush()?;
         self.summary.elapsed = started.elapsed();
+        self.summary.dead_by_reason = self.dead.by_reason.clone();
         Ok(self.summary.clone())
     }
 }

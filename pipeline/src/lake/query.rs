@@ -23,6 +23,9 @@ pub async fn session(lake: &Path) -> Result<SessionContext> {
     // Identifiers keep their case (`accountId`, `eventDay`) as OCSF and Security Lake spell them.
     let mut config = SessionConfig::new().with_information_schema(true);
     config.options_mut().sql_parser.enable_ident_normalization = false;
+    // The generic and PostgreSQL dialects read `user` as the USER function, so
+    // `actor.user.name`, the field analysts want most, would not parse. DuckDB's does not.
+    config.options_mut().sql_parser.dialect = datafusion::common::config::Dialect::DuckDB;
     let ctx = SessionContext::new_with_config(config);
     for class in WRITTEN_CLASSES {
         let (_, schema) = class_and_projection(class).map_err(|e| DataFusionError::External(Box::new(e)))?;

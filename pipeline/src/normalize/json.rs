@@ -60,7 +60,9 @@ pub fn write_unmapped(v: &BorrowedValue<'_>, mapped: &[&str], keep: &[&str], out
             continue;
         }
         let prefix_len = k.len() + 1;
-        let sub: Vec<&str> = mapped.iter().filter(|m| m.len() > prefix_len && m.starts_with(k.as_ref()) && m.as_bytes()[k.len()] == b'.').map(|m| &m[prefix_len..]).collect();
+        let is_parent = |m: &&&str| m.len() > prefix_len && m.starts_with(k.as_ref()) && m.as_bytes()[k.len()] == b'.';
+        // Only partly mapped objects pay for collecting their sub-paths.
+        let sub: Vec<&str> = if mapped.iter().any(|m| is_parent(&m)) { mapped.iter().filter(is_parent).map(|m| &m[prefix_len..]).collect() } else { Vec::new() };
         let mark = out.len();
         if !first {
             out.push(b',');
