@@ -289,7 +289,7 @@ fn value_end(input: &[u8], start: usize) -> Result<usize, Stop> {
             b'"' => {
                 i += 1;
                 loop {
-                    let Some(j) = input[i..].iter().position(|&b| b == b'"' || b == b'\\') else { return Err(Stop::Truncated) };
+                    let Some(j) = memchr::memchr2(b'"', b'\\', &input[i..]) else { return Err(Stop::Truncated) };
                     i += j;
                     if input[i] == b'\\' {
                         i += 2;
@@ -332,9 +332,7 @@ fn trim(b: &[u8]) -> &[u8] {
     &b[s..e]
 }
 
-fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&b| b == needle)
-}
+use memchr::memchr;
 
 /// A string field of a parsed record.
 pub fn field_str<'v>(v: &'v BorrowedValue<'_>, key: &str) -> Option<&'v str> {

@@ -55,7 +55,7 @@ impl Builder {
 
     fn append_nulls(&mut self, n: usize) {
         match self {
-            Builder::Str(b) => (0..n).for_each(|_| b.append_null()),
+            Builder::Str(b) => b.append_nulls(n),
             Builder::I32(b) => b.append_nulls(n),
             Builder::I64(b) => b.append_nulls(n),
             Builder::F64(b) => b.append_nulls(n),

@@ -8,7 +8,7 @@ use ocelot_schemas::{BatchWriter, ClassDef, I32Col, StrCol, WriterError};
 use simd_json::BorrowedValue;
 
 use super::columns::columns;
-use super::json::{bool_of, encode, get, get_path, is_null, str_of, write_unmapped};
+use super::json::{bool_of, encode, get, get_path, is_null, str_of, write_unmapped, Mapped};
 use super::time::parse_time_ms;
 use super::{ClassWriter, Normalizer, OcsfBatch};
 use crate::decode::Origin;
@@ -184,33 +184,34 @@ fn account_activity(source: &str, name: &str) -> Option<i32> {
     })
 }
 
-/// API Activity's create/read/update/delete from the operation's verb; `readOnly` decides
-/// for verbs the table does not know.
+/// API Activity's create/read/update/delete from the operation's leading verb (the first
+/// capitalised word; two for `Batch...`), so `BatchGetItem` is a read and `Getaway` is not a
+/// `Get`; `readOnly` decides for verbs the table does not know.
 fn api_activity(name: &str, read_only: Option<bool>) -> i32 {
-    const VERBS: &[(&str, i32)] = &[
-        ("Create", 1), ("Run", 1), ("Allocate", 1), ("Import", 1), ("Register", 1), ("Add", 1), ("Copy", 1), ("Issue", 1), ("Request", 1),
-        ("Get", 2), ("Describe", 2), ("List", 2), ("Head", 2), ("Lookup", 2), ("Search", 2), ("Scan", 2), ("Query", 2), ("Select", 2),
-        ("BatchGet", 2), ("Download", 2), ("Decrypt", 2), ("Retrieve", 2), ("Check", 2), ("Verify", 2), ("Preview", 2), ("Test", 2),
-        ("Update", 3), ("Modify", 3), ("Put", 3), ("Set", 3), ("Change", 3), ("Attach", 3), ("Associate", 3), ("Enable", 3), ("Disable", 3),
-        ("Tag", 3), ("Untag", 3), ("Start", 3), ("Stop", 3), ("Reboot", 3), ("Replace", 3), ("Reset", 3), ("Authorize", 3), ("Revoke", 3),
-        ("Upload", 3), ("Restore", 3), ("Send", 3), ("Invoke", 3), ("Assume", 3), ("Apply", 3), ("Accept", 3), ("Reject", 3), ("Encrypt", 3),
-        ("Delete", 4), ("Remove", 4), ("Terminate", 4), ("Deregister", 4), ("Detach", 4), ("Disassociate", 4), ("Release", 4), ("Purge", 4),
-        ("Cancel", 4), ("Deactivate", 4), ("Destroy", 4),
-    ];
-    // The longest verb that prefixes the operation and ends at a word boundary wins
-    // ("BatchGetItem" is a read, "Getaway" is not a "Get").
-    let mut best: Option<(usize, i32)> = None;
-    for (verb, id) in VERBS {
-        let boundary = name.as_bytes().get(verb.len()).is_none_or(|c| !c.is_ascii_lowercase());
-        if name.starts_with(verb) && boundary && best.is_none_or(|(l, _)| verb.len() > l) {
-            best = Some((verb.len(), *id));
-        }
+    let word_end = |from: usize| name[from..].char_indices().skip(1).find(|(_, c)| c.is_ascii_uppercase() || c.is_ascii_digit()).map_or(name.len(), |(i, _)| from + i);
+    let first = word_end(0);
+    let verb = if &name[..first] == "Batch" { &name[..word_end(first)] } else { &name[..first] };
+    let id = match verb {
+        "Create" | "Run" | "Allocate" | "Import" | "Register" | "Add" | "Copy" | "Issue" | "Request" | "BatchCreate" | "BatchPut" => 1,
+        "Get" | "Describe" | "List" | "Head" | "Lookup" | "Search" | "Scan" | "Query" | "Select" | "BatchGet" | "Download" | "Decrypt"
+        | "Retrieve" | "Check" | "Verify" | "Preview" | "Test" | "BatchDescribe" => 2,
+        "Update" | "Modify" | "Put" | "Set" | "Change" | "Attach" | "Associate" | "Enable" | "Disable" | "Tag" | "Untag" | "Start"
+        | "Stop" | "Reboot" | "Replace" | "Reset" | "Authorize" | "Revoke" | "Upload" | "Restore" | "Send" | "Invoke" | "Assume"
+        | "Apply" | "Accept" | "Reject" | "Encrypt" | "BatchUpdate" => 3,
+        "Delete" | "Remove" | "Terminate" | "Deregister" | "Detach" | "Disassociate" | "Release" | "Purge" | "Cancel" | "Deactivate"
+        | "Destroy" | "BatchDelete" => 4,
+        _ => 0,
+    };
+    match (id, read_only) {
+        (0, Some(true)) => 2,
+        (0, _) => 99,
+        (id, _) => id,
     }
-    match (best, read_only) {
-        (Some((_, id)), _) => id,
-        (None, Some(true)) => 2,
-        _ => 99,
-    }
+}
+
+/// The resource type a request parameter names, if it names one.
+fn param_resource_type(key: &str) -> Option<&'static str> {
+    PARAM_RESOURCES.iter().find(|(k, _)| k.len() == key.len() && *k == key).map(|(_, t)| *t)
 }
 
 /// Request parameters that name a resource, and its CloudFormation-style type.
@@ -245,6 +246,7 @@ struct Writers {
 /// The CloudTrail normalizer.
 pub struct CloudTrail {
     w: Writers,
+    mapped: Mapped,
     buf: Vec<u8>,
     unmapped: Vec<u8>,
 }
@@ -262,14 +264,80 @@ impl CloudTrail {
             auth: (auth, auth_cols.0, auth_cols.1, auth_cols.2),
             account: (account, account_cols.0, account_cols.1, account_cols.2),
         };
-        Ok(CloudTrail { w, buf: Vec::with_capacity(4096), unmapped: Vec::with_capacity(4096) })
+        Ok(CloudTrail { w, mapped: Mapped::new(MAPPED), buf: Vec::with_capacity(4096), unmapped: Vec::with_capacity(4096) })
     }
 }
 
 
+/// The top-level fields of a record, found in one pass over its keys (a record has ~20; looking
+/// each one up by name, as the mapping does ~30 times, costs more than this pass).
+struct Top<'v> {
+    raw: &'v BorrowedValue<'v>,
+    fields: [Option<&'v BorrowedValue<'v>>; TOP_KEYS.len()],
+}
+
+const TOP_KEYS: [&str; 23] = [
+    "eventVersion", "userIdentity", "eventTime", "eventSource", "eventName", "awsRegion", "sourceIPAddress", "userAgent",
+    "requestParameters", "responseElements", "requestID", "eventID", "eventType", "recipientAccountId", "errorCode", "errorMessage",
+    "eventCategory", "apiVersion", "resources", "tlsDetails", "additionalEventData", "insightDetails", "readOnly",
+];
+
+/// The slot of a top-level key in `TOP_KEYS` (a `match`, which compiles to a decision tree).
+fn top_slot(key: &str) -> Option<usize> {
+    match key {
+        "eventVersion" => Some(0),
+        "userIdentity" => Some(1),
+        "eventTime" => Some(2),
+        "eventSource" => Some(3),
+        "eventName" => Some(4),
+        "awsRegion" => Some(5),
+        "sourceIPAddress" => Some(6),
+        "userAgent" => Some(7),
+        "requestParameters" => Some(8),
+        "responseElements" => Some(9),
+        "requestID" => Some(10),
+        "eventID" => Some(11),
+        "eventType" => Some(12),
+        "recipientAccountId" => Some(13),
+        "errorCode" => Some(14),
+        "errorMessage" => Some(15),
+        "eventCategory" => Some(16),
+        "apiVersion" => Some(17),
+        "resources" => Some(18),
+        "tlsDetails" => Some(19),
+        "additionalEventData" => Some(20),
+        "insightDetails" => Some(21),
+        "readOnly" => Some(22),
+        _ => None,
+    }
+}
+
+impl<'v> Top<'v> {
+    fn index(raw: &'v BorrowedValue<'v>) -> Top<'v> {
+        let mut fields = [None; TOP_KEYS.len()];
+        if let BorrowedValue::Object(o) = raw {
+            for (k, v) in o.iter() {
+                if let Some(i) = top_slot(k) {
+                    fields[i] = Some(v);
+                }
+            }
+        }
+        Top { raw, fields }
+    }
+
+    /// A top-level field; `key` must be one of `TOP_KEYS` (checked by a test).
+    fn get(&self, key: &str) -> Option<&'v BorrowedValue<'v>> {
+        top_slot(key).and_then(|i| self.fields[i])
+    }
+
+    fn path(&self, path: &[&str]) -> Option<&'v BorrowedValue<'v>> {
+        get_path(self.get(path[0])?, &path[1..])
+    }
+}
+
 /// The fields of a record every class uses, looked up once.
 struct Rec<'v> {
-    v: &'v BorrowedValue<'v>,
+    v: &'v Top<'v>,
     name: &'v str,
     source: &'v str,
     time: i64,
@@ -289,11 +357,13 @@ impl Normalizer for CloudTrail {
         if !matches!(v, BorrowedValue::Object(_)) {
             return Err("not a CloudTrail record: expected a JSON object".into());
         }
+        let top = Top::index(v);
+        let v = &top;
         // CloudTrail Insights events name the API call they are about inside `insightDetails`.
-        let insight = get(v, "insightDetails").filter(|i| !is_null(i));
-        let field = |key: &str| str_of(get(v, key)).or_else(|| insight.and_then(|i| str_of(get(i, key)))).filter(|s| !s.is_empty());
+        let insight = v.get("insightDetails").filter(|i| !is_null(i));
+        let field = |key: &str| str_of(v.get(key)).or_else(|| insight.and_then(|i| str_of(get(i, key)))).filter(|s| !s.is_empty());
         let name = field("eventName").ok_or("not a CloudTrail record: no eventName")?;
-        let time_text = str_of(get(v, "eventTime")).ok_or("not a CloudTrail record: no eventTime")?;
+        let time_text = str_of(v.get("eventTime")).ok_or("not a CloudTrail record: no eventTime")?;
         let time = parse_time_ms(time_text).ok_or_else(|| format!("eventTime `{time_text}` is not an RFC 3339 time"))?;
         let rec = Rec {
             v,
@@ -302,9 +372,9 @@ impl Normalizer for CloudTrail {
             insight,
             time,
             time_text,
-            region: str_of(get(v, "awsRegion")),
-            error_code: str_of(get(v, "errorCode")).filter(|s| !s.is_empty()),
-            error_message: str_of(get(v, "errorMessage")),
+            region: str_of(v.get("awsRegion")),
+            error_code: str_of(v.get("errorCode")).filter(|s| !s.is_empty()),
+            error_message: str_of(v.get("errorMessage")),
         };
         let route = if rec.insight.is_some() {
             Route::Api(99)
@@ -313,9 +383,9 @@ impl Normalizer for CloudTrail {
         } else if let Some(a) = account_activity(rec.source, rec.name) {
             Route::Account(a)
         } else {
-            Route::Api(api_activity(rec.name, bool_of(get(v, "readOnly"))))
+            Route::Api(api_activity(rec.name, bool_of(v.get("readOnly"))))
         };
-        let (buf, unmapped) = (&mut self.buf, &mut self.unmapped);
+        let (buf, unmapped) = ((&mut self.buf, &self.mapped), &mut self.unmapped);
         match route {
             Route::Api(a) => {
                 let (cw, base, extra) = &mut self.w.api;
@@ -327,7 +397,7 @@ impl Normalizer for CloudTrail {
                 let (cw, base, target, extra) = &mut self.w.auth;
                 write_base(&mut cw.writer, cw.class, base, &rec, a, buf, unmapped);
                 write_identity_as_target(&mut cw.writer, target, v);
-                let ad = get(v, "additionalEventData");
+                let ad = v.get("additionalEventData");
                 if let Some(mfa) = ad.and_then(|a| bool_of(get(a, "MFAUsed"))) {
                     cw.writer.bool(extra.is_mfa, mfa);
                 }
@@ -372,7 +442,7 @@ fn severity(w: &mut BatchWriter, c: &Base, id: i32) {
     });
 }
 
-fn write_base(w: &mut BatchWriter, class: &ClassDef, c: &Base, r: &Rec<'_>, activity: i32, buf: &mut Vec<u8>, unmapped: &mut Vec<u8>) {
+fn write_base(w: &mut BatchWriter, class: &ClassDef, c: &Base, r: &Rec<'_>, activity: i32, (buf, mapped): (&mut Vec<u8>, &Mapped), unmapped: &mut Vec<u8>) {
     let v = r.v;
     // For Other (99) OCSF wants the source's own word: the event name, or for an Insights event
     // its type and state ("ApiCallRateInsight Start").
@@ -402,7 +472,7 @@ fn write_base(w: &mut BatchWriter, class: &ClassDef, c: &Base, r: &Rec<'_>, acti
     w.ts(c.time_dt, r.time);
 
     // Outcome: an errorCode, or a console sign-in answered "Failure".
-    let console_failed = str_of(get_path(v, &["responseElements", "ConsoleLogin"])) == Some("Failure");
+    let console_failed = str_of(v.path(&["responseElements", "ConsoleLogin"])) == Some("Failure");
     if r.error_code.is_some() || console_failed {
         w.i32(c.status_id, 2);
         w.str(c.status, "Failure");
@@ -420,23 +490,23 @@ fn write_base(w: &mut BatchWriter, class: &ClassDef, c: &Base, r: &Rec<'_>, acti
     }
 
     // Metadata.
-    if let Some(id) = str_of(get(v, "eventID")) {
+    if let Some(id) = str_of(v.get("eventID")) {
         w.str(c.md_uid, id);
     }
     w.str(c.md_version, ocelot_schemas::OCSF_VERSION);
     w.str(c.md_product, "CloudTrail");
     w.str(c.md_vendor, "AWS");
     w.str(c.md_log_provider, "CloudTrail");
-    if let Some(cat) = str_of(get(v, "eventCategory")) {
+    if let Some(cat) = str_of(v.get("eventCategory")) {
         w.str(c.md_feature, cat);
         w.str(c.md_log_name, cat);
     }
-    if let Some(ver) = str_of(get(v, "eventVersion")) {
+    if let Some(ver) = str_of(v.get("eventVersion")) {
         // The record format version; the ocsf-examples mappings put it in product.version.
         w.str(c.md_log_version, ver);
         w.str(c.md_product_version, ver);
     }
-    if let Some(t) = str_of(get(v, "eventType")) {
+    if let Some(t) = str_of(v.get("eventType")) {
         w.str(c.md_event_code, t);
     }
     w.str(c.md_original_time, r.time_text);
@@ -448,14 +518,14 @@ fn write_base(w: &mut BatchWriter, class: &ClassDef, c: &Base, r: &Rec<'_>, acti
     if let Some(region) = r.region {
         w.str(c.cloud_region, region);
     }
-    if let Some(acct) = str_of(get(v, "recipientAccountId")).or_else(|| str_of(get_path(v, &["userIdentity", "accountId"]))) {
+    if let Some(acct) = str_of(v.get("recipientAccountId")).or_else(|| str_of(v.path(&["userIdentity", "accountId"]))) {
         w.str(c.cloud_account, acct);
     }
 
     // Actor. Service events (no user identity, or one without a principal) are acted by the
     // service: `actor.invoked_by` names it, so OCSF's required actor is never empty.
     let user_name = write_actor(w, c, v);
-    let has_principal = get(v, "userIdentity").is_some_and(|id| get(id, "arn").is_some() || get(id, "principalId").is_some() || get(id, "invokedBy").is_some() || get(id, "type").is_some());
+    let has_principal = v.get("userIdentity").is_some_and(|id| get(id, "arn").is_some() || get(id, "principalId").is_some() || get(id, "invokedBy").is_some() || get(id, "type").is_some());
     if !has_principal && !r.source.is_empty() {
         w.str(c.invoked_by, r.source);
     }
@@ -465,24 +535,24 @@ fn write_base(w: &mut BatchWriter, class: &ClassDef, c: &Base, r: &Rec<'_>, acti
     if !r.source.is_empty() {
         w.str(c.api_service, r.source);
     }
-    if let Some(ver) = str_of(get(v, "apiVersion")) {
+    if let Some(ver) = str_of(v.get("apiVersion")) {
         w.str(c.api_version, ver);
     }
-    let request_id = str_of(get(v, "requestID")).filter(|s| !s.is_empty());
+    let request_id = str_of(v.get("requestID")).filter(|s| !s.is_empty());
     if let Some(id) = request_id {
         w.str(c.api_request_uid, id);
-        if let Some(d) = get(v, "requestParameters").filter(|d| !is_null(d)) {
+        if let Some(d) = v.get("requestParameters").filter(|d| !is_null(d)) {
             w.str(c.api_request_data, encode(d, buf));
         }
     }
-    if let Some(d) = get(v, "responseElements").filter(|d| !is_null(d)) {
+    if let Some(d) = v.get("responseElements").filter(|d| !is_null(d)) {
         w.str(c.api_response_data, encode(d, buf));
     }
 
     // Source endpoint and HTTP request.
     let mut ip_seen = None;
     let mut domain_seen = None;
-    if let Some(src) = str_of(get(v, "sourceIPAddress")) {
+    if let Some(src) = str_of(v.get("sourceIPAddress")) {
         match canonical_ip(src) {
             Some(ip) => {
                 w.str(c.src_ip, &ip);
@@ -498,10 +568,10 @@ fn write_base(w: &mut BatchWriter, class: &ClassDef, c: &Base, r: &Rec<'_>, acti
         // Service events carry no source address: the call comes from the service itself.
         w.str(c.src_svc, r.source);
     }
-    if let Some(ua) = str_of(get(v, "userAgent")) {
+    if let Some(ua) = str_of(v.get("userAgent")) {
         w.str(c.user_agent, ua);
     }
-    if let Some(h) = str_of(get_path(v, &["tlsDetails", "clientProvidedHostHeader"])) {
+    if let Some(h) = str_of(v.path(&["tlsDetails", "clientProvidedHostHeader"])) {
         w.str(c.host_header, h);
     }
 
@@ -524,10 +594,10 @@ fn write_base(w: &mut BatchWriter, class: &ClassDef, c: &Base, r: &Rec<'_>, acti
     if request_id.is_none() {
         keep[0] = "requestParameters";
     }
-    if get(v, "resources").is_some_and(|r| !matches!(r, BorrowedValue::Array(_))) {
+    if v.get("resources").is_some_and(|r| !matches!(r, BorrowedValue::Array(_))) {
         keep[1] = "resources";
     }
-    if write_unmapped(v, MAPPED, &keep, unmapped) {
+    if write_unmapped(v.raw, mapped, &keep, unmapped) {
         w.str(c.unmapped, std::str::from_utf8(unmapped).unwrap_or_default());
     }
 }
@@ -552,8 +622,8 @@ struct Identity<'v> {
 }
 
 impl<'v> Identity<'v> {
-    fn of(v: &'v BorrowedValue<'_>) -> Option<Identity<'v>> {
-        let id = get(v, "userIdentity").filter(|id| !is_null(id))?;
+    fn of(v: &Top<'v>) -> Option<Identity<'v>> {
+        let id = v.get("userIdentity").filter(|id| !is_null(id))?;
         let arn = str_of(get(id, "arn"));
         // For an assumed role the useful name is the role session name (agents and tools set it).
         let session_name = arn.filter(|a| a.contains(":assumed-role/")).and_then(|a| a.rsplit('/').next());
@@ -561,7 +631,7 @@ impl<'v> Identity<'v> {
             kind: str_of(get(id, "type")),
             arn,
             principal: str_of(get(id, "principalId")).or_else(|| str_of(get_path(id, &["onBehalfOf", "userId"]))),
-            name: str_of(get(id, "userName")).or(session_name).or_else(|| str_of(get_path(v, &["additionalEventData", "UserName"]))),
+            name: str_of(get(id, "userName")).or(session_name).or_else(|| str_of(v.path(&["additionalEventData", "UserName"]))),
             account: str_of(get(id, "accountId")),
         })
     }
@@ -580,10 +650,10 @@ impl<'v> Identity<'v> {
 }
 
 /// `userIdentity` -> `actor`; returns the user name written, if any.
-fn write_actor<'v>(w: &mut BatchWriter, c: &Base, v: &'v BorrowedValue<'_>) -> Option<&'v str> {
+fn write_actor<'v>(w: &mut BatchWriter, c: &Base, v: &Top<'v>) -> Option<&'v str> {
     let who = Identity::of(v)?;
     who.write(w, c.user_type, c.user_type_id, c.user_uid, c.user_uid_alt, c.user_name, c.user_account);
-    let id = get(v, "userIdentity")?;
+    let id = v.get("userIdentity")?;
     if let Some(k) = str_of(get(id, "accessKeyId")).filter(|k| !k.is_empty()).or_else(|| str_of(get(id, "credentialId"))) {
         w.str(c.session_credential, k);
     }
@@ -621,7 +691,7 @@ fn user_type_id(kind: &str) -> i32 {
 }
 
 /// Authentication: the user who signs in is the identity of the record.
-fn write_identity_as_target(w: &mut BatchWriter, t: &Target, v: &BorrowedValue<'_>) {
+fn write_identity_as_target(w: &mut BatchWriter, t: &Target, v: &Top<'_>) {
     match Identity::of(v) {
         Some(who) => who.write(w, t.kind, t.type_id, t.uid, t.uid_alt, t.name, t.account),
         None => {
@@ -633,9 +703,9 @@ fn write_identity_as_target(w: &mut BatchWriter, t: &Target, v: &BorrowedValue<'
 }
 
 /// Account Change: the user or role acted on, from the request and the response.
-fn write_changed_account(w: &mut BatchWriter, t: &Target, e: &AcctExtra, v: &BorrowedValue<'_>) {
-    let req = get(v, "requestParameters");
-    let resp = get(v, "responseElements");
+fn write_changed_account(w: &mut BatchWriter, t: &Target, e: &AcctExtra, v: &Top<'_>) {
+    let req = v.get("requestParameters");
+    let resp = v.get("responseElements");
     let (name, kind) = match (req.and_then(|r| str_of(get(r, "userName"))), req.and_then(|r| str_of(get(r, "roleName")))) {
         (Some(u), _) => (Some(u), "User"),
         (None, Some(r)) => (Some(r), "Role"),
@@ -645,7 +715,7 @@ fn write_changed_account(w: &mut BatchWriter, t: &Target, e: &AcctExtra, v: &Bor
         w.str(t.name, n);
         w.str(t.kind, kind);
         w.i32(t.type_id, if kind == "User" { 1 } else { 99 });
-    } else if let Some(id) = get(v, "userIdentity") {
+    } else if let Some(id) = v.get("userIdentity") {
         // ChangePassword and kin act on the caller's own account.
         if let Some(n) = str_of(get(id, "userName")) {
             w.str(t.name, n);
@@ -660,7 +730,7 @@ fn write_changed_account(w: &mut BatchWriter, t: &Target, e: &AcctExtra, v: &Bor
             w.str(t.uid_alt, id);
         }
     }
-    if let Some(a) = str_of(get(v, "recipientAccountId")) {
+    if let Some(a) = str_of(v.get("recipientAccountId")) {
         w.str(t.account, a);
     }
     if let Some(p) = req.and_then(|r| str_of(get(r, "policyArn"))) {
@@ -675,7 +745,7 @@ fn write_changed_account(w: &mut BatchWriter, t: &Target, e: &AcctExtra, v: &Bor
 
 /// Resources from the record's `resources` array and from well-known request parameters.
 fn write_resources(w: &mut BatchWriter, e: &ApiExtra, r: &Rec<'_>) {
-    if let Some(BorrowedValue::Array(items)) = get(r.v, "resources") {
+    if let Some(BorrowedValue::Array(items)) = r.v.get("resources") {
         for item in items.iter() {
             let arn = str_of(get(item, "ARN"));
             if arn.is_none() {
@@ -706,11 +776,14 @@ fn write_resources(w: &mut BatchWriter, e: &ApiExtra, r: &Rec<'_>) {
         }
         w.end_item(e.resources);
     };
-    let Some(req) = get(r.v, "requestParameters") else { return };
-    for (key, kind) in PARAM_RESOURCES {
-        match get(req, key) {
-            Some(BorrowedValue::String(s)) if !s.is_empty() => one(w, s, kind),
-            Some(BorrowedValue::Array(items)) => items.iter().filter_map(|i| str_of(Some(i))).for_each(|s| one(w, s, kind)),
+    let Some(BorrowedValue::Object(req_obj)) = r.v.get("requestParameters") else { return };
+    let req = r.v.get("requestParameters").expect("matched above");
+    // Walk the (few) parameters of the request rather than look up every known name.
+    for (key, value) in req_obj.iter() {
+        let Some(kind) = param_resource_type(key) else { continue };
+        match value {
+            BorrowedValue::String(s) if !s.is_empty() => one(w, s, kind),
+            BorrowedValue::Array(items) => items.iter().filter_map(|i| str_of(Some(i))).for_each(|s| one(w, s, kind)),
             _ => {}
         }
     }
@@ -725,7 +798,7 @@ fn write_resources(w: &mut BatchWriter, e: &ApiExtra, r: &Rec<'_>) {
     }
     // EC2 instance sets, in the request (Stop/Terminate) and the response (RunInstances).
     for root in ["requestParameters", "responseElements"] {
-        if let Some(BorrowedValue::Array(items)) = get_path(r.v, &[root, "instancesSet", "items"]) {
+        if let Some(BorrowedValue::Array(items)) = r.v.path(&[root, "instancesSet", "items"]) {
             for i in items.iter() {
                 if let Some(id) = str_of(get(i, "instanceId")) {
                     one(w, id, "AWS::EC2::Instance");
@@ -768,6 +841,24 @@ mod tests {
         assert_eq!(auth_activity("sts.amazonaws.com", "AssumeRole"), None);
         assert_eq!(account_activity("iam.amazonaws.com", "CreateUser"), Some(1));
         assert_eq!(account_activity("iam.amazonaws.com", "ListUsers"), None);
+    }
+
+    #[test]
+    fn top_slots_match_top_keys() {
+        for (i, k) in TOP_KEYS.iter().enumerate() {
+            assert_eq!(top_slot(k), Some(i));
+        }
+    }
+
+    #[test]
+    fn every_field_the_mapping_reads_is_indexed() {
+        let src = include_str!("cloudtrail.rs");
+        for pat in ["v.get(\"", "r.v.get(\"", "v.path(&[\"", "r.v.path(&[\""] {
+            for (i, _) in src.match_indices(pat) {
+                let key: String = src[i + pat.len()..].chars().take_while(|c| *c != '"').collect();
+                assert!(TOP_KEYS.contains(&key.as_str()), "{key} is read but not in TOP_KEYS");
+            }
+        }
     }
 
     #[test]

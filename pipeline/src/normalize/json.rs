@@ -43,10 +43,50 @@ pub fn encode<'b>(v: &BorrowedValue<'_>, buf: &'b mut Vec<u8>) -> &'b str {
     std::str::from_utf8(buf).unwrap_or_default()
 }
 
-/// Writes the parts of an object that are not in `mapped` (dotted paths, relative to it) as
-/// JSON; `false` if nothing is left. Objects emptied by the subtraction are left out. Top-level
-/// keys in `keep` are written even when `mapped` names them.
-pub fn write_unmapped(v: &BorrowedValue<'_>, mapped: &[&str], keep: &[&str], out: &mut Vec<u8>) -> bool {
+/// The source fields a mapping consumes, as a tree of sorted names (built once from dotted
+/// paths): a name maps to `None` when consumed whole, to the sub-tree when only partly.
+#[derive(Debug, Default)]
+pub struct Mapped {
+    entries: Vec<(String, Option<Mapped>)>,
+}
+
+impl Mapped {
+    pub fn new(paths: &[&str]) -> Mapped {
+        let mut m = Mapped::default();
+        for p in paths {
+            m.insert(p);
+        }
+        m
+    }
+
+    fn insert(&mut self, path: &str) {
+        let (head, rest) = match path.split_once('.') {
+            Some((h, r)) => (h, Some(r)),
+            None => (path, None),
+        };
+        let i = match self.entries.binary_search_by(|(k, _)| k.as_str().cmp(head)) {
+            Ok(i) => i,
+            Err(i) => {
+                self.entries.insert(i, (head.to_string(), Some(Mapped::default())));
+                i
+            }
+        };
+        match (rest, &mut self.entries[i].1) {
+            (None, slot) => *slot = None,
+            (Some(r), Some(sub)) => sub.insert(r),
+            (Some(_), None) => {} // already consumed whole
+        }
+    }
+
+    fn find(&self, key: &str) -> Option<&Option<Mapped>> {
+        self.entries.binary_search_by(|(k, _)| k.as_str().cmp(key)).ok().map(|i| &self.entries[i].1)
+    }
+}
+
+/// Writes the parts of an object that `mapped` does not consume as JSON; `false` if nothing is
+/// left. Objects emptied by the subtraction are left out. Top-level keys in `keep` are written
+/// even when `mapped` consumes them.
+pub fn write_unmapped(v: &BorrowedValue<'_>, mapped: &Mapped, keep: &[&str], out: &mut Vec<u8>) -> bool {
     let BorrowedValue::Object(o) = v else { return false };
     let mut first = true;
     let start = out.len();
@@ -55,25 +95,24 @@ pub fn write_unmapped(v: &BorrowedValue<'_>, mapped: &[&str], keep: &[&str], out
         if is_null(child) {
             continue;
         }
-        let full = mapped.iter().any(|m| m == k) && !keep.iter().any(|m| m == k);
-        if full {
-            continue;
-        }
-        let prefix_len = k.len() + 1;
-        let is_parent = |m: &&&str| m.len() > prefix_len && m.starts_with(k.as_ref()) && m.as_bytes()[k.len()] == b'.';
-        // Only partly mapped objects pay for collecting their sub-paths.
-        let sub: Vec<&str> = if mapped.iter().any(|m| is_parent(&m)) { mapped.iter().filter(is_parent).map(|m| &m[prefix_len..]).collect() } else { Vec::new() };
+        let kept = !keep.is_empty() && keep.iter().any(|m| m == k);
+        let sub = match mapped.find(k) {
+            Some(None) if !kept => continue,
+            Some(Some(sub)) if !kept => Some(sub),
+            _ => None,
+        };
         let mark = out.len();
         if !first {
             out.push(b',');
         }
         let _ = BorrowedValue::String(k.clone()).write(&mut *out);
         out.push(b':');
-        let wrote = if sub.is_empty() {
-            let _ = child.write(&mut *out);
-            true
-        } else {
-            write_unmapped(child, &sub, &[], out)
+        let wrote = match sub {
+            None => {
+                let _ = child.write(&mut *out);
+                true
+            }
+            Some(sub) => write_unmapped(child, sub, &[], out),
         };
         if wrote {
             first = false;
@@ -98,13 +137,14 @@ mod tests {
         let mut bytes = br#"{"a":1,"b":{"c":2,"d":{"e":3}},"f":null,"g":{"h":1}}"#.to_vec();
         let v = simd_json::to_borrowed_value(&mut bytes).unwrap();
         let mut out = Vec::new();
-        assert!(write_unmapped(&v, &["a", "b.d.e", "g.h"], &[], &mut out));
+        assert!(write_unmapped(&v, &Mapped::new(&["a", "b.d.e", "g.h"]), &[], &mut out));
         let got: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(got, serde_json::json!({"b":{"c":2}}));
         out.clear();
-        assert!(!write_unmapped(&v, &["a", "b", "g"], &[], &mut out));
+        let whole = Mapped::new(&["a", "b", "g", "b.c"]);
+        assert!(!write_unmapped(&v, &whole, &[], &mut out));
         assert!(out.is_empty());
-        assert!(write_unmapped(&v, &["a", "b", "g"], &["a"], &mut out));
+        assert!(write_unmapped(&v, &whole, &["a"], &mut out));
         assert_eq!(out, br#"{"a":1}"#);
     }
 }
