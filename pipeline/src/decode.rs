@@ -16,6 +16,7 @@
 use std::io::Read;
 use std::sync::Arc;
 
+use memchr::memchr;
 use simd_json::{BorrowedValue, Buffers, StaticNode};
 
 /// Where a record came from: the input (file path, `stdin`, `topic/partition`), and the
@@ -332,7 +333,6 @@ fn trim(b: &[u8]) -> &[u8] {
     &b[s..e]
 }
 
-use memchr::memchr;
 
 /// A string field of a parsed record.
 pub fn field_str<'v>(v: &'v BorrowedValue<'_>, key: &str) -> Option<&'v str> {
