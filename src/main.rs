@@ -49,8 +49,11 @@ enum Command {
         #[arg(long, default_value_t = Limits::default().max_event_bytes)]
         max_event_bytes: usize,
     },
-    /// Run SQL over the lake (DataFusion). Tables: api_activity, authentication, account_change;
-    /// nested OCSF fields read as `actor.user.name`; partitions as region, accountId, eventDay.
+    /// Run SQL over the lake (DataFusion).
+    ///
+    /// Tables: api_activity, authentication, account_change. Nested OCSF fields read as
+    /// `actor.user.name` (or `actor['user']['name']`); the partitions are the columns region,
+    /// accountId and eventDay. The SQL dialect is DuckDB's.
     Sql {
         /// The query, e.g. "SELECT api.operation, count(*) FROM api_activity GROUP BY 1".
         query: String,
@@ -69,8 +72,10 @@ enum Command {
         #[command(subcommand)]
         kind: GenKind,
     },
-    /// Show the product on bundled data: normalize the sample CloudTrail (all envelope shapes,
-    /// a few broken inputs), write a lake, and query it with SQL.
+    /// Show the product on bundled data (no outside service needed).
+    ///
+    /// Normalizes the sample CloudTrail (every envelope shape, a few broken inputs) into a lake,
+    /// then queries it with SQL and lists the dead letters.
     Demo {
         /// The bundled samples.
         #[arg(long, default_value = "samples")]
@@ -136,7 +141,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 bail!("--lake {}: no such directory (write one with `ocelot normalize ... --lake {}`)", lake.display(), lake.display());
             }
             let rt = tokio::runtime::Runtime::new()?;
-            let batches = rt.block_on(query::query(&lake, &query))?;
+            let batches = rt.block_on(query::query(&lake, &query)).map_err(|e| {
+                let hint = if e.to_string().contains("not found") { format!(" (tables: {})", classes::WRITTEN_CLASSES.join(", ")) } else { String::new() };
+                anyhow::anyhow!("{e}{hint}")
+            })?;
             print_batches(&batches, format)?;
             Ok(ExitCode::SUCCESS)
         }
