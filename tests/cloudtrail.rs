@@ -42,7 +42,7 @@ fn panther_test_events_normalize_and_validate() {
     assert_eq!(run.events + run.dead.len(), records.len());
     for d in &run.dead {
         // Hand-made fragments without eventName/eventTime, and times Panther redacted.
-        assert!(d.reason.starts_with("not a CloudTrail record") || d.reason.starts_with("eventTime `"), "{}", d.reason);
+        assert!(d.reason.starts_with("not a CloudTrail record") || d.reason.starts_with("bad eventTime: `"), "{}", d.reason);
     }
     assert!(run.dead.len() < records.len() / 10, "{} of {} dead-lettered", run.dead.len(), records.len());
     assert_valid(&run);
@@ -272,7 +272,7 @@ fn bad_input_is_dead_lettered_with_a_reason_and_the_rest_survives() {
         ("truncated-gzip", gz, "gzip"),
         ("no-eventName", format!("{good_line}\n{{\"eventTime\":\"2026-01-01T00:00:00Z\",\"eventSource\":\"s3.amazonaws.com\"}}\n").into_bytes(), "not a CloudTrail record: no eventName"),
         ("no-eventTime", b"{\"eventName\":\"PutObject\",\"eventSource\":\"s3.amazonaws.com\"}\n".to_vec(), "not a CloudTrail record: no eventTime"),
-        ("bad-eventTime", b"{\"eventName\":\"PutObject\",\"eventTime\":\"yesterday\"}\n".to_vec(), "eventTime"),
+        ("bad-eventTime", b"{\"eventName\":\"PutObject\",\"eventTime\":\"yesterday\"}\n".to_vec(), "bad eventTime"),
         ("10MB-line", format!("{good_line}\n{huge}\n").into_bytes(), "too large"),
         ("invalid-utf8", [bad_utf8.as_slice(), b"\n", good_line.as_bytes()].concat(), "invalid UTF-8"),
         ("not-an-object", b"[1,2,3]\n".to_vec(), "not a CloudTrail record"),

@@ -364,7 +364,7 @@ impl Normalizer for CloudTrail {
         let field = |key: &str| str_of(v.get(key)).or_else(|| insight.and_then(|i| str_of(get(i, key)))).filter(|s| !s.is_empty());
         let name = field("eventName").ok_or("not a CloudTrail record: no eventName")?;
         let time_text = str_of(v.get("eventTime")).ok_or("not a CloudTrail record: no eventTime")?;
-        let time = parse_time_ms(time_text).ok_or_else(|| format!("eventTime `{time_text}` is not an RFC 3339 time"))?;
+        let time = parse_time_ms(time_text).ok_or_else(|| format!("bad eventTime: `{time_text}` is not an RFC 3339 time"))?;
         let rec = Rec {
             v,
             name,
