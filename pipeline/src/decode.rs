@@ -187,15 +187,15 @@ impl Decoder {
                         sink.dead_letter(DeadLetter { origin: o, reason: "CloudWatch Logs: event without a string `message`".into(), bytes: simd_json::prelude::Writable::encode(item).into_bytes() });
                         continue;
                     };
+                    // The message is a record of its own: parse a copy, keep the original for
+                    // the dead letters.
                     self.inner.clear();
                     self.inner.extend_from_slice(msg.as_bytes());
-                    let mut inner_buf = std::mem::take(&mut self.inner);
-                    let raw_msg = msg.as_bytes().to_vec();
-                    match simd_json::borrowed::to_value(&mut inner_buf) {
-                        Ok(v) => deliver(&v, o, raw_msg.len(), &|| raw_msg.clone(), sink),
-                        Err(e) => sink.dead_letter(DeadLetter { origin: o, reason: parse_reason(&raw_msg, &e), bytes: raw_msg.clone() }),
+                    let raw = || msg.as_bytes().to_vec();
+                    match simd_json::borrowed::to_value_with_buffers(&mut self.inner, &mut self.buffers) {
+                        Ok(v) => deliver(&v, o, msg.len(), &raw, sink),
+                        Err(e) => sink.dead_letter(DeadLetter { origin: o, reason: parse_reason(msg.as_bytes(), &e), bytes: raw() }),
                     }
-                    self.inner = inner_buf;
                 }
             }
             Envelope::Control => sink.control_message(),
