@@ -13,6 +13,9 @@ use ocelot_pipeline::ingest::{expand_inputs, Ingest, Output, Summary};
 use ocelot_pipeline::lake::{query, DeadLetterStore, LakeWriter, WriterOptions};
 use ocelot_pipeline::{classes, generate, normalize};
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "ocelot", version, about = "Streaming OCSF normalizer and detector for cloud and AI-agent telemetry", long_about = None)]
 struct Cli {

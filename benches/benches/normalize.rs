@@ -14,6 +14,10 @@ use criterion::{Criterion, Throughput};
 use ocelot_benches::{cloudtrail_jsonl, normalize_bytes, parse_only, EVENTS};
 use ocelot_pipeline::lake::{LakeWriter, WriterOptions};
 
+// The allocator the `ocelot` binary ships with, so the figures are the product's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn benches(c: &mut Criterion) {
     let input = cloudtrail_jsonl(EVENTS);
     let source: Arc<str> = Arc::from("bench");
