@@ -8,7 +8,7 @@ use ocelot_schemas::{BatchWriter, ClassDef, I32Col, StrCol, WriterError};
 use simd_json::BorrowedValue;
 
 use super::columns::columns;
-use super::json::{bool_of, encode, get, get_path, is_null, str_of, write_unmapped, Mapped};
+use super::json::{bool_of, encode, get, get_path, is_null, str_of, write_members_except, Consumed, Mapped};
 use super::time::parse_time_ms;
 use super::{ClassWriter, Normalizer, OcsfBatch};
 use crate::decode::Origin;
@@ -246,7 +246,7 @@ struct Writers {
 /// The CloudTrail normalizer.
 pub struct CloudTrail {
     w: Writers,
-    mapped: Mapped,
+    mapped: Consumption,
     buf: Vec<u8>,
     unmapped: Vec<u8>,
 }
@@ -264,7 +264,7 @@ impl CloudTrail {
             auth: (auth, auth_cols.0, auth_cols.1, auth_cols.2),
             account: (account, account_cols.0, account_cols.1, account_cols.2),
         };
-        Ok(CloudTrail { w, mapped: Mapped::new(MAPPED), buf: Vec::with_capacity(4096), unmapped: Vec::with_capacity(4096) })
+        Ok(CloudTrail { w, mapped: Consumption::new(), buf: Vec::with_capacity(4096), unmapped: Vec::with_capacity(4096) })
     }
 }
 
@@ -274,7 +274,14 @@ impl CloudTrail {
 struct Top<'v> {
     raw: &'v BorrowedValue<'v>,
     fields: [Option<&'v BorrowedValue<'v>>; TOP_KEYS.len()],
+    /// The slot of each member in iteration order (`NONE` for keys the mapping does not
+    /// read), so `unmapped` is written without looking the keys up again.
+    order: [u8; MAX_ORDERED],
+    members: usize,
 }
+
+const NONE: u8 = u8::MAX;
+const MAX_ORDERED: usize = 64;
 
 const TOP_KEYS: [&str; 23] = [
     "eventVersion", "userIdentity", "eventTime", "eventSource", "eventName", "awsRegion", "sourceIPAddress", "userAgent",
@@ -315,14 +322,21 @@ fn top_slot(key: &str) -> Option<usize> {
 impl<'v> Top<'v> {
     fn index(raw: &'v BorrowedValue<'v>) -> Top<'v> {
         let mut fields = [None; TOP_KEYS.len()];
+        let mut order = [NONE; MAX_ORDERED];
+        let mut members = 0;
         if let BorrowedValue::Object(o) = raw {
-            for (k, v) in o.iter() {
-                if let Some(i) = top_slot(k) {
+            for (n, (k, v)) in o.iter().enumerate() {
+                let slot = top_slot(k);
+                if let Some(i) = slot {
                     fields[i] = Some(v);
                 }
+                if n < MAX_ORDERED {
+                    order[n] = slot.map_or(NONE, |i| i as u8);
+                }
+                members = n + 1;
             }
         }
-        Top { raw, fields }
+        Top { raw, fields, order, members }
     }
 
     /// A top-level field; `key` must be one of `TOP_KEYS` (checked by a test).
@@ -332,6 +346,26 @@ impl<'v> Top<'v> {
 
     fn path(&self, path: &[&str]) -> Option<&'v BorrowedValue<'v>> {
         get_path(self.get(path[0])?, &path[1..])
+    }
+}
+
+/// What the mapping consumes of a record: the tree of consumed paths, and per top-level slot
+/// whether it is consumed whole, in part, or not at all (so `unmapped` needs no lookups).
+struct Consumption {
+    tree: Mapped,
+    /// 0: not consumed, 1: whole, 2: in part.
+    slot: [u8; TOP_KEYS.len()],
+}
+
+impl Consumption {
+    fn new() -> Consumption {
+        let tree = Mapped::new(MAPPED);
+        let slot = std::array::from_fn(|i| match tree.find(TOP_KEYS[i]) {
+            Some(None) => 1,
+            Some(Some(_)) => 2,
+            None => 0,
+        });
+        Consumption { tree, slot }
     }
 }
 
@@ -442,7 +476,7 @@ fn severity(w: &mut BatchWriter, c: &Base, id: i32) {
     });
 }
 
-fn write_base(w: &mut BatchWriter, class: &ClassDef, c: &Base, r: &Rec<'_>, activity: i32, (buf, mapped): (&mut Vec<u8>, &Mapped), unmapped: &mut Vec<u8>) {
+fn write_base(w: &mut BatchWriter, class: &ClassDef, c: &Base, r: &Rec<'_>, activity: i32, (buf, mapped): (&mut Vec<u8>, &Consumption), unmapped: &mut Vec<u8>) {
     let v = r.v;
     // For Other (99) OCSF wants the source's own word: the event name, or for an Insights event
     // its type and state ("ApiCallRateInsight Start").
@@ -590,14 +624,24 @@ fn write_base(w: &mut BatchWriter, class: &ClassDef, c: &Base, r: &Rec<'_>, acti
     // Fields the mapping could not use after all stay unmapped: `requestParameters` without a
     // `requestID` (OCSF requires `api.request.uid` beside `api.request.data`), and `resources`
     // that is not a list.
-    let mut keep: [&str; 2] = ["", ""];
-    if request_id.is_none() {
-        keep[0] = "requestParameters";
-    }
-    if v.get("resources").is_some_and(|r| !matches!(r, BorrowedValue::Array(_))) {
-        keep[1] = "resources";
-    }
-    if write_unmapped(v.raw, mapped, &keep, unmapped) {
+    let keep_request = request_id.is_none();
+    let keep_resources = v.get("resources").is_some_and(|r| !matches!(r, BorrowedValue::Array(_)));
+    let consumed = |i: usize, k: &str| {
+        // Members the mapping does not read (most of what is unmapped) need no lookup.
+        let slot = if v.members <= MAX_ORDERED { v.order[i] } else { top_slot(k).map_or(NONE, |s| s as u8) };
+        if slot == NONE || keep_request && k == "requestParameters" || keep_resources && k == "resources" {
+            return Consumed::Nothing;
+        }
+        match mapped.slot[slot as usize] {
+            1 => Consumed::Whole,
+            2 => match mapped.tree.find(k) {
+                Some(Some(sub)) => Consumed::Part(sub),
+                _ => Consumed::Nothing,
+            },
+            _ => Consumed::Nothing,
+        }
+    };
+    if write_members_except(v.raw, consumed, unmapped) {
         w.str(c.unmapped, std::str::from_utf8(unmapped).unwrap_or_default());
     }
 }

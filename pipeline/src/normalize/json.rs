@@ -78,28 +78,50 @@ impl Mapped {
         }
     }
 
-    fn find(&self, key: &str) -> Option<&Option<Mapped>> {
+    pub fn find(&self, key: &str) -> Option<&Option<Mapped>> {
         self.entries.binary_search_by(|(k, _)| k.as_str().cmp(key)).ok().map(|i| &self.entries[i].1)
     }
+}
+
+/// How much of a member a mapping consumed.
+pub enum Consumed<'m> {
+    Whole,
+    Part(&'m Mapped),
+    Nothing,
 }
 
 /// Writes the parts of an object that `mapped` does not consume as JSON; `false` if nothing is
 /// left. Objects emptied by the subtraction are left out. Top-level keys in `keep` are written
 /// even when `mapped` consumes them.
 pub fn write_unmapped(v: &BorrowedValue<'_>, mapped: &Mapped, keep: &[&str], out: &mut Vec<u8>) -> bool {
+    write_members_except(
+        v,
+        |_, k| match mapped.find(k) {
+            _ if !keep.is_empty() && keep.contains(&k) => Consumed::Nothing,
+            Some(None) => Consumed::Whole,
+            Some(Some(sub)) => Consumed::Part(sub),
+            None => Consumed::Nothing,
+        },
+        out,
+    )
+}
+
+/// As [`write_unmapped`], with the caller classifying each member (by its position in the
+/// object's iteration order, or its key): a normalizer that already classified the members
+/// while reading them does not look them up twice.
+pub fn write_members_except<'m>(v: &BorrowedValue<'_>, consumed: impl Fn(usize, &str) -> Consumed<'m>, out: &mut Vec<u8>) -> bool {
     let BorrowedValue::Object(o) = v else { return false };
     let mut first = true;
     let start = out.len();
     out.push(b'{');
-    for (k, child) in o.iter() {
+    for (i, (k, child)) in o.iter().enumerate() {
         if is_null(child) {
             continue;
         }
-        let kept = !keep.is_empty() && keep.iter().any(|m| m == k);
-        let sub = match mapped.find(k) {
-            Some(None) if !kept => continue,
-            Some(Some(sub)) if !kept => Some(sub),
-            _ => None,
+        let sub = match consumed(i, k) {
+            Consumed::Whole => continue,
+            Consumed::Part(sub) => Some(sub),
+            Consumed::Nothing => None,
         };
         let mark = out.len();
         if !first {
