@@ -61,6 +61,23 @@ pub trait RecordSink {
     fn dead_letter(&mut self, letter: DeadLetter);
     /// A CloudWatch Logs control message: carries no event; counted, not stored.
     fn control_message(&mut self) {}
+    /// A chunk of a stream is done (see [`Decoder::decode_reader`]): a chance to hand on
+    /// buffered batches.
+    fn chunk_done(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Reads until `buf` holds `want` more bytes than it did, or the end; true at the end.
+fn fill(r: &mut impl Read, buf: &mut Vec<u8>, want: usize) -> std::io::Result<bool> {
+    let target = buf.len() + want;
+    while buf.len() < target {
+        let n = r.by_ref().take((target - buf.len()) as u64).read_to_end(buf)?;
+        if n == 0 {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -112,25 +129,62 @@ impl Decoder {
         self.decode_text(input, source, sink)
     }
 
+    /// Decodes whole lines of JSON Lines; `offset` and `lines_before` place them in the input.
+    /// Returns the number of lines.
+    fn decode_lines(&mut self, input: &[u8], offset: u64, lines_before: u64, source: &Arc<str>, sink: &mut dyn RecordSink) -> u64 {
+        let mut start = 0;
+        let mut line_no = lines_before;
+        while start < input.len() {
+            line_no += 1;
+            let end = memchr(b'\n', &input[start..]).map_or(input.len(), |i| start + i);
+            let line = trim(&input[start..end]);
+            if !line.is_empty() {
+                let origin = Origin { source: source.clone(), line: Some(line_no), offset: offset + start as u64, index: None };
+                self.value(line, origin, sink);
+            }
+            start = end + 1;
+        }
+        line_no - lines_before
+    }
+
+    /// Decodes a stream. JSON Lines are decoded a chunk at a time, so memory stays bounded
+    /// however long the stream (by the chunk and the longest line); after each chunk the sink's
+    /// [`RecordSink::chunk_done`] runs. Gzip, JSON streams and envelopes are read whole (an S3
+    /// delivery file is one JSON value). Returns the bytes read.
+    pub fn decode_reader(&mut self, mut r: impl Read, source: &Arc<str>, sink: &mut dyn RecordSink) -> std::io::Result<u64> {
+        const CHUNK: usize = 8 << 20;
+        let mut buf = Vec::with_capacity(CHUNK);
+        let mut eof = fill(&mut r, &mut buf, CHUNK)?;
+        let first = skip_ws(&buf, 0);
+        if buf.starts_with(&[0x1f, 0x8b]) || first >= buf.len() || !is_json_lines(&buf, first) {
+            r.read_to_end(&mut buf)?;
+            self.decode(&buf, source, sink);
+            sink.chunk_done()?;
+            return Ok(buf.len() as u64);
+        }
+        let (mut offset, mut lines) = (0u64, 0u64);
+        loop {
+            // Whole lines only; the tail of a chunk waits for the next one.
+            let end = if eof { buf.len() } else { memchr::memrchr(b'\n', &buf).map_or(0, |i| i + 1) };
+            lines += self.decode_lines(&buf[..end], offset, lines, source, sink);
+            sink.chunk_done()?;
+            offset += end as u64;
+            buf.drain(..end);
+            if eof {
+                return Ok(offset);
+            }
+            eof = fill(&mut r, &mut buf, CHUNK)?;
+        }
+    }
+
     fn decode_text(&mut self, input: &[u8], source: &Arc<str>, sink: &mut dyn RecordSink) {
         let origin = |offset: usize, line: Option<u64>| Origin { source: source.clone(), line, offset: offset as u64, index: None };
         let first = skip_ws(input, 0);
         if first >= input.len() {
             return;
         }
-        let line_mode = is_json_lines(input, first);
-        if line_mode {
-            let mut start = 0;
-            let mut line_no = 0u64;
-            while start < input.len() {
-                line_no += 1;
-                let end = memchr(b'\n', &input[start..]).map_or(input.len(), |i| start + i);
-                let line = trim(&input[start..end]);
-                if !line.is_empty() {
-                    self.value(line, origin(start, Some(line_no)), sink);
-                }
-                start = end + 1;
-            }
+        if is_json_lines(input, first) {
+            self.decode_lines(input, 0, 0, source, sink);
             return;
         }
         let mut pos = first;
@@ -379,6 +433,26 @@ mod tests {
 
     fn names(c: &Collect) -> Vec<&str> {
         c.records.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    #[test]
+    fn streams_decode_in_chunks_with_the_same_origins() {
+        // Long enough for several 8 MiB chunks, with lines cut at every chunk boundary.
+        let mut input = Vec::new();
+        let mut n = 0;
+        while input.len() < 20 << 20 {
+            n += 1;
+            input.extend_from_slice(format!("{{\"eventName\":\"E{n}\",\"pad\":\"{}\"}}\n", "x".repeat(n % 977)).as_bytes());
+        }
+        input.extend_from_slice(b"{broken\n{\"eventName\":\"last\"}");
+        let whole = run(&input);
+        let mut streamed = Collect::default();
+        let read = Decoder::new(Limits::default()).decode_reader(std::io::Cursor::new(&input), &Arc::from("t"), &mut streamed).unwrap();
+        assert_eq!(read, input.len() as u64);
+        assert_eq!(streamed.records.len(), n + 1);
+        assert_eq!(streamed.records, whole.records, "same records, lines and offsets");
+        assert_eq!(streamed.dead, whole.dead);
+        assert_eq!(streamed.dead[0].origin.line, Some(n as u64 + 1));
     }
 
     #[test]

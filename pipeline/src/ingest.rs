@@ -69,6 +69,22 @@ struct Sink<'a> {
     normalizer: &'a mut dyn Normalizer,
     dead: &'a mut DeadLetterStore,
     summary: &'a mut Summary,
+    output: &'a mut Output,
+    batch_rows: usize,
+}
+
+impl Sink<'_> {
+    /// Hands on the normalizer's batches once it holds `batch_rows` rows (or always, `force`).
+    fn drain(&mut self, force: bool) -> io::Result<()> {
+        if !force && self.normalizer.buffered_rows() < self.batch_rows {
+            return Ok(());
+        }
+        for b in self.normalizer.take_batches().map_err(io::Error::other)? {
+            *self.summary.per_class.entry(b.class.name.clone()).or_default() += b.batch.num_rows();
+            self.output.write(&b)?;
+        }
+        Ok(())
+    }
 }
 
 impl RecordSink for Sink<'_> {
@@ -85,6 +101,16 @@ impl RecordSink for Sink<'_> {
     fn control_message(&mut self) {
         self.summary.control_messages += 1;
     }
+    fn chunk_done(&mut self) -> io::Result<()> {
+        self.drain(false)
+    }
+}
+
+/// The sink over an `Ingest`'s parts (a macro, not a method, so the decoder stays free to borrow).
+macro_rules! sink {
+    ($s:ident) => {
+        Sink { normalizer: $s.normalizer.as_mut(), dead: &mut $s.dead, summary: &mut $s.summary, output: &mut $s.output, batch_rows: $s.batch_rows }
+    };
 }
 
 impl Ingest {
@@ -92,45 +118,38 @@ impl Ingest {
         Ingest { normalizer, decoder: Decoder::new(limits), output, dead, batch_rows: 64 * 1024, summary: Summary::default() }
     }
 
-    /// Decodes one whole input.
+    /// Decodes one whole input held in memory (a message, a test's bytes).
     pub fn input(&mut self, bytes: &[u8], source: &Arc<str>) -> io::Result<()> {
         self.summary.inputs += 1;
         self.summary.bytes += bytes.len() as u64;
-        let mut sink = Sink { normalizer: self.normalizer.as_mut(), dead: &mut self.dead, summary: &mut self.summary };
+        let mut sink = sink!(self);
         self.decoder.decode(bytes, source, &mut sink);
-        if self.normalizer.buffered_rows() >= self.batch_rows {
-            self.drain()?;
-        }
+        sink.drain(false)
+    }
+
+    /// Decodes a stream: a file or stdin. JSON Lines are read a chunk at a time, so a file of
+    /// any length normalizes in bounded memory; other shapes are read whole.
+    pub fn reader(&mut self, r: impl Read, source: &Arc<str>) -> io::Result<()> {
+        self.summary.inputs += 1;
+        let read = self.decoder.decode_reader(r, source, &mut sink!(self))?;
+        self.summary.bytes += read;
         Ok(())
     }
 
     /// Reads and decodes a file.
     pub fn file(&mut self, path: &Path) -> io::Result<()> {
-        let bytes = std::fs::read(path)?;
-        self.input(&bytes, &Arc::from(path.display().to_string()))
+        let f = std::fs::File::open(path)?;
+        self.reader(io::BufReader::with_capacity(1 << 20, f), &Arc::from(path.display().to_string()))
     }
 
-    /// Reads all of stdin, then decodes it like a file (any shape, gzip included). Unbounded
-    /// streams belong to `ocelot run`, not here.
-    pub fn stdin(&mut self, mut r: impl Read) -> io::Result<()> {
-        let source: Arc<str> = Arc::from("stdin");
-        let mut all = Vec::new();
-        r.read_to_end(&mut all)?;
-        self.input(&all, &source)
-    }
-
-    fn drain(&mut self) -> io::Result<()> {
-        let batches = self.normalizer.take_batches().map_err(io::Error::other)?;
-        for b in &batches {
-            *self.summary.per_class.entry(b.class.name.clone()).or_default() += b.batch.num_rows();
-            self.output.write(b)?;
-        }
-        Ok(())
+    /// Reads and decodes stdin.
+    pub fn stdin(&mut self, r: impl Read) -> io::Result<()> {
+        self.reader(r, &Arc::from("stdin"))
     }
 
     /// Flushes everything: after this, every event read is in the output or the dead letters.
     pub fn finish(&mut self, started: Instant) -> io::Result<Summary> {
-        self.drain()?;
+        sink!(self).drain(true)?;
         self.output.flush()?;
         self.dead.flush()?;
         self.summary.elapsed = started.elapsed();
