@@ -23,12 +23,15 @@ use crate::normalize::OcsfBatch;
 pub struct WriterOptions {
     /// Rows of one partition that make a file.
     pub roll_rows: usize,
+    /// Arrow bytes buffered over all partitions before everything is written: bounds memory
+    /// when rows spread over many partitions that each stay below `roll_rows`.
+    pub max_pending_bytes: usize,
     pub zstd_level: i32,
 }
 
 impl Default for WriterOptions {
     fn default() -> Self {
-        WriterOptions { roll_rows: 256 * 1024, zstd_level: 3 }
+        WriterOptions { roll_rows: 256 * 1024, max_pending_bytes: 128 << 20, zstd_level: 3 }
     }
 }
 
@@ -58,12 +61,13 @@ pub struct LakeWriter {
     root: PathBuf,
     opts: WriterOptions,
     pending: HashMap<Partition, (Vec<RecordBatch>, usize)>,
+    pending_bytes: usize,
     pub stats: LakeStats,
 }
 
 impl LakeWriter {
     pub fn new(root: impl Into<PathBuf>, opts: WriterOptions) -> LakeWriter {
-        LakeWriter { root: root.into(), opts, pending: HashMap::new(), stats: LakeStats::default() }
+        LakeWriter { root: root.into(), opts, pending: HashMap::new(), pending_bytes: 0, stats: LakeStats::default() }
     }
 
     pub fn root(&self) -> &Path {
@@ -73,12 +77,16 @@ impl LakeWriter {
     /// Buffers a batch; writes any partition that reaches the roll size.
     pub fn append(&mut self, b: &OcsfBatch) -> std::io::Result<()> {
         for (part, rows) in split(b) {
+            self.pending_bytes += rows.get_array_memory_size();
             let entry = self.pending.entry(part.clone()).or_default();
             entry.1 += rows.num_rows();
             entry.0.push(rows);
             if entry.1 >= self.opts.roll_rows {
                 self.write_partition(&part)?;
             }
+        }
+        if self.pending_bytes > self.opts.max_pending_bytes {
+            self.flush()?;
         }
         Ok(())
     }
@@ -102,6 +110,7 @@ impl LakeWriter {
 
     fn write_partition(&mut self, p: &Partition) -> std::io::Result<Option<PathBuf>> {
         let Some((batches, rows)) = self.pending.remove(p) else { return Ok(None) };
+        self.pending_bytes = self.pending_bytes.saturating_sub(batches.iter().map(|b| b.get_array_memory_size()).sum());
         if rows == 0 {
             return Ok(None);
         }
