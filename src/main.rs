@@ -156,7 +156,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Gen { kind: GenKind::Cloudtrail { events, seed, start, output } } => {
-            let start = chrono_ms(&start).with_context(|| format!("--start {start}: expected an RFC 3339 time such as 2026-11-01T00:00:00Z"))?;
+            let start = normalize::time::parse_time_ms(&start).with_context(|| format!("--start {start}: expected an RFC 3339 time such as 2026-11-01T00:00:00Z"))?;
             let mut out: Box<dyn Write> = match &output {
                 Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
@@ -167,10 +167,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Demo { samples, lake } => demo(&samples, &lake),
     }
-}
-
-fn chrono_ms(s: &str) -> Option<i64> {
-    normalize::time::parse_time_ms(s)
 }
 
 fn normalize_cmd(inputs: &[PathBuf], lake: Option<&Path>, format: Format, source: &str, max_event_bytes: usize) -> Result<Summary> {
@@ -318,7 +314,7 @@ fn demo(samples: &Path, lake: &Path) -> Result<ExitCode> {
     let dl = lake.join(ocelot_pipeline::lake::DEAD_LETTER_DIR);
     if summary.dead_lettered > 0 {
         println!("\n-- Dead letters ({}), one line each with origin and reason:", dl.display());
-        for entry in walk_files(&dl) {
+        for entry in expand_inputs(&[dl.clone()])? {
             for line in std::fs::read_to_string(&entry)?.lines() {
                 let v: serde_json::Value = serde_json::from_str(line)?;
                 println!("  {}:{} {}", v["source"].as_str().unwrap_or(""), v["line"].as_u64().map_or_else(|| format!("@{}", v["offset"]), |l| l.to_string()), v["reason"].as_str().unwrap_or(""));
@@ -327,21 +323,4 @@ fn demo(samples: &Path, lake: &Path) -> Result<ExitCode> {
     }
     println!("\nTry your own: cargo run --release -- sql --lake {} \"SELECT api.operation, count(*) FROM api_activity GROUP BY 1 ORDER BY 2 DESC\"", lake.display());
     Ok(ExitCode::SUCCESS)
-}
-
-fn walk_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if !e.file_name().to_string_lossy().starts_with('.') {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
 }

@@ -17,7 +17,9 @@ use std::io::Read;
 use std::sync::Arc;
 
 use memchr::memchr;
-use simd_json::{BorrowedValue, Buffers, StaticNode};
+use simd_json::{BorrowedValue, Buffers};
+
+use crate::json::{get, str_of};
 
 /// Where a record came from: the input (file path, `stdin`, `topic/partition`), and the
 /// position in it.
@@ -237,7 +239,7 @@ impl Decoder {
             Envelope::LogEvents(items) => {
                 for (i, item) in items.iter().enumerate() {
                     let o = Origin { index: Some(i as u32), ..origin.clone() };
-                    let Some(msg) = item.get_str("message") else {
+                    let Some(msg) = str_of(get(item, "message")) else {
                         sink.dead_letter(DeadLetter { origin: o, reason: "CloudWatch Logs: event without a string `message`".into(), bytes: simd_json::prelude::Writable::encode(item).into_bytes() });
                         continue;
                     };
@@ -275,32 +277,13 @@ fn envelope<'v, 'a>(v: &'v BorrowedValue<'a>) -> Envelope<'v, 'a> {
     if let Some(BorrowedValue::Array(items)) = o.get("logEvents") {
         return Envelope::LogEvents(items);
     }
-    if o.get("messageType").and_then(as_str) == Some("CONTROL_MESSAGE") {
+    if str_of(o.get("messageType")) == Some("CONTROL_MESSAGE") {
         return Envelope::Control;
     }
     if let (Some(_), Some(detail @ BorrowedValue::Object(_))) = (o.get("detail-type"), o.get("detail")) {
         return Envelope::Detail(detail);
     }
     Envelope::Bare
-}
-
-fn as_str<'v>(v: &'v BorrowedValue<'_>) -> Option<&'v str> {
-    match v {
-        BorrowedValue::String(s) => Some(s),
-        _ => None,
-    }
-}
-
-trait GetStr {
-    fn get_str(&self, key: &str) -> Option<&str>;
-}
-impl GetStr for BorrowedValue<'_> {
-    fn get_str(&self, key: &str) -> Option<&str> {
-        match self {
-            BorrowedValue::Object(o) => o.get(key).and_then(as_str),
-            _ => None,
-        }
-    }
 }
 
 fn parse_reason(bytes: &[u8], e: &simd_json::Error) -> String {
@@ -388,19 +371,6 @@ fn trim(b: &[u8]) -> &[u8] {
 }
 
 
-/// A string field of a parsed record.
-pub fn field_str<'v>(v: &'v BorrowedValue<'_>, key: &str) -> Option<&'v str> {
-    match v {
-        BorrowedValue::Object(o) => o.get(key).and_then(as_str),
-        _ => None,
-    }
-}
-
-/// True for JSON null or a missing value.
-pub fn is_null(v: Option<&BorrowedValue<'_>>) -> bool {
-    matches!(v, None | Some(BorrowedValue::Static(StaticNode::Null)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,7 +382,7 @@ mod tests {
     }
     impl RecordSink for Collect {
         fn record(&mut self, v: &BorrowedValue<'_>, origin: &Origin) -> Result<(), String> {
-            match field_str(v, "eventName") {
+            match str_of(get(v, "eventName")) {
                 Some(n) => {
                     self.records.push((n.to_string(), origin.clone()));
                     Ok(())

@@ -5,6 +5,7 @@ pub mod classes;
 pub mod decode;
 pub mod generate;
 pub mod ingest;
+pub mod json;
 pub mod lake;
 pub mod normalize;
 pub mod ocsf_json;

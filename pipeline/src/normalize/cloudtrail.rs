@@ -8,7 +8,7 @@ use ocelot_schemas::{BatchWriter, ClassDef, I32Col, StrCol, WriterError};
 use simd_json::BorrowedValue;
 
 use super::columns::columns;
-use super::json::{bool_of, encode, get, get_path, is_null, str_of, write_members_except, Consumed, Mapped};
+use crate::json::{bool_of, encode, get, get_path, is_null, str_of, write_members_except, Consumed, Mapped};
 use super::time::parse_time_ms;
 use super::{ClassWriter, Normalizer, OcsfBatch};
 use crate::decode::Origin;

@@ -7,7 +7,6 @@
 
 pub mod cloudtrail;
 mod columns;
-pub mod json;
 pub mod time;
 
 use arrow::array::RecordBatch;

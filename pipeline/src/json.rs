@@ -1,4 +1,4 @@
-//! Small helpers over simd-json borrowed values, shared by normalizers.
+//! Small helpers over simd-json borrowed values, shared by the decoder and the normalizers.
 
 use simd_json::prelude::Writable;
 use simd_json::{BorrowedValue, StaticNode};
