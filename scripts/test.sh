@@ -13,6 +13,22 @@ if ! "$venv/bin/python" -c 'import pyarrow' 2>/dev/null; then
 fi
 export OCELOT_TEST_PYTHON="$(cd "$venv" && pwd)/bin/python"
 
+# The streaming tests run a real Kafka-protocol broker: tansu (crates.io, Apache-2.0), with
+# SQLite storage. Installed once into cargo's bin dir (outside target/); ~20 min on 2 cores.
+tansu="${OCELOT_TANSU:-$(command -v tansu || echo "${CARGO_HOME:-$HOME/.cargo}/bin/tansu")}"
+if ! "$tansu" --version >/dev/null 2>&1; then
+  echo "installing tansu 0.6 (a Kafka-protocol broker for the streaming tests; once)"
+  cargo install tansu --version '^0.6' --locked --features libsql
+  tansu="${CARGO_HOME:-$HOME/.cargo}/bin/tansu"
+fi
+export OCELOT_TANSU="$tansu"
+
+# rdkafka builds librdkafka with TLS: it needs OpenSSL's headers.
+if ! pkg-config --exists openssl 2>/dev/null; then
+  echo "installing libssl-dev (OpenSSL headers for librdkafka's TLS)"
+  apt-get update -qq && apt-get install -y -qq libssl-dev pkg-config >/dev/null
+fi
+
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
 else

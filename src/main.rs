@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use ocelot_pipeline::decode::Limits;
 use ocelot_pipeline::ingest::{expand_inputs, Ingest, Output, Summary};
 use ocelot_pipeline::lake::{query, DeadLetterStore, LakeWriter, WriterOptions};
-use ocelot_pipeline::{classes, generate, normalize};
+use ocelot_pipeline::{classes, generate, normalize, runtime};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -64,6 +64,23 @@ enum Command {
         lake: PathBuf,
         #[arg(long, value_enum, default_value = "table")]
         format: SqlFormat,
+    },
+    /// Consume Kafka topics as a long-running service: normalize into the lake (and optionally
+    /// OCSF JSON to Kafka), at-least-once.
+    ///
+    /// Offsets are committed only once every event at or below them is durable: in a Parquet
+    /// file renamed into place, acknowledged by Kafka, or in the dead-letter topic or store.
+    /// Serves /metrics (Prometheus), /healthz and /readyz. Stops on SIGTERM/SIGINT: flushes and
+    /// commits within `shutdown_timeout_secs` and exits 0 (1 if not everything was durable in
+    /// time: that part is read again by the next run). Logs are JSON when stderr is not a
+    /// terminal. The config is TOML (docs/config.md, examples/ocelot.toml); every key can be
+    /// set from the environment, e.g. OCELOT_KAFKA__BROKERS=host:9092.
+    Run {
+        #[arg(long, short, env = "OCELOT_CONFIG")]
+        config: PathBuf,
+        /// Check the config (and read its secrets) and exit.
+        #[arg(long)]
+        check: bool,
     },
     /// Print an OCSF class: its attributes and the Arrow schema Ocelot writes for it.
     Schema {
@@ -119,11 +136,17 @@ enum SqlFormat {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("OCELOT_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    // A service logs what it does (info); the one-shot commands only warnings.
+    let default_level = if matches!(cli.command, Command::Run { .. }) { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OCELOT_LOG").unwrap_or_else(|_| default_level.into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::io::stderr().is_terminal() {
+        logs.init();
+    } else {
+        logs.json().flatten_event(true).with_current_span(false).init();
+    }
+    match run(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -150,6 +173,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })?;
             print_batches(&batches, format)?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { config, check } => {
+            let cfg = runtime::config::Config::load(&config).map_err(anyhow::Error::msg)?;
+            if check {
+                println!("{}: ok ({} input topic(s), lake {})", config.display(), cfg.inputs.len(), cfg.lake.path);
+                return Ok(ExitCode::SUCCESS);
+            }
+            match runtime::run(cfg).map_err(anyhow::Error::msg)? {
+                runtime::Exit::Clean => Ok(ExitCode::SUCCESS),
+                runtime::Exit::Incomplete { batches } => {
+                    eprintln!("error: {batches} batch(es) were not durable by the shutdown deadline; their offsets are not committed and the next run reads them again");
+                    Ok(ExitCode::from(1))
+                }
+            }
         }
         Command::Schema { class } => {
             schema_cmd(&class)?;

@@ -7,6 +7,7 @@ use ocelot_pipeline::decode::{DeadLetter, Decoder, Limits, Origin, RecordSink};
 use ocelot_pipeline::normalize::{self, Normalizer, OcsfBatch};
 use simd_json::BorrowedValue;
 
+pub mod kafka;
 pub mod report;
 
 /// Events per iteration.

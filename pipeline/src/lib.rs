@@ -1,5 +1,5 @@
 //! Ocelot's pipeline: decoders, normalizers, the Parquet lake and SQL over it, and the
-//! drivers that wire them (`ingest` for files and stdin).
+//! drivers that wire them (`ingest` for files and stdin, `runtime` for Kafka).
 
 pub mod classes;
 pub mod decode;
@@ -9,3 +9,4 @@ pub mod json;
 pub mod lake;
 pub mod normalize;
 pub mod ocsf_json;
+pub mod runtime;

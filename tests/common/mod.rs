@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests: normalize bytes in memory, read the bundled data.
 #![allow(dead_code)]
 
+pub mod kafka;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

@@ -36,7 +36,7 @@ impl Default for WriterOptions {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Partition {
+pub struct Partition {
     class: &'static str,
     region: String,
     account: String,
@@ -76,12 +76,8 @@ impl LakeWriter {
 
     /// Buffers a batch; writes any partition that reaches the roll size.
     pub fn append(&mut self, b: &OcsfBatch) -> std::io::Result<()> {
-        for (part, rows) in split(b) {
-            self.pending_bytes += rows.get_array_memory_size();
-            let entry = self.pending.entry(part.clone()).or_default();
-            entry.1 += rows.num_rows();
-            entry.0.push(rows);
-            if entry.1 >= self.opts.roll_rows {
+        for part in self.buffer(b) {
+            if self.pending.get(&part).is_some_and(|(_, n)| *n >= self.opts.roll_rows) {
                 self.write_partition(&part)?;
             }
         }
@@ -91,7 +87,22 @@ impl LakeWriter {
         Ok(())
     }
 
-    /// Writes every buffered partition; when it returns, all appended rows are durable.
+    /// Buffers a batch and writes nothing (the streaming runtime makes a whole batch durable
+    /// with one `flush`); returns the partitions it touched.
+    pub fn buffer(&mut self, b: &OcsfBatch) -> Vec<Partition> {
+        let mut touched = Vec::new();
+        for (part, rows) in split(b) {
+            self.pending_bytes += rows.get_array_memory_size();
+            let entry = self.pending.entry(part.clone()).or_default();
+            entry.1 += rows.num_rows();
+            entry.0.push(rows);
+            touched.push(part);
+        }
+        touched
+    }
+
+    /// Writes every buffered partition; when it returns, all appended rows are durable. On an
+    /// error, what was not written stays buffered: calling `flush` again retries it.
     pub fn flush(&mut self) -> std::io::Result<Vec<PathBuf>> {
         let parts: Vec<Partition> = self.pending.keys().cloned().collect();
         let mut written = Vec::new();
@@ -109,13 +120,14 @@ impl LakeWriter {
     }
 
     fn write_partition(&mut self, p: &Partition) -> std::io::Result<Option<PathBuf>> {
-        let Some((batches, rows)) = self.pending.remove(p) else { return Ok(None) };
-        self.pending_bytes = self.pending_bytes.saturating_sub(batches.iter().map(|b| b.get_array_memory_size()).sum());
+        let Some((batches, rows)) = self.pending.get(p) else { return Ok(None) };
+        let rows = *rows;
         if rows == 0 {
+            self.pending.remove(p);
             return Ok(None);
         }
         let schema = batches[0].schema();
-        let batch = concat_batches(&schema, &batches).map_err(std::io::Error::other)?;
+        let batch = concat_batches(&schema, batches.iter()).map_err(std::io::Error::other)?;
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(self.opts.zstd_level).unwrap_or_default()))
             .set_created_by(format!("ocelot {}", env!("CARGO_PKG_VERSION")))
@@ -126,6 +138,10 @@ impl LakeWriter {
             w.close().map_err(std::io::Error::other)?;
             Ok(())
         })?;
+        // Only now forget the rows: a failed write keeps them for the retry.
+        if let Some((batches, _)) = self.pending.remove(p) {
+            self.pending_bytes = self.pending_bytes.saturating_sub(batches.iter().map(|b| b.get_array_memory_size()).sum());
+        }
         self.stats.files += 1;
         self.stats.rows += rows;
         self.stats.bytes += std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);

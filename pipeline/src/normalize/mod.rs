@@ -71,10 +71,53 @@ pub fn written_paths(class_name: &str) -> Vec<&'static str> {
 /// Source kinds known to `ocelot normalize --source` and the config.
 pub const SOURCE_KINDS: &[&str] = &["cloudtrail"];
 
-/// A normalizer by source kind.
+/// A normalizer by source kind (`auto` detects the source of each record).
 pub fn by_kind(kind: &str) -> Result<Box<dyn Normalizer>, String> {
     match kind {
         "cloudtrail" => Ok(Box::new(cloudtrail::CloudTrail::new().map_err(|e| e.to_string())?)),
-        other => Err(format!("unknown source kind `{other}`; known: {}", SOURCE_KINDS.join(", "))),
+        "auto" => Ok(Box::new(Auto::new()?)),
+        other => Err(format!("unknown source kind `{other}`; known: auto, {}", SOURCE_KINDS.join(", "))),
+    }
+}
+
+/// The source kind a record looks like, from the keys only that source has.
+pub fn detect(v: &BorrowedValue<'_>) -> Option<&'static str> {
+    let has = |k: &str| crate::json::get(v, k).is_some();
+    // CloudTrail records carry eventVersion and eventSource (Insights events too).
+    if has("eventSource") && (has("eventVersion") || has("eventName")) {
+        return Some("cloudtrail");
+    }
+    None
+}
+
+/// Detects each record's source and hands it to that source's normalizer.
+pub struct Auto {
+    normalizers: Vec<Box<dyn Normalizer>>,
+}
+
+impl Auto {
+    pub fn new() -> Result<Auto, String> {
+        Ok(Auto { normalizers: SOURCE_KINDS.iter().map(|k| by_kind(k)).collect::<Result<_, _>>()? })
+    }
+}
+
+impl Normalizer for Auto {
+    fn kind(&self) -> &'static str {
+        "auto"
+    }
+    fn append(&mut self, record: &BorrowedValue<'_>, origin: &Origin) -> Result<(), String> {
+        let kind = detect(record).ok_or_else(|| format!("unrecognized source: the record matches none of {} (set the input's source kind to name it)", SOURCE_KINDS.join(", ")))?;
+        let n = self.normalizers.iter_mut().find(|n| n.kind() == kind).expect("every detected kind has a normalizer");
+        n.append(record, origin)
+    }
+    fn buffered_rows(&self) -> usize {
+        self.normalizers.iter().map(|n| n.buffered_rows()).sum()
+    }
+    fn take_batches(&mut self) -> Result<Vec<OcsfBatch>, WriterError> {
+        let mut out = Vec::new();
+        for n in &mut self.normalizers {
+            out.extend(n.take_batches()?);
+        }
+        Ok(out)
     }
 }

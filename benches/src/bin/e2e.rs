@@ -1,0 +1,234 @@
+//! End-to-end benchmark of `ocelot run` against a real broker (tansu) on this machine.
+//!
+//! 1. Baseline: produce N generated CloudTrail events to a 4-partition topic, then read them
+//!    all back with a plain rdkafka consumer (no processing): what the broker and client alone
+//!    deliver here, measured in the same run.
+//! 2. Throughput: `ocelot run` consumes the same N events from the start; sustained events/s
+//!    and MB/s from first assignment to every offset committed (= durable in the lake).
+//! 3. Latency: with ocelot running, produce M more events at a steady rate; the ingest latency
+//!    (Kafka timestamp -> durable in the lake) percentiles come from ocelot's own histogram.
+//!
+//! Peak RSS of the ocelot process is sampled from /proc every 50 ms throughout.
+//!
+//! `cargo run --release -p ocelot-benches --bin e2e -- --events 500000`
+//! (needs `target/release/ocelot`: `cargo build --release` first.)
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use ocelot_benches::kafka::{Broker, Ocelot};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+#[derive(Parser)]
+struct Args {
+    /// Events for the throughput phase.
+    #[arg(long, default_value_t = 500_000)]
+    events: usize,
+    /// Events for the latency phase, and their rate (events/s).
+    #[arg(long, default_value_t = 200_000)]
+    latency_events: usize,
+    #[arg(long, default_value_t = 40_000)]
+    rate: usize,
+    /// The ocelot binary.
+    #[arg(long)]
+    ocelot: Option<PathBuf>,
+    /// Batch latency (ms) for `ocelot run`.
+    #[arg(long, default_value_t = 1000)]
+    max_latency_ms: u64,
+}
+
+const TOPIC: &str = "cloudtrail";
+const P: i32 = 4;
+const GROUP: &str = "bench";
+
+fn main() {
+    let args = Args::parse();
+    let bin = args.ocelot.clone().unwrap_or_else(|| {
+        let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| PathBuf::from("target"));
+        target.join("release/ocelot")
+    });
+    assert!(bin.is_file(), "{}: build it first (cargo build --release)", bin.display());
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(&dir.path().join("broker"));
+    broker.create_topic(TOPIC, P as u32);
+
+    let mut input = Vec::new();
+    ocelot_pipeline::generate::cloudtrail(args.events, 1, 1_793_500_000_000, &mut input).unwrap();
+    let events: Vec<&[u8]> = input.split(|c| *c == b'\n').filter(|l| !l.is_empty()).collect();
+    let bytes: usize = events.iter().map(|e| e.len()).sum();
+    let started = Instant::now();
+    produce(&broker, &events, None);
+    let produce_s = started.elapsed().as_secs_f64();
+    println!("produced {} events ({:.1} MB) in {produce_s:.1} s: {:.0} events/s", events.len(), bytes as f64 / 1e6, events.len() as f64 / produce_s);
+
+    // Baseline: a plain consumer reads everything.
+    let started = Instant::now();
+    let read = consume_all(&broker, events.len());
+    let base_s = started.elapsed().as_secs_f64();
+    let base_eps = read as f64 / base_s;
+    println!("baseline (plain rdkafka consumer, no processing): {base_eps:.0} events/s, {:.1} MB/s", bytes as f64 / 1e6 / base_s);
+
+    // Throughput.
+    let lake = dir.path().join("lake");
+    let config = dir.path().join("ocelot.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[kafka]\nbrokers = \"{}\"\ngroup_id = \"{GROUP}\"\n[[inputs]]\ntopic = \"{TOPIC}\"\nsource = \"cloudtrail\"\n[lake]\npath = \"{}\"\n[batch]\nmax_rows = 50000\nmax_bytes = 33554432\nmax_latency_ms = {}\nmax_in_flight = 2\n",
+            broker.addr(),
+            lake.display(),
+            args.max_latency_ms
+        ),
+    )
+    .unwrap();
+    let mut o = Ocelot::start(&bin, &config, &[("OCELOT_LOG", "warn".into())]);
+    let sampler = RssSampler::start(o.pid());
+    let started = Instant::now();
+    wait_until(|| o.metric("ocelot_assigned_partitions") >= P as f64, Duration::from_secs(60));
+    let assigned_at = started.elapsed().as_secs_f64();
+    let total = events.len() as i64;
+    wait_until(|| broker.committed(GROUP, TOPIC, P).iter().sum::<i64>() >= total, Duration::from_secs(1800));
+    let run_s = started.elapsed().as_secs_f64() - assigned_at;
+    let eps = events.len() as f64 / run_s;
+    println!(
+        "ocelot run: {} events in {run_s:.2} s: {eps:.0} events/s, {:.1} MB/s; ratio to baseline {:.2}",
+        events.len(),
+        bytes as f64 / 1e6 / run_s,
+        eps / base_eps
+    );
+
+    // Latency at a steady rate.
+    let before = histogram(&o.metrics());
+    let mut more = Vec::new();
+    ocelot_pipeline::generate::cloudtrail(args.latency_events, 2, 1_793_600_000_000, &mut more).unwrap();
+    let more: Vec<&[u8]> = more.split(|c| *c == b'\n').filter(|l| !l.is_empty()).collect();
+    produce(&broker, &more, Some(args.rate));
+    let total = total + more.len() as i64;
+    wait_until(|| broker.committed(GROUP, TOPIC, P).iter().sum::<i64>() >= total, Duration::from_secs(600));
+    let after = histogram(&o.metrics());
+    let delta: Vec<(f64, f64)> = after.iter().zip(&before).map(|((le, a), (_, b))| (*le, a - b)).collect();
+    let (p50, p99) = (quantile(&delta, 0.5), quantile(&delta, 0.99));
+    println!("latency at {} events/s ({} events, {} ms batches): p50 {p50:.3} s, p99 {p99:.3} s (Kafka timestamp -> durable in the lake)", args.rate, more.len(), args.max_latency_ms);
+    o.signal("TERM");
+    let (code, took) = o.wait(Duration::from_secs(60));
+    let peak = sampler.stop();
+    println!("shutdown: exit {code:?} in {:.2} s; peak RSS {:.0} MiB", took.as_secs_f64(), peak as f64 / (1 << 20) as f64);
+}
+
+fn produce(broker: &Broker, events: &[&[u8]], rate: Option<usize>) {
+    let producer: BaseProducer = broker.client().set("linger.ms", "20").set("batch.size", "1000000").create().unwrap();
+    let started = Instant::now();
+    for (i, e) in events.iter().enumerate() {
+        if let Some(r) = rate {
+            let due = Duration::from_secs_f64(i as f64 / r as f64);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        let mut rec = BaseRecord::<(), [u8]>::to(TOPIC).payload(*e).partition(i as i32 % P);
+        loop {
+            match producer.send(rec) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    rec = r;
+                    producer.poll(Duration::from_millis(5));
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(300)).unwrap();
+}
+
+fn consume_all(broker: &Broker, n: usize) -> usize {
+    let c: BaseConsumer = broker.client().set("group.id", "baseline").set("enable.auto.commit", "false").create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..P {
+        tpl.add_partition_offset(TOPIC, p, Offset::Beginning).unwrap();
+    }
+    c.assign(&tpl).unwrap();
+    let mut read = 0;
+    let mut bytes = 0usize;
+    while read < n {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(500)) {
+            use rdkafka::Message;
+            bytes += m.payload().map_or(0, |p| p.len());
+            read += 1;
+        }
+    }
+    std::hint::black_box(bytes);
+    read
+}
+
+fn wait_until(mut f: impl FnMut() -> bool, timeout: Duration) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The cumulative buckets of `ocelot_ingest_latency_seconds`: (le, count).
+fn histogram(metrics: &str) -> Vec<(f64, f64)> {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("ocelot_ingest_latency_seconds_bucket{"))
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?;
+            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            Some((le, l.rsplit(' ').next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// A quantile from cumulative buckets, interpolated inside the bucket (as Prometheus'
+/// histogram_quantile does).
+fn quantile(buckets: &[(f64, f64)], q: f64) -> f64 {
+    let total = buckets.last().map_or(0.0, |b| b.1);
+    let rank = q * total;
+    let mut prev = (0.0, 0.0);
+    for &(le, c) in buckets {
+        if c >= rank {
+            if le.is_infinite() {
+                return prev.0;
+            }
+            let frac = if c > prev.1 { (rank - prev.1) / (c - prev.1) } else { 0.0 };
+            return prev.0 + (le - prev.0) * frac;
+        }
+        prev = (le, c);
+    }
+    f64::NAN
+}
+
+/// Samples VmRSS of a process until stopped; returns the peak.
+struct RssSampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<u64>,
+}
+
+impl RssSampler {
+    fn start(pid: u32) -> RssSampler {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let mut peak = 0;
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                if let Some(kb) = status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()) {
+                    peak = peak.max(kb * 1024);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            peak
+        });
+        RssSampler { stop, handle }
+    }
+
+    fn stop(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.join().unwrap()
+    }
+}

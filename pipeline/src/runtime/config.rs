@@ -1,0 +1,385 @@
+//! `ocelot run`'s configuration: a TOML file, every key also settable from the environment
+//! (`OCELOT_KAFKA__BROKERS` sets `kafka.brokers`). Documented in docs/config.md; a commented
+//! example is examples/ocelot.toml.
+//!
+//! Unknown keys are errors (a typo must not silently fall back to a default), and every
+//! error names the key and what to write instead.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::decode::Limits;
+use crate::normalize::SOURCE_KINDS;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub kafka: Kafka,
+    pub inputs: Vec<Input>,
+    pub lake: Lake,
+    #[serde(default)]
+    pub output: Output,
+    #[serde(default)]
+    pub dead_letter: DeadLetterConfig,
+    #[serde(default)]
+    pub batch: Batch,
+    #[serde(default)]
+    pub http: Http,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Seconds from SIGTERM/SIGINT to exit: time to flush and commit.
+    #[serde(default = "default_shutdown")]
+    pub shutdown_timeout_secs: u64,
+}
+
+fn default_shutdown() -> u64 {
+    30
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Kafka {
+    /// `host:port[,host:port...]` (librdkafka's `bootstrap.servers`).
+    pub brokers: String,
+    #[serde(default = "default_group")]
+    pub group_id: String,
+    #[serde(default = "default_client")]
+    pub client_id: String,
+    /// librdkafka properties passed through as they are (TLS, SASL, timeouts...). A value is a
+    /// string, or `{ env = "VAR" }` / `{ file = "/path" }` for secrets. Keys may use `_` for
+    /// `.` (so that the environment can set them: `OCELOT_KAFKA__SETTINGS__SASL_PASSWORD`).
+    #[serde(default)]
+    pub settings: BTreeMap<String, Setting>,
+}
+
+fn default_group() -> String {
+    "ocelot".into()
+}
+fn default_client() -> String {
+    "ocelot".into()
+}
+
+/// A librdkafka property value: inline, or read at start-up from the environment or a file.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(untagged, deny_unknown_fields)]
+pub enum Setting {
+    Value(SettingValue),
+    Env { env: String },
+    File { file: PathBuf },
+}
+
+/// TOML lets people write `true` or `5000` for librdkafka properties; all become strings.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SettingValue {
+    Str(String),
+    Int(i64),
+    Bool(bool),
+}
+
+impl std::fmt::Debug for Setting {
+    /// Never prints a value: settings hold secrets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Setting::Value(_) => write!(f, "<value>"),
+            Setting::Env { env } => write!(f, "<from env {env}>"),
+            Setting::File { file } => write!(f, "<from file {}>", file.display()),
+        }
+    }
+}
+
+impl Setting {
+    /// The value, read from where it lives. Errors name the property and the source.
+    pub fn resolve(&self, key: &str) -> Result<String, String> {
+        match self {
+            Setting::Value(SettingValue::Str(s)) => Ok(s.clone()),
+            Setting::Value(SettingValue::Int(i)) => Ok(i.to_string()),
+            Setting::Value(SettingValue::Bool(b)) => Ok(b.to_string()),
+            Setting::Env { env } => std::env::var(env).map_err(|_| format!("kafka.settings.\"{key}\": environment variable {env} is not set; set it, or give the value another way")),
+            Setting::File { file } => std::fs::read_to_string(file)
+                .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
+                .map_err(|e| format!("kafka.settings.\"{key}\": cannot read {}: {e}", file.display())),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Input {
+    pub topic: String,
+    /// `cloudtrail`, or `auto` to detect the source of each record.
+    #[serde(default = "default_source")]
+    pub source: String,
+}
+
+fn default_source() -> String {
+    "auto".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lake {
+    /// A directory, or a `file://` URL. (Object stores such as `s3://` are the next step: the
+    /// writer goes through one seam, `lake::writer`.)
+    pub path: String,
+    #[serde(default = "default_zstd")]
+    pub zstd_level: i32,
+}
+
+fn default_zstd() -> i32 {
+    3
+}
+
+impl Lake {
+    pub fn dir(&self) -> Result<PathBuf, String> {
+        let p = &self.path;
+        if let Some(rest) = p.strip_prefix("file://") {
+            return Ok(PathBuf::from(rest));
+        }
+        if let Some((scheme, _)) = p.split_once("://") {
+            return Err(format!("lake.path: `{scheme}://` lakes are not supported yet; give a local directory or a file:// URL"));
+        }
+        if p.is_empty() {
+            return Err("lake.path: empty; give the lake directory, e.g. path = \"/var/lib/ocelot/lake\"".into());
+        }
+        Ok(PathBuf::from(p))
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Output {
+    /// OCSF JSON events to Kafka (optional).
+    pub kafka: Option<KafkaOutput>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaOutput {
+    /// The topic; with `topic_per_class`, the prefix of one topic per class
+    /// (`<topic>.<class>`, e.g. `ocsf.api_activity`).
+    pub topic: String,
+    /// One topic per OCSF class instead of one topic keyed by class name.
+    #[serde(default)]
+    pub topic_per_class: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterConfig {
+    /// The dead-letter topic. Without one, dead letters go to the lake's `_dead_letter/`.
+    pub topic: Option<String>,
+    /// Larger originals are cut to this size in the topic (header `ocelot.original_size`
+    /// keeps the size): a dead letter must fit the broker's message limit.
+    #[serde(default = "default_dl_bytes")]
+    pub max_message_bytes: usize,
+}
+
+fn default_dl_bytes() -> usize {
+    512 * 1024
+}
+
+impl Default for DeadLetterConfig {
+    fn default() -> Self {
+        DeadLetterConfig { topic: None, max_message_bytes: default_dl_bytes() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Batch {
+    /// Events in one batch: a batch is the unit that is made durable and then committed.
+    pub max_rows: usize,
+    /// Message bytes in one batch.
+    pub max_bytes: usize,
+    /// A batch is sealed at most this long after its first message (the lake's freshness).
+    pub max_latency_ms: u64,
+    /// Sealed batches queued for the sinks; when full, partitions are paused.
+    pub max_in_flight: usize,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Batch { max_rows: 50_000, max_bytes: 32 << 20, max_latency_ms: 1000, max_in_flight: 2 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Http {
+    /// `/metrics`, `/healthz`, `/readyz`; empty to switch off.
+    pub listen: String,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Http { listen: "127.0.0.1:9464".into() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub max_event_bytes: usize,
+    pub max_decompressed_bytes: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let l = Limits::default();
+        LimitsConfig { max_event_bytes: l.max_event_bytes, max_decompressed_bytes: l.max_decompressed_bytes }
+    }
+}
+
+impl From<&LimitsConfig> for Limits {
+    fn from(l: &LimitsConfig) -> Limits {
+        Limits { max_event_bytes: l.max_event_bytes, max_decompressed_bytes: l.max_decompressed_bytes }
+    }
+}
+
+/// The top-level keys: only environment variables naming one of them are read (others, such as
+/// `OCELOT_LOG`, belong to something else).
+const TOP_KEYS: &[&str] = &["kafka", "inputs", "lake", "output", "dead_letter", "batch", "http", "limits", "shutdown_timeout_secs"];
+
+impl Config {
+    /// Reads the file, then the environment over it, and checks the result.
+    pub fn load(path: &Path) -> Result<Config, String> {
+        if !path.exists() {
+            return Err(format!("{}: no such config file (see examples/ocelot.toml and docs/config.md)", path.display()));
+        }
+        Self::from_figment(Figment::new().merge(Toml::file(path)), &path.display().to_string())
+    }
+
+    /// From TOML text (and the environment), for tests and `--check`.
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        Self::from_figment(Figment::new().merge(Toml::string(text)), "config")
+    }
+
+    fn from_figment(f: Figment, name: &str) -> Result<Config, String> {
+        let env = Env::prefixed("OCELOT_").split("__").filter(|k| {
+            let k = k.as_str().to_ascii_lowercase();
+            TOP_KEYS.iter().any(|t| k == *t || k.starts_with(&format!("{t}.")))
+        });
+        let cfg: Config = f
+            .merge(Serialized::defaults(BTreeMap::<String, String>::new()))
+            .merge(env)
+            .extract()
+            .map_err(|e| {
+                let errs: Vec<String> = e.into_iter().map(|e| describe(&e)).collect();
+                format!("{name}: {}", errs.join("; "))
+            })?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.kafka.brokers.trim().is_empty() {
+            return Err("kafka.brokers: empty; give host:port of at least one broker".into());
+        }
+        if self.inputs.is_empty() {
+            return Err("inputs: none; add at least one [[inputs]] with a topic (and source = \"cloudtrail\" or \"auto\")".into());
+        }
+        for (i, input) in self.inputs.iter().enumerate() {
+            if input.topic.is_empty() {
+                return Err(format!("inputs[{i}].topic: empty; name the Kafka topic to read"));
+            }
+            if input.source != "auto" && !SOURCE_KINDS.contains(&input.source.as_str()) {
+                return Err(format!("inputs[{i}].source: unknown source kind `{}`; use one of: auto, {}", input.source, SOURCE_KINDS.join(", ")));
+            }
+            if self.inputs[..i].iter().any(|o| o.topic == input.topic) {
+                return Err(format!("inputs[{i}].topic: `{}` is listed twice; list each topic once", input.topic));
+            }
+        }
+        self.lake.dir()?;
+        if !(1..=22).contains(&self.lake.zstd_level) {
+            return Err(format!("lake.zstd_level: {} is out of range; use 1 (fastest) to 22", self.lake.zstd_level));
+        }
+        let b = &self.batch;
+        for (key, v) in [("batch.max_rows", b.max_rows as u64), ("batch.max_bytes", b.max_bytes as u64), ("batch.max_latency_ms", b.max_latency_ms), ("batch.max_in_flight", b.max_in_flight as u64), ("shutdown_timeout_secs", self.shutdown_timeout_secs)] {
+            if v == 0 {
+                return Err(format!("{key}: must be greater than 0"));
+            }
+        }
+        if let Some(k) = &self.output.kafka {
+            if k.topic.is_empty() {
+                return Err("output.kafka.topic: empty; name the topic for OCSF JSON (or remove [output.kafka])".into());
+            }
+        }
+        if self.dead_letter.topic.as_deref() == Some("") {
+            return Err("dead_letter.topic: empty; name a topic, or remove the key to keep dead letters in the lake".into());
+        }
+        if !self.http.listen.is_empty() && self.http.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(format!("http.listen: `{}` is not an address; write e.g. \"127.0.0.1:9464\" (or \"\" to switch off)", self.http.listen));
+        }
+        for (k, v) in &self.kafka.settings {
+            v.resolve(k)?;
+        }
+        Ok(())
+    }
+
+    /// The librdkafka properties: ours first, then the user's (which win).
+    pub fn client_properties(&self) -> Result<Vec<(String, String)>, String> {
+        let mut out = vec![("bootstrap.servers".to_string(), self.kafka.brokers.clone()), ("client.id".to_string(), self.kafka.client_id.clone())];
+        for (k, v) in &self.kafka.settings {
+            out.push((k.replace('_', "."), v.resolve(k)?));
+        }
+        Ok(out)
+    }
+}
+
+/// A figment error as "KEY: what is wrong".
+fn describe(e: &figment::Error) -> String {
+    let key = e.path.join(".");
+    let hint = match &e.kind {
+        figment::error::Kind::UnknownField(f, expected) => format!("unknown key `{f}`; expected one of: {}", expected.join(", ")),
+        figment::error::Kind::MissingField(f) => return format!("{}: missing; add it (see docs/config.md)", if key.is_empty() { f.to_string() } else { format!("{key}.{f}") }),
+        other => other.to_string(),
+    };
+    if key.is_empty() { hint } else { format!("{key}: {hint}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: &str = "[kafka]\nbrokers = \"127.0.0.1:9092\"\n[[inputs]]\ntopic = \"ct\"\nsource = \"cloudtrail\"\n[lake]\npath = \"/tmp/lake\"\n";
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = Config::from_toml(MIN).unwrap();
+        assert_eq!(c.kafka.group_id, "ocelot");
+        assert_eq!(c.batch.max_latency_ms, 1000);
+        assert_eq!(c.shutdown_timeout_secs, 30);
+        assert!(c.dead_letter.topic.is_none());
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = Config::from_toml(&MIN.replace("brokers", "broker")).unwrap_err();
+        assert!(e.contains("kafka") && e.contains("broker"), "{e}");
+        let e = Config::from_toml(&MIN.replace("\"cloudtrail\"", "\"cloudtrial\"")).unwrap_err();
+        assert!(e.contains("inputs[0].source") && e.contains("cloudtrial"), "{e}");
+        let e = Config::from_toml(&format!("{MIN}[batch]\nmax_rows = 0\nmax_bytes = 1\nmax_latency_ms = 1\nmax_in_flight = 1\n")).unwrap_err();
+        assert!(e.starts_with("batch.max_rows"), "{e}");
+        let e = Config::from_toml(&MIN.replace("/tmp/lake", "s3://bucket/lake")).unwrap_err();
+        assert!(e.contains("lake.path") && e.contains("s3://"), "{e}");
+        let e = Config::from_toml(&format!("{MIN}[kafka.settings]\n\"sasl.password\" = {{ env = \"OCELOT_TEST_UNSET_VAR\" }}\n")).unwrap_err();
+        assert!(e.contains("sasl.password") && e.contains("OCELOT_TEST_UNSET_VAR"), "{e}");
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_never_print() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("pw");
+        std::fs::write(&f, "s3cret\n").unwrap();
+        let c = Config::from_toml(&format!("{MIN}[kafka.settings]\n\"sasl.password\" = {{ file = \"{}\" }}\nsasl_username = \"u\"\n", f.display())).unwrap();
+        let props = c.client_properties().unwrap();
+        assert!(props.contains(&("sasl.password".into(), "s3cret".into())));
+        assert!(props.contains(&("sasl.username".into(), "u".into())));
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+}

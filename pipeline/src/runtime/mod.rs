@@ -1,0 +1,483 @@
+//! `ocelot run`: the streaming runtime. A Kafka consumer group member that normalizes every
+//! message into OCSF batches, makes each batch durable in every sink, and only then commits
+//! the offsets below which everything is durable (at-least-once, never silent loss).
+//!
+//! ```text
+//!  consumer thread (this one)                       sink thread (sink.rs)
+//!  poll -> decode -> normalize -> open batch
+//!       seal (rows | bytes | latency) ──bounded channel──> lake flush, Kafka acks, dead letters
+//!       commit contiguous durable prefix <──── seq done ─┘
+//! ```
+//! When the channel is full the assigned partitions are paused (memory stays bounded) and
+//! resumed once the sinks catch up. On a rebalance's revoke, and at shutdown, everything read
+//! is sealed, made durable and committed before the partitions go.
+
+pub mod config;
+pub mod metrics;
+pub mod offsets;
+pub mod sink;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ::metrics::{counter, gauge, histogram};
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::BorrowedMessage;
+use rdkafka::producer::FutureProducer;
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Message};
+use simd_json::BorrowedValue;
+
+use self::config::Config;
+use self::metrics as m;
+use self::offsets::{OffsetTracker, Tp};
+use self::sink::{KafkaDeadLetter, Sealed, Sinks};
+use crate::decode::{DeadLetter, Decoder, Origin, RecordSink};
+use crate::lake::{DeadLetterStore, LakeWriter, WriterOptions};
+use crate::normalize::{self, Normalizer};
+
+/// How a run ended.
+#[derive(Debug)]
+pub enum Exit {
+    /// Stopped by a signal with everything read durable and committed.
+    Clean,
+    /// Stopped by a signal, but some batches were not durable by the deadline: their offsets
+    /// are not committed, so they are read again by the next run (nothing is lost).
+    Incomplete { batches: usize },
+}
+
+/// One input topic's normalizer.
+struct Input {
+    kind: &'static str,
+    normalizer: Box<dyn Normalizer>,
+}
+
+/// What the consumer gathered since the last seal.
+#[derive(Default)]
+struct Open {
+    messages: usize,
+    bytes: usize,
+    events: usize,
+    first_at: Option<Instant>,
+    lasts: HashMap<Tp, i64>,
+    dead: Vec<KafkaDeadLetter>,
+    timestamps: Vec<i64>,
+    /// Per topic: (messages, bytes); per source kind: events (metrics, counted per batch).
+    per_topic: HashMap<String, (u64, u64)>,
+    per_kind: HashMap<&'static str, u64>,
+}
+
+/// The consumer side's state. Shared with the rebalance callback, which runs inside `poll` on
+/// the same thread, so the lock is never contended.
+struct Engine {
+    decoder: Decoder,
+    inputs: HashMap<String, Input>,
+    sources: HashMap<Tp, Arc<str>>,
+    open: Open,
+    seq: u64,
+    tracker: OffsetTracker,
+    tx: Option<SyncSender<Sealed>>,
+    done: Receiver<u64>,
+    /// A sealed batch the channel had no room for (consumption is paused meanwhile).
+    waiting: Option<Sealed>,
+    paused: bool,
+    last_commit: Instant,
+    batch: config::Batch,
+}
+
+/// Reads one message's records into the input's normalizer; dead letters carry the message's
+/// Kafka coordinates.
+struct MessageSink<'a> {
+    input: &'a mut Input,
+    open: &'a mut Open,
+    topic: &'a str,
+    partition: i32,
+    offset: i64,
+}
+
+impl RecordSink for MessageSink<'_> {
+    fn record(&mut self, v: &BorrowedValue<'_>, origin: &Origin) -> Result<(), String> {
+        self.input.normalizer.append(v, origin)?;
+        self.open.events += 1;
+        Ok(())
+    }
+    fn dead_letter(&mut self, letter: DeadLetter) {
+        tracing::debug!(origin = %letter.origin, offset = self.offset, reason = %letter.reason, "dead-lettered");
+        self.open.dead.push(KafkaDeadLetter { letter, topic: self.topic.to_string(), partition: self.partition, offset: self.offset, source: self.input.kind });
+    }
+}
+
+impl Engine {
+    fn process(&mut self, msg: &BorrowedMessage<'_>) {
+        let (topic, partition, offset) = (msg.topic(), msg.partition(), msg.offset());
+        let tp: Tp = (topic.to_string(), partition);
+        let source = self.sources.entry(tp.clone()).or_insert_with(|| Arc::from(format!("{topic}/{partition}"))).clone();
+        let payload = msg.payload().unwrap_or_default();
+        let open = &mut self.open;
+        open.first_at.get_or_insert_with(Instant::now);
+        open.messages += 1;
+        open.bytes += payload.len();
+        open.timestamps.push(msg.timestamp().to_millis().unwrap_or_else(|| chrono::Utc::now().timestamp_millis()));
+        let t = open.per_topic.entry(topic.to_string()).or_default();
+        t.0 += 1;
+        t.1 += payload.len() as u64;
+        open.lasts.insert(tp, offset);
+        let Some(input) = self.inputs.get_mut(topic) else {
+            // Subscribed topics are exactly the inputs; this cannot happen, but must not lose data.
+            open.dead.push(KafkaDeadLetter { letter: DeadLetter { origin: Origin { source, line: None, offset: offset as u64, index: None }, reason: "no input configured for this topic".into(), bytes: payload.to_vec() }, topic: topic.to_string(), partition, offset, source: "none" });
+            return;
+        };
+        let before = open.events;
+        if payload.is_empty() {
+            let origin = Origin { source, line: None, offset: 0, index: None };
+            open.dead.push(KafkaDeadLetter { letter: DeadLetter { origin, reason: "empty message: no payload".into(), bytes: Vec::new() }, topic: topic.to_string(), partition, offset, source: input.kind });
+        } else {
+            let mut sink = MessageSink { input, open, topic, partition, offset };
+            self.decoder.decode(payload, &source, &mut sink);
+        }
+        let kind = self.inputs[topic].kind;
+        *self.open.per_kind.entry(kind).or_default() += (self.open.events - before) as u64;
+    }
+
+    fn due(&self) -> bool {
+        let o = &self.open;
+        o.messages > 0 && (o.events >= self.batch.max_rows || o.bytes >= self.batch.max_bytes || o.first_at.is_some_and(|t| t.elapsed() >= Duration::from_millis(self.batch.max_latency_ms)))
+    }
+
+    /// Seals the open batch: takes the normalizers' rows and records which offsets it holds.
+    fn seal(&mut self) -> Result<Option<Sealed>, String> {
+        if self.open.messages == 0 {
+            return Ok(None);
+        }
+        let open = std::mem::take(&mut self.open);
+        let mut batches = Vec::new();
+        for input in self.inputs.values_mut() {
+            // Only a mapping bug fails here; stopping (uncommitted) is the way not to lose rows.
+            batches.extend(input.normalizer.take_batches().map_err(|e| format!("sealing a batch failed (a bug): {e}"))?);
+        }
+        self.seq += 1;
+        let lasts: Vec<(Tp, i64)> = open.lasts.into_iter().collect();
+        self.tracker.sealed(self.seq, &lasts);
+        for (topic, (msgs, bytes)) in open.per_topic {
+            counter!(m::MESSAGES_IN, "topic" => topic.clone()).increment(msgs);
+            counter!(m::BYTES_IN, "topic" => topic).increment(bytes);
+        }
+        for (kind, n) in open.per_kind {
+            counter!(m::EVENTS_IN, "source" => kind).increment(n);
+        }
+        gauge!(m::BATCHES_IN_FLIGHT).set(self.tracker.in_flight() as f64);
+        tracing::debug!(seq = self.seq, messages = open.messages, events = open.events, dead = open.dead.len(), "batch sealed");
+        Ok(Some(Sealed { seq: self.seq, batches, dead: open.dead, timestamps: open.timestamps, sealed_at: Instant::now() }))
+    }
+
+    /// Housekeeping after each poll: takes acks and commits, seals a due batch, hands waiting
+    /// batches on, pauses or resumes consumption.
+    fn tick(&mut self, consumer: &BaseConsumer<Ctx>) -> Result<(), String> {
+        let mut acked = false;
+        while let Ok(seq) = self.done.try_recv() {
+            self.tracker.durable(seq);
+            acked = true;
+        }
+        // A failed commit (broker away, rebalance in progress) is retried each second even
+        // when no new batch becomes durable.
+        if acked || self.last_commit.elapsed() >= Duration::from_secs(1) {
+            self.commit(consumer);
+        }
+        if self.waiting.is_none() && self.due() {
+            self.waiting = self.seal()?;
+        }
+        if let Some(s) = self.waiting.take() {
+            let tx = self.tx.as_ref().ok_or("sink stage closed")?;
+            match tx.try_send(s) {
+                Ok(()) => self.set_paused(consumer, false),
+                Err(TrySendError::Full(s)) => {
+                    self.waiting = Some(s);
+                    self.set_paused(consumer, true);
+                }
+                Err(TrySendError::Disconnected(_)) => return Err("the sink stage stopped".into()),
+            }
+        }
+        Ok(())
+    }
+
+    fn set_paused(&mut self, consumer: &BaseConsumer<Ctx>, pause: bool) {
+        if pause == self.paused {
+            return;
+        }
+        let Ok(assigned) = consumer.assignment() else { return };
+        let res = if pause { consumer.pause(&assigned) } else { consumer.resume(&assigned) };
+        match res {
+            Ok(()) => {
+                self.paused = pause;
+                gauge!(m::PAUSED).set(if pause { 1.0 } else { 0.0 });
+                if pause {
+                    counter!(m::PAUSES).increment(1);
+                    tracing::info!("sinks are behind: consumption paused");
+                } else {
+                    tracing::info!("sinks caught up: consumption resumed");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "pause/resume failed"),
+        }
+    }
+
+    /// Commits the contiguous durable prefix of every partition (synchronously: the commit
+    /// latency is measured and a failure is retried with the next batch).
+    fn commit(&mut self, consumer: &BaseConsumer<Ctx>) {
+        self.last_commit = Instant::now();
+        gauge!(m::BATCHES_IN_FLIGHT).set(self.tracker.in_flight() as f64);
+        let todo = self.tracker.to_commit();
+        if todo.is_empty() {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for ((t, p), next) in &todo {
+            if let Err(e) = tpl.add_partition_offset(t, *p, Offset::Offset(*next)) {
+                tracing::warn!(error = %e, "bad offset to commit");
+            }
+        }
+        let started = Instant::now();
+        match consumer.commit(&tpl, CommitMode::Sync) {
+            Ok(()) => {
+                histogram!(m::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
+                for ((t, p), next) in &todo {
+                    gauge!(m::COMMITTED_OFFSET, "topic" => t.clone(), "partition" => p.to_string()).set(*next as f64);
+                }
+                self.tracker.committed(&todo);
+                tracing::debug!(partitions = todo.len(), "offsets committed");
+            }
+            Err(e) => {
+                counter!(m::COMMIT_ERRORS).increment(1);
+                tracing::warn!(error = %e, "offset commit failed; it is retried with the next batch");
+            }
+        }
+    }
+
+    /// Seals what is open, waits until every sealed batch is durable (or the deadline), and
+    /// commits. Returns the batches still not durable.
+    fn drain(&mut self, consumer: &BaseConsumer<Ctx>, deadline: Instant) -> Result<usize, String> {
+        let mut pending = Vec::new();
+        pending.extend(self.waiting.take());
+        pending.extend(self.seal()?);
+        if let Some(tx) = &self.tx {
+            for s in pending {
+                // Blocks while the sinks are busy; they finish or give up at the deadline.
+                if tx.send(s).is_err() {
+                    break;
+                }
+            }
+        }
+        while self.tracker.in_flight() > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.done.recv_timeout(left.max(Duration::from_millis(1))) {
+                Ok(seq) => self.tracker.durable(seq),
+                Err(RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
+                Err(_) => break,
+            }
+        }
+        self.commit(consumer);
+        Ok(self.tracker.in_flight())
+    }
+}
+
+/// The consumer's context: rebalances flush and commit; statistics give the lag.
+struct Ctx {
+    engine: Arc<Mutex<Option<Engine>>>,
+    rebalance_timeout: Duration,
+    health: Arc<m::Health>,
+}
+
+impl ClientContext for Ctx {
+    fn stats(&self, stats: Statistics) {
+        for (topic, t) in &stats.topics {
+            for (p, part) in &t.partitions {
+                if *p >= 0 && part.consumer_lag >= 0 {
+                    gauge!(m::CONSUMER_LAG, "topic" => topic.clone(), "partition" => p.to_string()).set(part.consumer_lag as f64);
+                }
+            }
+        }
+    }
+
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => tracing::error!(target: "librdkafka", fac, "{log_message}"),
+            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", fac, "{log_message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::info!(target: "librdkafka", fac, "{log_message}"),
+            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", fac, "{log_message}"),
+        }
+    }
+}
+
+impl ConsumerContext for Ctx {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(tpl) = rebalance else { return };
+        self.health.assigned.store(false, Ordering::Relaxed);
+        let mut guard = self.engine.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(engine) = guard.as_mut() else { return };
+        let revoked: Vec<Tp> = tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+        tracing::info!(partitions = revoked.len(), "partitions revoked: flushing and committing what was read");
+        match engine.drain(consumer, Instant::now() + self.rebalance_timeout) {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(batches = n, "not durable before the partitions went: their next owner reads them again (duplicates, no loss)"),
+            Err(e) => tracing::error!(error = %e, "flush at revoke failed"),
+        }
+        for tp in &revoked {
+            engine.tracker.forget(tp);
+        }
+        engine.paused = false;
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            tracing::info!(partitions = tpl.count(), "partitions assigned");
+            gauge!(m::ASSIGNED).set(tpl.count() as f64);
+            self.health.assigned.store(true, Ordering::Relaxed);
+            let _ = consumer;
+        }
+    }
+}
+
+/// Runs until SIGTERM or SIGINT (a second signal exits at once, with status 1).
+pub fn run(cfg: Config) -> Result<Exit, String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register_conditional_shutdown(sig, 1, stop.clone()).map_err(|e| e.to_string())?;
+        signal_hook::flag::register(sig, stop.clone()).map_err(|e| e.to_string())?;
+    }
+    run_until(cfg, stop)
+}
+
+/// Runs until `stop` is set.
+pub fn run_until(cfg: Config, stop: Arc<AtomicBool>) -> Result<Exit, String> {
+    let health = m::Health::new();
+    if !cfg.http.listen.is_empty() {
+        let handle = m::install()?;
+        m::serve(&cfg.http.listen, handle, health.clone())?;
+    }
+    let props = cfg.client_properties()?;
+    let lake_dir = cfg.lake.dir()?;
+    std::fs::create_dir_all(&lake_dir).map_err(|e| format!("lake.path: cannot create {}: {e}", lake_dir.display()))?;
+
+    let producer: Option<FutureProducer> = if cfg.output.kafka.is_some() || cfg.dead_letter.topic.is_some() {
+        let mut c = ClientConfig::new();
+        c.set("linger.ms", "20").set("message.max.bytes", "8388608");
+        for (k, v) in &props {
+            c.set(k, v);
+        }
+        // Consumer-only properties would only produce warnings on a producer.
+        for k in ["group.id", "auto.offset.reset", "enable.auto.commit", "enable.auto.offset.store", "queued.max.messages.kbytes", "fetch.max.bytes", "max.partition.fetch.bytes", "session.timeout.ms", "max.poll.interval.ms", "partition.assignment.strategy"] {
+            c.remove(k);
+        }
+        Some(c.create().map_err(|e| format!("kafka producer: {e}"))?)
+    } else {
+        None
+    };
+
+    let give_up = Arc::new(AtomicBool::new(false));
+    let delay_ms: u64 = std::env::var("OCELOT_FAULT_SINK_DELAY_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let sinks = Sinks {
+        lake: LakeWriter::new(&lake_dir, WriterOptions { zstd_level: cfg.lake.zstd_level, ..WriterOptions::default() }),
+        producer,
+        json: cfg.output.kafka.clone(),
+        dead_topic: cfg.dead_letter.topic.clone().map(|t| (t, cfg.dead_letter.max_message_bytes)),
+        dead_store: DeadLetterStore::new(&lake_dir),
+        give_up: give_up.clone(),
+        health: health.clone(),
+        delay: Duration::from_millis(delay_ms),
+    };
+    let (tx, rx) = mpsc::sync_channel::<Sealed>(cfg.batch.max_in_flight);
+    let (done_tx, done_rx) = mpsc::channel();
+    let sink_thread = std::thread::Builder::new().name("sinks".into()).spawn(move || sinks.run(rx, done_tx)).map_err(|e| e.to_string())?;
+
+    let mut inputs = HashMap::new();
+    for i in &cfg.inputs {
+        let normalizer = normalize::by_kind(&i.source)?;
+        inputs.insert(i.topic.clone(), Input { kind: normalizer.kind(), normalizer });
+    }
+    let engine = Engine {
+        decoder: Decoder::new((&cfg.limits).into()),
+        inputs,
+        sources: HashMap::new(),
+        open: Open::default(),
+        seq: 0,
+        tracker: OffsetTracker::default(),
+        tx: Some(tx),
+        done: done_rx,
+        waiting: None,
+        paused: false,
+        last_commit: Instant::now(),
+        batch: cfg.batch.clone(),
+    };
+    let engine = Arc::new(Mutex::new(Some(engine)));
+    let shutdown = Duration::from_secs(cfg.shutdown_timeout_secs);
+
+    let mut c = ClientConfig::new();
+    // Ours: offsets are committed by hand, behind durable writes. The prefetch queue is kept
+    // small, because it is memory we cannot pause.
+    c.set("group.id", &cfg.kafka.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("queued.max.messages.kbytes", "16384")
+        .set("statistics.interval.ms", "5000");
+    for (k, v) in &props {
+        c.set(k, v);
+    }
+    c.set_log_level(RDKafkaLogLevel::Warning);
+    let consumer: BaseConsumer<Ctx> = c.create_with_context(Ctx { engine: engine.clone(), rebalance_timeout: shutdown, health: health.clone() }).map_err(|e| format!("kafka consumer: {e}"))?;
+    let topics: Vec<&str> = cfg.inputs.iter().map(|i| i.topic.as_str()).collect();
+    consumer.subscribe(&topics).map_err(|e| format!("subscribe to {topics:?}: {e}"))?;
+    tracing::info!(brokers = %cfg.kafka.brokers, group = %cfg.kafka.group_id, ?topics, lake = %lake_dir.display(), "ocelot run started");
+
+    let result = main_loop(&consumer, &engine, &stop, &health);
+
+    // Shutdown: no more fetching; flush and commit within the deadline.
+    let deadline = Instant::now() + shutdown;
+    let watchdog_give_up = give_up.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+        watchdog_give_up.store(true, Ordering::Relaxed);
+    });
+    let left = {
+        let mut guard = engine.lock().unwrap_or_else(|p| p.into_inner());
+        let e = guard.as_mut().expect("engine present until shutdown");
+        let left = e.drain(&consumer, deadline);
+        // Closing the channel lets the sink stage finish.
+        e.tx = None;
+        left
+    };
+    consumer.unsubscribe();
+    drop(consumer);
+    engine.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let _ = sink_thread.join();
+    result?;
+    match left? {
+        0 => {
+            tracing::info!("stopped: everything read is durable and committed");
+            Ok(Exit::Clean)
+        }
+        n => Ok(Exit::Incomplete { batches: n }),
+    }
+}
+
+fn main_loop(consumer: &BaseConsumer<Ctx>, engine: &Mutex<Option<Engine>>, stop: &AtomicBool, health: &m::Health) -> Result<(), String> {
+    while !stop.load(Ordering::Relaxed) {
+        health.beat();
+        let polled = consumer.poll(Duration::from_millis(50));
+        let mut guard = engine.lock().unwrap_or_else(|p| p.into_inner());
+        let e = guard.as_mut().expect("engine present until shutdown");
+        match polled {
+            Some(Ok(msg)) => e.process(&msg),
+            Some(Err(err)) => tracing::warn!(error = %err, "kafka consumer error"),
+            None => {}
+        }
+        e.tick(consumer)?;
+    }
+    tracing::info!("stop requested: flushing and committing");
+    Ok(())
+}
