@@ -17,7 +17,9 @@ fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
 }
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("ocsf/1.8.0");
+    // Read at run time: a build script compiled for another checkout (a shared target dir) must
+    // still read this one.
+    let root = Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")).join("ocsf/1.8.0");
     println!("cargo:rerun-if-changed={}", root.display());
     let mut items = Vec::new();
     walk(&root, &root, &mut items);

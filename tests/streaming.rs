@@ -102,9 +102,9 @@ fn kill_9_mid_stream_then_restart_loses_nothing() {
     let (missing, dups) = compare(&ids, &found);
     println!("kill -9 after {at_kill} committed: {} rows in the lake for {} events, {dups} duplicates", found.len(), ids.len());
     assert!(missing.is_empty(), "{} events lost", missing.len());
-    // Duplicates come only from what was read but not committed at the kill: at most the
-    // open batch plus the batches in flight (max_in_flight + 2 batches of max_rows).
-    assert!(dups <= 4 * 2000, "{dups} duplicates: more than the uncommitted window");
+    // Duplicates come only from what was read but not committed at the kill: at most the open
+    // batch, one waiting, max_in_flight queued and one being written (5 batches of max_rows).
+    assert!(dups <= 5 * 2000, "{dups} duplicates: more than the uncommitted window");
 }
 
 #[test]
@@ -198,7 +198,7 @@ fn poison_messages_go_to_the_dead_letter_topic_and_nothing_stalls() {
         payloads.push(g.clone());
         if i % 10 == 0 {
             let (kind, p): (&str, Vec<u8>) = match (i / 10) % 5 {
-                0 => ("malformed JSON", b"this is not json {".to_vec()),
+                0 => ("malformed JSON", br#"{"eventVersion":"1.08",,"eventName":}"#.to_vec()),
                 1 => ("not a CloudTrail record", br#"{"hello":"world","n":1}"#.to_vec()),
                 2 => ("too large", format!("{{\"eventName\":\"{}\"}}", "x".repeat(1_200_000)).into_bytes()),
                 3 => ("invalid UTF-8", b"{\"eventName\":\"\xff\xfe\"}".to_vec()),
