@@ -177,7 +177,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Run { config, check } => {
             let cfg = runtime::config::Config::load(&config).map_err(anyhow::Error::msg)?;
             if check {
-                println!("{}: ok ({} input topic(s), lake {})", config.display(), cfg.inputs.len(), cfg.lake.path);
+                let topics: Vec<String> = cfg.inputs.iter().map(|i| format!("{} ({})", i.topic, i.source)).collect();
+                println!("{}: ok: brokers {}, group {}, inputs {}, lake {}", config.display(), cfg.kafka.brokers, cfg.kafka.group_id, topics.join(", "), cfg.lake.path);
                 return Ok(ExitCode::SUCCESS);
             }
             match runtime::run(cfg).map_err(anyhow::Error::msg)? {
