@@ -360,5 +360,7 @@ fn demo(samples: &Path, lake: &Path) -> Result<ExitCode> {
         }
     }
     println!("\nTry your own: cargo run --release -- sql --lake {} \"SELECT api.operation, count(*) FROM api_activity GROUP BY 1 ORDER BY 2 DESC\"", lake.display());
+    println!("As a service: the same decoder and normalizer consume Kafka with `ocelot run --config examples/ocelot.toml`");
+    println!("(a broker needed; README \"ocelot run\" shows one on this machine, docs/config.md every key).");
     Ok(ExitCode::SUCCESS)
 }

@@ -185,7 +185,7 @@ fn a_slow_sink_pauses_consumption_and_memory_stays_bounded() {
 
 #[test]
 fn poison_messages_go_to_the_dead_letter_topic_and_nothing_stalls() {
-    let s = Setup::new(&[("dead", 1)]);
+    let s = Setup::new(&[("dead", 1), ("ocsf", 2)]);
     let (good, ids) = gen_events(10_000, 23);
     let mut payloads = Vec::new();
     let mut kinds = Vec::new();
@@ -210,7 +210,7 @@ fn poison_messages_go_to_the_dead_letter_topic_and_nothing_stalls() {
     }
     assert_eq!(kinds.len(), 1000);
     s.broker.produce(TOPIC, P, &payloads);
-    let cfg = s.config("[dead_letter]\ntopic = \"dead\"\n[limits]\nmax_event_bytes = 1048576\nmax_decompressed_bytes = 2097152\n");
+    let cfg = s.config("[output.kafka]\ntopic = \"ocsf\"\n[dead_letter]\ntopic = \"dead\"\n[limits]\nmax_event_bytes = 1048576\nmax_decompressed_bytes = 2097152\n");
     let mut o = ocelot(&cfg, &[]);
     s.broker.wait_committed_to_end(GROUP, TOPIC, P, Duration::from_secs(300));
     stop(&mut o);
@@ -231,6 +231,11 @@ fn poison_messages_go_to_the_dead_letter_topic_and_nothing_stalls() {
     }
     let (missing, dups) = compare(&ids, &lake_uids(&s.lake()));
     assert!(missing.is_empty() && dups == 0);
+    // The OCSF JSON output got every good event once, acknowledged before the commit.
+    let json = s.broker.read_all("ocsf", 2);
+    let uids: Vec<String> = json.iter().map(|(_, p)| serde_json::from_slice::<serde_json::Value>(p).unwrap()["metadata"]["uid"].as_str().unwrap().to_string()).collect();
+    let (missing, dups) = compare(&ids, &uids);
+    assert!(missing.is_empty() && dups == 0, "{} missing, {dups} duplicates in the OCSF JSON topic", missing.len());
 }
 
 #[test]
