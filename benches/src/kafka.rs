@@ -30,6 +30,20 @@ pub fn tansu_bin() -> PathBuf {
     p
 }
 
+/// Sends one record, waiting while the producer's queue is full.
+pub fn send(producer: &BaseProducer, mut rec: BaseRecord<'_, (), [u8]>) {
+    loop {
+        match producer.send(rec) {
+            Ok(()) => break,
+            Err((_, r)) => {
+                rec = r;
+                producer.poll(Duration::from_millis(5));
+            }
+        }
+    }
+    producer.poll(Duration::ZERO);
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -103,17 +117,7 @@ impl Broker {
     pub fn produce(&self, topic: &str, partitions: i32, payloads: &[Vec<u8>]) -> Vec<(i32, i64)> {
         let producer: BaseProducer = self.client().set("linger.ms", "50").set("message.max.bytes", "8388608").set("batch.size", "1000000").create().unwrap();
         for (i, p) in payloads.iter().enumerate() {
-            let mut rec = BaseRecord::<(), [u8]>::to(topic).payload(p.as_slice()).partition(i as i32 % partitions);
-            loop {
-                match producer.send(rec) {
-                    Ok(()) => break,
-                    Err((_, r)) => {
-                        rec = r;
-                        producer.poll(Duration::from_millis(10));
-                    }
-                }
-            }
-            producer.poll(Duration::ZERO);
+            send(&producer, BaseRecord::to(topic).payload(p.as_slice()).partition(i as i32 % partitions));
         }
         producer.flush(Duration::from_secs(120)).expect("all produced");
         // Offsets by partition are dense and in order: recompute them from the end offsets.

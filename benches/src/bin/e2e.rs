@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use ocelot_benches::kafka::{Broker, Ocelot};
+use ocelot_benches::kafka::{send, Broker, Ocelot};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -128,17 +128,7 @@ fn produce(broker: &Broker, events: &[&[u8]], rate: Option<usize>) {
                 std::thread::sleep(wait);
             }
         }
-        let mut rec = BaseRecord::<(), [u8]>::to(TOPIC).payload(*e).partition(i as i32 % P);
-        loop {
-            match producer.send(rec) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    rec = r;
-                    producer.poll(Duration::from_millis(5));
-                }
-            }
-        }
-        producer.poll(Duration::ZERO);
+        send(&producer, BaseRecord::to(TOPIC).payload(*e).partition(i as i32 % P));
     }
     producer.flush(Duration::from_secs(300)).unwrap();
 }
