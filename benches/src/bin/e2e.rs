@@ -38,6 +38,18 @@ struct Args {
     /// Batch latency (ms) for `ocelot run`.
     #[arg(long, default_value_t = 1000)]
     max_latency_ms: u64,
+    /// A librdkafka consumer property (KEY=VALUE, repeatable), given to both the baseline
+    /// consumer and `ocelot run` (as `kafka.settings`), to compare fetch tuning fairly.
+    #[arg(long = "set", value_parser = parse_kv)]
+    settings: Vec<(String, String)>,
+    /// Skip the latency phase.
+    #[arg(long)]
+    no_latency: bool,
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').ok_or("expected KEY=VALUE")?;
+    Ok((k.to_string(), v.to_string()))
 }
 
 const TOPIC: &str = "cloudtrail";
@@ -66,7 +78,7 @@ fn main() {
 
     // Baseline: a plain consumer reads everything.
     let started = Instant::now();
-    let read = consume_all(&broker, events.len());
+    let read = consume_all(&broker, events.len(), &args.settings);
     let base_s = started.elapsed().as_secs_f64();
     let base_eps = read as f64 / base_s;
     println!("baseline (plain rdkafka consumer, no processing): {base_eps:.0} events/s, {:.1} MB/s", bytes as f64 / 1e6 / base_s);
@@ -77,10 +89,11 @@ fn main() {
     std::fs::write(
         &config,
         format!(
-            "[kafka]\nbrokers = \"{}\"\ngroup_id = \"{GROUP}\"\n[[inputs]]\ntopic = \"{TOPIC}\"\nsource = \"cloudtrail\"\n[lake]\npath = \"{}\"\n[batch]\nmax_rows = 50000\nmax_bytes = 33554432\nmax_latency_ms = {}\nmax_in_flight = 2\n",
+            "[kafka]\nbrokers = \"{}\"\ngroup_id = \"{GROUP}\"\n[[inputs]]\ntopic = \"{TOPIC}\"\nsource = \"cloudtrail\"\n[lake]\npath = \"{}\"\n[batch]\nmax_rows = 50000\nmax_bytes = 16777216\nmax_latency_ms = {}\nmax_in_flight = 2\n[kafka.settings]\n{}",
             broker.addr(),
             lake.display(),
-            args.max_latency_ms
+            args.max_latency_ms,
+            args.settings.iter().map(|(k, v)| format!("\"{k}\" = \"{v}\"\n")).collect::<String>()
         ),
     )
     .unwrap();
@@ -100,6 +113,12 @@ fn main() {
         eps / base_eps
     );
 
+    if args.no_latency {
+        o.signal("TERM");
+        o.wait(Duration::from_secs(60));
+        println!("peak RSS {:.0} MiB", sampler.stop() as f64 / (1 << 20) as f64);
+        return;
+    }
     // Latency at a steady rate.
     let before = histogram(&o.metrics());
     let mut more = Vec::new();
@@ -133,8 +152,14 @@ fn produce(broker: &Broker, events: &[&[u8]], rate: Option<usize>) {
     producer.flush(Duration::from_secs(300)).unwrap();
 }
 
-fn consume_all(broker: &Broker, n: usize) -> usize {
-    let c: BaseConsumer = broker.client().set("group.id", "baseline").set("enable.auto.commit", "false").create().unwrap();
+fn consume_all(broker: &Broker, n: usize, settings: &[(String, String)]) -> usize {
+    let mut cfg = broker.client();
+    // The fetch wait ocelot sets itself (see docs/config.md), so both read the broker alike.
+    cfg.set("group.id", "baseline").set("enable.auto.commit", "false").set("fetch.wait.max.ms", "50");
+    for (k, v) in settings {
+        cfg.set(k, v);
+    }
+    let c: BaseConsumer = cfg.create().unwrap();
     let mut tpl = TopicPartitionList::new();
     for p in 0..P {
         tpl.add_partition_offset(TOPIC, p, Offset::Beginning).unwrap();
