@@ -42,8 +42,9 @@ enum Command {
         /// given, else to stderr).
         #[arg(long, value_enum, default_value = "parquet")]
         format: Format,
-        /// Source kind of the input.
-        #[arg(long, default_value = "cloudtrail", value_parser = clap::builder::PossibleValuesParser::new(normalize::SOURCE_KINDS))]
+        /// Source kind of the input; `auto` tells the sources apart record by record (an
+        /// unrecognized record is dead-lettered).
+        #[arg(long, default_value = "auto", value_parser = clap::builder::PossibleValuesParser::new(std::iter::once("auto").chain(normalize::SOURCE_KINDS.iter().copied())))]
         source: String,
         /// Exit with status 3 if anything was dead-lettered.
         #[arg(long)]

@@ -21,6 +21,17 @@ pub fn str_of<'v>(v: Option<&'v BorrowedValue<'_>>) -> Option<&'v str> {
     }
 }
 
+/// An integer, or a string holding one (`"120"`, as some AWS logs write numbers).
+pub fn i64_of(v: Option<&BorrowedValue<'_>>) -> Option<i64> {
+    match v? {
+        BorrowedValue::Static(StaticNode::I64(n)) => Some(*n),
+        BorrowedValue::Static(StaticNode::U64(n)) => i64::try_from(*n).ok(),
+        BorrowedValue::Static(StaticNode::F64(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => Some(*f as i64),
+        BorrowedValue::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
 /// `true`/`"true"`/`"yes"` (any case) as a boolean.
 pub fn bool_of(v: Option<&BorrowedValue<'_>>) -> Option<bool> {
     match v? {

@@ -57,7 +57,12 @@ impl RecordSink for Sink<'_> {
 
 /// Normalizes inputs as CloudTrail, in memory.
 pub fn normalize_all(inputs: &[(&[u8], &str)]) -> Run {
-    let mut n = normalize::by_kind("cloudtrail").unwrap();
+    normalize_as("cloudtrail", inputs)
+}
+
+/// Normalizes inputs with the normalizer of a source kind (or `auto`), in memory.
+pub fn normalize_as(kind: &str, inputs: &[(&[u8], &str)]) -> Run {
+    let mut n = normalize::by_kind(kind).unwrap();
     let mut run = Run::default();
     let mut d = Decoder::new(Limits::default());
     for (bytes, name) in inputs {
@@ -68,8 +73,12 @@ pub fn normalize_all(inputs: &[(&[u8], &str)]) -> Run {
 }
 
 pub fn normalize_file(path: &Path) -> Run {
+    normalize_file_as("cloudtrail", path)
+}
+
+pub fn normalize_file_as(kind: &str, path: &Path) -> Run {
     let bytes = std::fs::read(path).unwrap();
-    normalize_all(&[(&bytes, &path.display().to_string())])
+    normalize_as(kind, &[(&bytes, &path.display().to_string())])
 }
 
 /// Fails with every violation of every event.

@@ -7,7 +7,9 @@
 
 pub mod cloudtrail;
 mod columns;
+pub mod head;
 pub mod time;
+pub mod waf;
 
 use arrow::array::RecordBatch;
 use ocelot_schemas::{BatchWriter, ClassDef, WriterError};
@@ -58,7 +60,7 @@ impl ClassWriter {
 /// All shipped normalizers' declared paths for one class (the projection's "written" part).
 pub fn written_paths(class_name: &str) -> Vec<&'static str> {
     let mut out = Vec::new();
-    for (class, paths) in cloudtrail::PATHS {
+    for (class, paths) in cloudtrail::PATHS.iter().chain(waf::PATHS) {
         if *class == class_name {
             out.extend(paths.iter().flat_map(|p| p.iter().copied()));
         }
@@ -69,12 +71,13 @@ pub fn written_paths(class_name: &str) -> Vec<&'static str> {
 }
 
 /// Source kinds known to `ocelot normalize --source` and the config.
-pub const SOURCE_KINDS: &[&str] = &["cloudtrail"];
+pub const SOURCE_KINDS: &[&str] = &["cloudtrail", "waf"];
 
 /// A normalizer by source kind (`auto` detects the source of each record).
 pub fn by_kind(kind: &str) -> Result<Box<dyn Normalizer>, String> {
     match kind {
         "cloudtrail" => Ok(Box::new(cloudtrail::CloudTrail::new().map_err(|e| e.to_string())?)),
+        "waf" => Ok(Box::new(waf::Waf::new().map_err(|e| e.to_string())?)),
         "auto" => Ok(Box::new(Auto::new()?)),
         other => Err(format!("unknown source kind `{other}`; known: auto, {}", SOURCE_KINDS.join(", "))),
     }
@@ -86,6 +89,10 @@ pub fn detect(v: &BorrowedValue<'_>) -> Option<&'static str> {
     // CloudTrail records carry eventVersion and eventSource (Insights events too).
     if has("eventSource") && (has("eventVersion") || has("eventName")) {
         return Some("cloudtrail");
+    }
+    // WAF logs: the web ACL and the request it judged.
+    if has("webaclId") && has("httpRequest") {
+        return Some("waf");
     }
     None
 }
