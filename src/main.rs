@@ -55,7 +55,8 @@ enum Command {
     },
     /// Run SQL over the lake (DataFusion).
     ///
-    /// Tables: api_activity, authentication, account_change. Nested OCSF fields read as
+    /// Tables: api_activity, authentication, account_change, http_activity, detection_finding,
+    /// compliance_finding, vulnerability_finding. Nested OCSF fields read as
     /// `actor.user.name` (or `actor['user']['name']`); the partitions are the columns region,
     /// accountId and eventDay. The SQL dialect is DuckDB's.
     Sql {
@@ -325,10 +326,11 @@ fn demo(samples: &Path, lake: &Path) -> Result<ExitCode> {
         }
         std::fs::remove_dir_all(lake)?;
     }
-    println!("== Ocelot demo: bundled CloudTrail samples -> OCSF {} -> Parquet lake at {}\n", ocelot_schemas::OCSF_VERSION, lake.display());
-    let cloudtrail = samples.join("cloudtrail");
-    let summary = normalize_cmd(&[cloudtrail.clone()], Some(lake), Format::Parquet, "cloudtrail", Limits::default().max_event_bytes)?;
-    println!("normalized {} inputs ({:.2} MB) from {}: {} events, {} dead-lettered", summary.inputs, summary.bytes as f64 / 1e6, cloudtrail.display(), summary.events, summary.dead_lettered);
+    println!("== Ocelot demo: bundled CloudTrail, WAF and Security Hub samples -> OCSF {} -> Parquet lake at {}\n", ocelot_schemas::OCSF_VERSION, lake.display());
+    // One pass over all sources: `auto` tells them apart record by record.
+    let inputs: Vec<PathBuf> = ["cloudtrail", "waf", "securityhub"].iter().map(|s| samples.join(s)).collect();
+    let summary = normalize_cmd(&inputs, Some(lake), Format::Parquet, "auto", Limits::default().max_event_bytes)?;
+    println!("normalized {} inputs ({:.2} MB) from {}: {} events, {} dead-lettered", summary.inputs, summary.bytes as f64 / 1e6, samples.display(), summary.events, summary.dead_lettered);
     for (class, n) in &summary.per_class {
         println!("  {class:<16} {n:>6} events");
     }
@@ -342,6 +344,12 @@ fn demo(samples: &Path, lake: &Path) -> Result<ExitCode> {
           FROM account_change ORDER BY time_dt LIMIT 10"),
         ("Console sign-ins without MFA",
          "SELECT time_dt, \"user\".name AS who, src_endpoint.ip AS ip, status, is_mfa FROM authentication WHERE is_mfa IS NOT TRUE ORDER BY time_dt LIMIT 5"),
+        ("WAF: what the web ACLs blocked, by rule and client",
+         "SELECT policy.name AS web_acl, firewall_rule.uid AS rule, disposition, src_endpoint.ip AS client, http_request.url.path AS path \
+          FROM http_activity WHERE action_id <> 1 ORDER BY time_dt LIMIT 5"),
+        ("Security Hub: failed controls and detections, most severe first",
+         "SELECT 'compliance' AS kind, severity, compliance.control AS what, finding_info.title AS title FROM compliance_finding WHERE compliance.status = 'FAILED' \
+          UNION ALL SELECT 'detection', severity, metadata.product.name, finding_info.title FROM detection_finding ORDER BY severity, what LIMIT 8"),
         ("Events per partition (Security Lake layout)",
          "SELECT region, eventDay, count(*) AS events FROM api_activity GROUP BY 1, 2 ORDER BY events DESC LIMIT 5"),
     ];

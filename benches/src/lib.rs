@@ -20,6 +20,36 @@ pub fn cloudtrail_jsonl(events: usize) -> Vec<u8> {
     out
 }
 
+/// The bundled real samples of a source, one record per line (Panther test events unwrapped).
+pub fn source_samples(kind: &str) -> Vec<String> {
+    let panther = |text: &str| -> Vec<String> { text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).filter_map(|t| t.get("event").filter(|e| e.is_object()).map(|e| e.to_string())).collect() };
+    match kind {
+        "waf" => {
+            let mut v: Vec<String> = include_str!("../../samples/waf/awsdocs/waf_log_examples.jsonl").lines().map(str::to_string).collect();
+            v.extend(panther(include_str!("../../tests/data/waf/panther/waf_rule_tests.jsonl")));
+            v
+        }
+        "securityhub" => {
+            let mut v: Vec<String> = include_str!("../../samples/securityhub/awsdocs/asff_doc_examples.jsonl").lines().map(str::to_string).collect();
+            v.extend(include_str!("../../samples/securityhub/aws-cli/get-findings.output.jsonl").lines().map(str::to_string));
+            v.extend(panther(include_str!("../../tests/data/securityhub/panther/securityfinding_rule_tests.jsonl")));
+            v
+        }
+        other => panic!("no bench samples for source `{other}`"),
+    }
+}
+
+/// `events` records of a source as JSON Lines: its bundled samples, repeated in order.
+pub fn source_jsonl(kind: &str, events: usize) -> Vec<u8> {
+    let samples = source_samples(kind);
+    let mut out = Vec::new();
+    for line in samples.iter().cycle().take(events) {
+        out.extend_from_slice(line.as_bytes());
+        out.push(b'\n');
+    }
+    out
+}
+
 struct Discard(usize);
 impl RecordSink for Discard {
     fn record(&mut self, v: &BorrowedValue<'_>, _: &Origin) -> Result<(), String> {
@@ -52,8 +82,13 @@ impl RecordSink for Normalize {
 
 /// The measured path: the same decoding and parsing, plus the mapping into Arrow batches.
 pub fn normalize_bytes(input: &[u8], source: &Arc<str>) -> Vec<OcsfBatch> {
+    normalize_bytes_as("cloudtrail", input, source)
+}
+
+/// As [`normalize_bytes`], with the normalizer of another source kind.
+pub fn normalize_bytes_as(kind: &str, input: &[u8], source: &Arc<str>) -> Vec<OcsfBatch> {
     let mut d = Decoder::new(Limits::default());
-    let mut sink = Normalize(normalize::by_kind("cloudtrail").expect("cloudtrail normalizer"));
+    let mut sink = Normalize(normalize::by_kind(kind).expect("normalizer"));
     d.decode(input, source, &mut sink);
     sink.0.take_batches().expect("batches")
 }

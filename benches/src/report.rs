@@ -25,3 +25,18 @@ pub fn print_ratio(events: usize, bytes: usize) {
     }
     println!("ratio normalize/parse_only = {:.2} (target >= 0.5)", parse / norm);
 }
+
+/// Per source: parse_only and normalize throughput from group `source-<kind>`, and the ratio.
+pub fn print_sources(rows: &[(&str, usize, usize)]) {
+    println!("\n== Ocelot source normalizers: bundled samples repeated, one thread");
+    println!("{:<12} {:>8} {:>10} {:>14} {:>14} {:>7}", "source", "events", "MB", "parse MB/s", "normalize MB/s", "ratio");
+    for (kind, events, bytes) in rows {
+        let group = format!("source-{kind}");
+        let (Some(parse), Some(norm)) = (mean_ns(&group, "parse_only"), mean_ns(&group, "normalize")) else {
+            println!("{kind:<12} (no criterion estimates: run without a filter)");
+            continue;
+        };
+        let mbs = |ns: f64| *bytes as f64 / 1e6 / (ns / 1e9);
+        println!("{kind:<12} {events:>8} {:>10.1} {:>14.1} {:>14.1} {:>7.2}   ({:.0} events/s)", *bytes as f64 / 1e6, mbs(parse), mbs(norm), parse / norm, *events as f64 / (norm / 1e9));
+    }
+}

@@ -10,7 +10,7 @@ use ocelot_schemas::{project, schema, ClassDef, ProjectionError};
 use crate::normalize::written_paths;
 
 /// Classes shipped normalizers write, by table name.
-pub const WRITTEN_CLASSES: &[&str] = &["api_activity", "authentication", "account_change", "http_activity"];
+pub const WRITTEN_CLASSES: &[&str] = &["api_activity", "authentication", "account_change", "http_activity", "detection_finding", "compliance_finding", "vulnerability_finding"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClassError {

@@ -6,7 +6,9 @@
 //!   line costs only itself;
 //! - otherwise a stream of JSON values, pretty-printed or not, one after another;
 //! - each value may be an envelope: the S3 delivery file `{"Records":[...]}`, an EventBridge
-//!   event (`{"detail-type":..., "detail":{...}}`), a CloudWatch Logs subscription payload
+//!   event (`{"detail-type":..., "detail":{...}}`, or `"detail":{"findings":[...]}` from
+//!   Security Hub), a Security Hub API body `{"Findings":[...]}`, Shield's
+//!   `{"AttackSummaries":[...]}`, a CloudWatch Logs subscription payload
 //!   (`{"logEvents":[{"message":"<record>"}]}`), or a bare record.
 //!
 //! Every record reaches the [`RecordSink`] parsed (simd-json, borrowed from a reused buffer);
@@ -271,8 +273,12 @@ enum Envelope<'v, 'a> {
 
 fn envelope<'v, 'a>(v: &'v BorrowedValue<'a>) -> Envelope<'v, 'a> {
     let BorrowedValue::Object(o) = v else { return Envelope::Bare };
-    if let Some(BorrowedValue::Array(items)) = o.get("Records") {
-        return Envelope::Records(items);
+    // S3 delivery files (`Records`), Security Hub API bodies (`Findings`: GetFindings output,
+    // BatchImportFindings input), Shield's ListAttacks output (`AttackSummaries`).
+    for key in ["Records", "Findings", "AttackSummaries"] {
+        if let Some(BorrowedValue::Array(items)) = o.get(key) {
+            return Envelope::Records(items);
+        }
     }
     if let Some(BorrowedValue::Array(items)) = o.get("logEvents") {
         return Envelope::LogEvents(items);
@@ -281,6 +287,10 @@ fn envelope<'v, 'a>(v: &'v BorrowedValue<'a>) -> Envelope<'v, 'a> {
         return Envelope::Control;
     }
     if let (Some(_), Some(detail @ BorrowedValue::Object(_))) = (o.get("detail-type"), o.get("detail")) {
+        // "Security Hub Findings - Imported" (and kin) carry a list of ASFF findings.
+        if let Some(BorrowedValue::Array(items)) = get(detail, "findings") {
+            return Envelope::Records(items);
+        }
         return Envelope::Detail(detail);
     }
     Envelope::Bare

@@ -32,6 +32,17 @@ pub fn i64_of(v: Option<&BorrowedValue<'_>>) -> Option<i64> {
     }
 }
 
+/// A number, or a string holding one.
+pub fn f64_of(v: Option<&BorrowedValue<'_>>) -> Option<f64> {
+    match v? {
+        BorrowedValue::Static(StaticNode::F64(f)) => Some(*f),
+        BorrowedValue::Static(StaticNode::I64(n)) => Some(*n as f64),
+        BorrowedValue::Static(StaticNode::U64(n)) => Some(*n as f64),
+        BorrowedValue::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
 /// `true`/`"true"`/`"yes"` (any case) as a boolean.
 pub fn bool_of(v: Option<&BorrowedValue<'_>>) -> Option<bool> {
     match v? {

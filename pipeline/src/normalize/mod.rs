@@ -5,6 +5,7 @@
 //! part of each class's projection ([`crate::classes`]). Column handles are resolved once, at
 //! construction, so a mapping mistake fails at start-up (and in tests), never per event.
 
+pub mod asff;
 pub mod cloudtrail;
 mod columns;
 pub mod head;
@@ -60,7 +61,7 @@ impl ClassWriter {
 /// All shipped normalizers' declared paths for one class (the projection's "written" part).
 pub fn written_paths(class_name: &str) -> Vec<&'static str> {
     let mut out = Vec::new();
-    for (class, paths) in cloudtrail::PATHS.iter().chain(waf::PATHS) {
+    for (class, paths) in cloudtrail::PATHS.iter().chain(waf::PATHS).chain(asff::PATHS) {
         if *class == class_name {
             out.extend(paths.iter().flat_map(|p| p.iter().copied()));
         }
@@ -71,13 +72,14 @@ pub fn written_paths(class_name: &str) -> Vec<&'static str> {
 }
 
 /// Source kinds known to `ocelot normalize --source` and the config.
-pub const SOURCE_KINDS: &[&str] = &["cloudtrail", "waf"];
+pub const SOURCE_KINDS: &[&str] = &["cloudtrail", "waf", "securityhub"];
 
 /// A normalizer by source kind (`auto` detects the source of each record).
 pub fn by_kind(kind: &str) -> Result<Box<dyn Normalizer>, String> {
     match kind {
         "cloudtrail" => Ok(Box::new(cloudtrail::CloudTrail::new().map_err(|e| e.to_string())?)),
         "waf" => Ok(Box::new(waf::Waf::new().map_err(|e| e.to_string())?)),
+        "securityhub" => Ok(Box::new(asff::Asff::new().map_err(|e| e.to_string())?)),
         "auto" => Ok(Box::new(Auto::new()?)),
         other => Err(format!("unknown source kind `{other}`; known: auto, {}", SOURCE_KINDS.join(", "))),
     }
@@ -86,13 +88,18 @@ pub fn by_kind(kind: &str) -> Result<Box<dyn Normalizer>, String> {
 /// The source kind a record looks like, from the keys only that source has.
 pub fn detect(v: &BorrowedValue<'_>) -> Option<&'static str> {
     let has = |k: &str| crate::json::get(v, k).is_some();
-    // CloudTrail records carry eventVersion and eventSource (Insights events too).
-    if has("eventSource") && (has("eventVersion") || has("eventName")) {
+    // CloudTrail records carry eventVersion and eventSource; hand-made or trimmed ones may
+    // keep only eventName and eventTime; Insights events name the call inside insightDetails.
+    if has("eventSource") && (has("eventVersion") || has("eventName")) || has("eventName") && has("eventTime") || has("insightDetails") && has("eventVersion") {
         return Some("cloudtrail");
     }
     // WAF logs: the web ACL and the request it judged.
     if has("webaclId") && has("httpRequest") {
         return Some("waf");
+    }
+    // Security Hub findings (ASFF).
+    if has("SchemaVersion") && has("ProductArn") {
+        return Some("securityhub");
     }
     None
 }

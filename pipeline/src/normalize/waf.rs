@@ -69,7 +69,7 @@ const MAPPED: &[&str] = &[
     "timestamp", "formatVersion", "webaclId", "terminatingRuleId", "terminatingRuleType", "action", "terminatingRuleMatchDetails",
     "httpSourceName", "httpSourceId", "labels", "responseCodeSent", "ja4Fingerprint", "httpRequest.clientIp", "httpRequest.country",
     "httpRequest.headers", "httpRequest.uri", "httpRequest.args", "httpRequest.httpVersion", "httpRequest.httpMethod",
-    "httpRequest.requestId", "httpRequest.host", "httpRequest.scheme",
+    "httpRequest.requestId", "httpRequest.scheme",
 ];
 
 pub struct Waf {
@@ -142,7 +142,7 @@ impl Normalizer for Waf {
         if let Some(t) = str_of(get(v, "timestamp")) {
             w.str(h.md_original_time, t);
         }
-        h.product(w, "AWS WAF", "AWS", &["cloud", "datetime", "security_control"]);
+        h.product(w, "AWS WAF", "AWS", &["cloud", "security_control", "datetime"]);
         w.str(h.md_log_provider, "AWS WAF");
         w.str(h.md_feature, "Web ACL");
         if let Some(n) = i64_of(get(v, "formatVersion")) {
@@ -192,7 +192,7 @@ impl Normalizer for Waf {
         if let Some(s) = str_of(get(v, "httpSourceName")) {
             w.str(c.src_svc, s);
         }
-        if let Some(s) = source_id {
+        if let Some(s) = source_id.filter(|s| *s != "-") {
             w.str(c.src_uid, s);
         }
 
@@ -214,7 +214,9 @@ impl Normalizer for Waf {
         if let Some(u) = uri {
             w.str(c.url_path, u);
         }
-        let mut host = str_of(get(req, "host")).filter(|s| !s.is_empty());
+        // The host is the Host header the client sent; `httpRequest.host` (newer logs) only
+        // stands in when there is none, and stays in `unmapped` either way.
+        let mut host = None;
         if let Some(BorrowedValue::Array(headers)) = get(req, "headers") {
             for hd in headers.iter() {
                 let (Some(name), Some(value)) = (str_of(get(hd, "name")), str_of(get(hd, "value"))) else { continue };
@@ -228,7 +230,7 @@ impl Normalizer for Waf {
                 } else if name.eq_ignore_ascii_case("referer") {
                     w.str(c.referrer, value);
                 } else if name.eq_ignore_ascii_case("host") {
-                    host = host.or(Some(value));
+                    host = Some(value);
                 } else if name.eq_ignore_ascii_case("x-forwarded-for") {
                     for ip in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                         w.push_str(c.xff, ip);
@@ -236,6 +238,7 @@ impl Normalizer for Waf {
                 }
             }
         }
+        let host = host.or_else(|| str_of(get(req, "host")).filter(|s| !s.is_empty()));
         let scheme = str_of(get(req, "scheme")).filter(|s| !s.is_empty());
         if let Some(hn) = host {
             w.str(c.url_host, hn);
@@ -285,7 +288,7 @@ impl Normalizer for Waf {
         if let Some(r) = rule {
             h.observable(w, "firewall_rule.uid", obs::RESOURCE_UID, r);
         }
-        if let Some(s) = source_id {
+        if let Some(s) = source_id.filter(|s| *s != "-") {
             h.observable(w, "src_endpoint.uid", obs::RESOURCE_UID, s);
         }
 
