@@ -326,9 +326,9 @@ fn demo(samples: &Path, lake: &Path) -> Result<ExitCode> {
         }
         std::fs::remove_dir_all(lake)?;
     }
-    println!("== Ocelot demo: bundled CloudTrail, WAF and Security Hub samples -> OCSF {} -> Parquet lake at {}\n", ocelot_schemas::OCSF_VERSION, lake.display());
+    println!("== Ocelot demo: bundled CloudTrail, WAF, Security Hub and Shield samples -> OCSF {} -> Parquet lake at {}\n", ocelot_schemas::OCSF_VERSION, lake.display());
     // One pass over all sources: `auto` tells them apart record by record.
-    let inputs: Vec<PathBuf> = ["cloudtrail", "waf", "securityhub"].iter().map(|s| samples.join(s)).collect();
+    let inputs: Vec<PathBuf> = ["cloudtrail", "waf", "securityhub", "shield"].iter().map(|s| samples.join(s)).collect();
     let summary = normalize_cmd(&inputs, Some(lake), Format::Parquet, "auto", Limits::default().max_event_bytes)?;
     println!("normalized {} inputs ({:.2} MB) from {}: {} events, {} dead-lettered", summary.inputs, summary.bytes as f64 / 1e6, samples.display(), summary.events, summary.dead_lettered);
     for (class, n) in &summary.per_class {

@@ -35,6 +35,11 @@ pub fn source_samples(kind: &str) -> Vec<String> {
             v.extend(panther(include_str!("../../tests/data/securityhub/panther/securityfinding_rule_tests.jsonl")));
             v
         }
+        "shield" => {
+            // One line per attack record: the DescribeAttack detail and the ListAttacks summary.
+            let one_line = |t: &str| serde_json::from_str::<serde_json::Value>(t).expect("bundled sample").to_string();
+            vec![one_line(include_str!("../../samples/shield/aws-cli/describe-attack.output.json")), one_line(include_str!("../../samples/shield/aws-cli/list-attacks.output.json"))]
+        }
         other => panic!("no bench samples for source `{other}`"),
     }
 }

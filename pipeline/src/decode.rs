@@ -8,7 +8,7 @@
 //! - each value may be an envelope: the S3 delivery file `{"Records":[...]}`, an EventBridge
 //!   event (`{"detail-type":..., "detail":{...}}`, or `"detail":{"findings":[...]}` from
 //!   Security Hub), a Security Hub API body `{"Findings":[...]}`, Shield's
-//!   `{"AttackSummaries":[...]}`, a CloudWatch Logs subscription payload
+//!   `{"AttackSummaries":[...]}` and `{"Attack":{...}}`, a CloudWatch Logs subscription payload
 //!   (`{"logEvents":[{"message":"<record>"}]}`), or a bare record.
 //!
 //! Every record reaches the [`RecordSink`] parsed (simd-json, borrowed from a reused buffer);
@@ -285,6 +285,10 @@ fn envelope<'v, 'a>(v: &'v BorrowedValue<'a>) -> Envelope<'v, 'a> {
     }
     if str_of(o.get("messageType")) == Some("CONTROL_MESSAGE") {
         return Envelope::Control;
+    }
+    // Shield's DescribeAttack output: `{"Attack": {...}}`.
+    if let (1, Some(attack @ BorrowedValue::Object(_))) = (o.len(), o.get("Attack")) {
+        return Envelope::Detail(attack);
     }
     if let (Some(_), Some(detail @ BorrowedValue::Object(_))) = (o.get("detail-type"), o.get("detail")) {
         // "Security Hub Findings - Imported" (and kin) carry a list of ASFF findings.

@@ -359,7 +359,8 @@ fn status(v: &BorrowedValue<'_>) -> Option<(i32, &'static str)> {
     }
 }
 
-fn both(w: &mut BatchWriter, ms: ocelot_schemas::I64Col, dt: ocelot_schemas::TsCol, t: i64) {
+/// An epoch-ms time and its `_dt` twin.
+pub(super) fn both(w: &mut BatchWriter, ms: ocelot_schemas::I64Col, dt: ocelot_schemas::TsCol, t: i64) {
     w.i64(ms, t);
     w.ts(dt, t);
 }

@@ -9,6 +9,7 @@ pub mod asff;
 pub mod cloudtrail;
 mod columns;
 pub mod head;
+pub mod shield;
 pub mod time;
 pub mod waf;
 
@@ -61,7 +62,7 @@ impl ClassWriter {
 /// All shipped normalizers' declared paths for one class (the projection's "written" part).
 pub fn written_paths(class_name: &str) -> Vec<&'static str> {
     let mut out = Vec::new();
-    for (class, paths) in cloudtrail::PATHS.iter().chain(waf::PATHS).chain(asff::PATHS) {
+    for (class, paths) in cloudtrail::PATHS.iter().chain(waf::PATHS).chain(asff::PATHS).chain(shield::PATHS) {
         if *class == class_name {
             out.extend(paths.iter().flat_map(|p| p.iter().copied()));
         }
@@ -72,7 +73,7 @@ pub fn written_paths(class_name: &str) -> Vec<&'static str> {
 }
 
 /// Source kinds known to `ocelot normalize --source` and the config.
-pub const SOURCE_KINDS: &[&str] = &["cloudtrail", "waf", "securityhub"];
+pub const SOURCE_KINDS: &[&str] = &["cloudtrail", "waf", "securityhub", "shield"];
 
 /// A normalizer by source kind (`auto` detects the source of each record).
 pub fn by_kind(kind: &str) -> Result<Box<dyn Normalizer>, String> {
@@ -80,6 +81,7 @@ pub fn by_kind(kind: &str) -> Result<Box<dyn Normalizer>, String> {
         "cloudtrail" => Ok(Box::new(cloudtrail::CloudTrail::new().map_err(|e| e.to_string())?)),
         "waf" => Ok(Box::new(waf::Waf::new().map_err(|e| e.to_string())?)),
         "securityhub" => Ok(Box::new(asff::Asff::new().map_err(|e| e.to_string())?)),
+        "shield" => Ok(Box::new(shield::Shield::new().map_err(|e| e.to_string())?)),
         "auto" => Ok(Box::new(Auto::new()?)),
         other => Err(format!("unknown source kind `{other}`; known: auto, {}", SOURCE_KINDS.join(", "))),
     }
@@ -96,6 +98,10 @@ pub fn detect(v: &BorrowedValue<'_>) -> Option<&'static str> {
     // WAF logs: the web ACL and the request it judged.
     if has("webaclId") && has("httpRequest") {
         return Some("waf");
+    }
+    // Shield Advanced attack records (DescribeAttack / ListAttacks).
+    if has("AttackId") && has("ResourceArn") {
+        return Some("shield");
     }
     // Security Hub findings (ASFF).
     if has("SchemaVersion") && has("ProductArn") {
