@@ -35,6 +35,7 @@ pub fn source_samples(kind: &str) -> Vec<String> {
             v.extend(panther(include_str!("../../tests/data/securityhub/panther/securityfinding_rule_tests.jsonl")));
             v
         }
+        "guardduty" => panther(include_str!("../../tests/data/guardduty/panther/guardduty_rule_tests.jsonl")),
         "shield" => {
             // One line per attack record: the DescribeAttack detail and the ListAttacks summary.
             let one_line = |t: &str| serde_json::from_str::<serde_json::Value>(t).expect("bundled sample").to_string();

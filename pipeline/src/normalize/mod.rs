@@ -7,6 +7,7 @@
 
 pub mod asff;
 pub mod cloudtrail;
+pub mod guardduty;
 mod columns;
 pub mod head;
 pub mod shield;
@@ -62,7 +63,7 @@ impl ClassWriter {
 /// All shipped normalizers' declared paths for one class (the projection's "written" part).
 pub fn written_paths(class_name: &str) -> Vec<&'static str> {
     let mut out = Vec::new();
-    for (class, paths) in cloudtrail::PATHS.iter().chain(waf::PATHS).chain(asff::PATHS).chain(shield::PATHS) {
+    for (class, paths) in cloudtrail::PATHS.iter().chain(waf::PATHS).chain(asff::PATHS).chain(shield::PATHS).chain(guardduty::PATHS) {
         if *class == class_name {
             out.extend(paths.iter().flat_map(|p| p.iter().copied()));
         }
@@ -73,7 +74,7 @@ pub fn written_paths(class_name: &str) -> Vec<&'static str> {
 }
 
 /// Source kinds known to `ocelot normalize --source` and the config.
-pub const SOURCE_KINDS: &[&str] = &["cloudtrail", "waf", "securityhub", "shield"];
+pub const SOURCE_KINDS: &[&str] = &["cloudtrail", "waf", "securityhub", "guardduty", "shield"];
 
 /// A normalizer by source kind (`auto` detects the source of each record).
 pub fn by_kind(kind: &str) -> Result<Box<dyn Normalizer>, String> {
@@ -82,6 +83,7 @@ pub fn by_kind(kind: &str) -> Result<Box<dyn Normalizer>, String> {
         "waf" => Ok(Box::new(waf::Waf::new().map_err(|e| e.to_string())?)),
         "securityhub" => Ok(Box::new(asff::Asff::new().map_err(|e| e.to_string())?)),
         "shield" => Ok(Box::new(shield::Shield::new().map_err(|e| e.to_string())?)),
+        "guardduty" => Ok(Box::new(guardduty::GuardDuty::new().map_err(|e| e.to_string())?)),
         "auto" => Ok(Box::new(Auto::new()?)),
         other => Err(format!("unknown source kind `{other}`; known: auto, {}", SOURCE_KINDS.join(", "))),
     }
@@ -102,6 +104,10 @@ pub fn detect(v: &BorrowedValue<'_>) -> Option<&'static str> {
     // Shield Advanced attack records (DescribeAttack / ListAttacks).
     if has("AttackId") && has("ResourceArn") {
         return Some("shield");
+    }
+    // GuardDuty's own finding format (lowerCamel keys, a numeric severity, `service`).
+    if has("schemaVersion") && has("service") && has("type") && has("severity") {
+        return Some("guardduty");
     }
     // Security Hub findings (ASFF).
     if has("SchemaVersion") && has("ProductArn") {
