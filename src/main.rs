@@ -61,6 +61,7 @@ enum Command {
     /// accountId and eventDay. The SQL dialect is DuckDB's.
     Sql {
         /// The query, e.g. "SELECT api.operation, count(*) FROM api_activity GROUP BY 1".
+        /// The query; `@FILE` reads it from a file (e.g. @examples/agent-cloudtrail-join.sql).
         query: String,
         #[arg(long)]
         lake: PathBuf,
@@ -165,6 +166,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(if strict && summary.dead_lettered > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS })
         }
         Command::Sql { query, lake, format } => {
+            let query = match query.strip_prefix('@') {
+                Some(file) => std::fs::read_to_string(file).with_context(|| format!("reading the query from {file}"))?,
+                None => query,
+            };
             if !lake.is_dir() {
                 bail!("--lake {}: no such directory (write one with `ocelot normalize ... --lake {}`)", lake.display(), lake.display());
             }
@@ -311,6 +316,9 @@ fn schema_cmd(class: &str) -> Result<()> {
     Ok(())
 }
 
+/// The README's agent-to-CloudTrail join, shipped with the binary for the demo.
+const AGENT_JOIN_SQL: &str = include_str!("../examples/agent-cloudtrail-join.sql");
+
 fn demo(samples: &Path, lake: &Path) -> Result<ExitCode> {
     if !samples.is_dir() {
         bail!("--samples {}: no such directory; run the demo from the repository root, or point --samples at the bundled samples/", samples.display());
@@ -326,9 +334,9 @@ fn demo(samples: &Path, lake: &Path) -> Result<ExitCode> {
         }
         std::fs::remove_dir_all(lake)?;
     }
-    println!("== Ocelot demo: bundled CloudTrail, WAF, Security Hub and Shield samples -> OCSF {} -> Parquet lake at {}\n", ocelot_schemas::OCSF_VERSION, lake.display());
+    println!("== Ocelot demo: bundled CloudTrail, WAF, Security Hub, Shield and AI-agent samples -> OCSF {} -> Parquet lake at {}\n", ocelot_schemas::OCSF_VERSION, lake.display());
     // One pass over all sources: `auto` tells them apart record by record.
-    let inputs: Vec<PathBuf> = ["cloudtrail", "waf", "securityhub", "shield"].iter().map(|s| samples.join(s)).collect();
+    let inputs: Vec<PathBuf> = ["cloudtrail", "waf", "securityhub", "shield", "agent"].iter().map(|s| samples.join(s)).collect();
     let summary = normalize_cmd(&inputs, Some(lake), Format::Parquet, "auto", Limits::default().max_event_bytes)?;
     println!("normalized {} inputs ({:.2} MB) from {}: {} events, {} dead-lettered", summary.inputs, summary.bytes as f64 / 1e6, samples.display(), summary.events, summary.dead_lettered);
     for (class, n) in &summary.per_class {
@@ -358,6 +366,11 @@ fn demo(samples: &Path, lake: &Path) -> Result<ExitCode> {
         let batches = rt.block_on(query::query(lake, sql))?;
         println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
     }
+    // The agent session (samples/agent/session): which agent made which CloudTrail change,
+    // through which tool call, and who approved it.
+    println!("\n-- Which AI agent changed what, through which tool call, approved by whom\n$ ocelot sql --lake {} @examples/agent-cloudtrail-join.sql", lake.display());
+    let batches = rt.block_on(query::query(lake, AGENT_JOIN_SQL))?;
+    println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
     let dl = lake.join(ocelot_pipeline::lake::DEAD_LETTER_DIR);
     if summary.dead_lettered > 0 {
         println!("\n-- Dead letters ({}), one line each with origin and reason:", dl.display());

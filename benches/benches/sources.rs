@@ -14,7 +14,7 @@ use ocelot_benches::{normalize_bytes_as, parse_only, source_jsonl, EVENTS};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const SOURCES: &[&str] = &["waf", "securityhub", "guardduty", "shield"];
+const SOURCES: &[&str] = &["waf", "securityhub", "guardduty", "shield", "agent"];
 
 fn main() {
     let mut c = Criterion::default().configure_from_args();

@@ -35,6 +35,26 @@ pub fn source_samples(kind: &str) -> Vec<String> {
             v.extend(panther(include_str!("../../tests/data/securityhub/panther/securityfinding_rule_tests.jsonl")));
             v
         }
+        "agent" => {
+            // The synthetic session: every span and log record on its own line (as the decoder
+            // splits them), and the MCP messages.
+            let otlp = |t: &str, res: &str, scopes: &str, items: &str| -> Vec<String> {
+                let v: serde_json::Value = serde_json::from_str(t).expect("bundled sample");
+                let mut out = Vec::new();
+                for r in v[res].as_array().into_iter().flatten() {
+                    for sc in r[scopes].as_array().into_iter().flatten() {
+                        for i in sc[items].as_array().into_iter().flatten() {
+                            out.push(serde_json::json!({res: [{"resource": r["resource"], scopes: [{"scope": sc["scope"], items: [i]}]}]}).to_string());
+                        }
+                    }
+                }
+                out
+            };
+            let mut v = otlp(include_str!("../../samples/agent/session/otlp-traces.json"), "resourceSpans", "scopeSpans", "spans");
+            v.extend(otlp(include_str!("../../samples/agent/session/otlp-logs.json"), "resourceLogs", "scopeLogs", "logRecords"));
+            v.extend(include_str!("../../samples/agent/session/mcp.jsonl").lines().map(str::to_string));
+            v
+        }
         "guardduty" => panther(include_str!("../../tests/data/guardduty/panther/guardduty_rule_tests.jsonl")),
         "shield" => {
             // One line per attack record: the DescribeAttack detail and the ListAttacks summary.

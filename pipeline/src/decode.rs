@@ -8,7 +8,9 @@
 //! - each value may be an envelope: the S3 delivery file `{"Records":[...]}`, an EventBridge
 //!   event (`{"detail-type":..., "detail":{...}}`, or `"detail":{"findings":[...]}` from
 //!   Security Hub), a Security Hub API body `{"Findings":[...]}`, Shield's
-//!   `{"AttackSummaries":[...]}` and `{"Attack":{...}}`, a CloudWatch Logs subscription payload
+//!   `{"AttackSummaries":[...]}` and `{"Attack":{...}}`, OpenTelemetry OTLP/JSON trace and log
+//!   export requests (one record per span / log record, with its resource), a CloudWatch Logs
+//!   subscription payload
 //!   (`{"logEvents":[{"message":"<record>"}]}`), or a bare record.
 //!
 //! Every record reaches the [`RecordSink`] parsed (simd-json, borrowed from a reused buffer);
@@ -256,6 +258,33 @@ impl Decoder {
                     }
                 }
             }
+            Envelope::Otlp(kind, resources) => {
+                // One record per span / log record, with its resource and scope beside it
+                // (`{"resource":..,"scope":..,"span":..}`), so a bad one costs only itself.
+                let (scopes_key, items_key, item_name) = match kind {
+                    OtlpKind::Spans => ("scopeSpans", "spans", "span"),
+                    OtlpKind::Logs => ("scopeLogs", "logRecords", "logRecord"),
+                };
+                let mut i = 0u32;
+                for res in resources.iter() {
+                    let resource = get(res, "resource").cloned().unwrap_or_else(|| BorrowedValue::Object(Box::default()));
+                    let Some(BorrowedValue::Array(scopes)) = get(res, scopes_key) else { continue };
+                    for sc in scopes.iter() {
+                        let scope = get(sc, "scope").cloned().unwrap_or_else(|| BorrowedValue::Object(Box::default()));
+                        let Some(BorrowedValue::Array(items)) = get(sc, items_key) else { continue };
+                        for item in items.iter() {
+                            let mut o = simd_json::borrowed::Object::with_capacity(3);
+                            o.insert("resource".into(), resource.clone());
+                            o.insert("scope".into(), scope.clone());
+                            o.insert(item_name.into(), item.clone());
+                            let record = BorrowedValue::Object(Box::new(o));
+                            let o = Origin { index: Some(i), ..origin.clone() };
+                            deliver(&record, o, 0, &|| simd_json::prelude::Writable::encode(&record).into_bytes(), sink);
+                            i += 1;
+                        }
+                    }
+                }
+            }
             Envelope::Control => sink.control_message(),
             Envelope::Detail(detail) => deliver(detail, origin, bytes.len(), &|| bytes.to_vec(), sink),
             Envelope::Bare => deliver(&value, origin, bytes.len(), &|| bytes.to_vec(), sink),
@@ -263,8 +292,17 @@ impl Decoder {
     }
 }
 
+#[derive(Clone, Copy)]
+enum OtlpKind {
+    Spans,
+    Logs,
+}
+
 enum Envelope<'v, 'a> {
     Records(&'v [BorrowedValue<'a>]),
+    /// OTLP/JSON ExportTraceServiceRequest (`resourceSpans`) or ExportLogsServiceRequest
+    /// (`resourceLogs`).
+    Otlp(OtlpKind, &'v [BorrowedValue<'a>]),
     LogEvents(&'v [BorrowedValue<'a>]),
     Control,
     Detail(&'v BorrowedValue<'a>),
@@ -279,6 +317,12 @@ fn envelope<'v, 'a>(v: &'v BorrowedValue<'a>) -> Envelope<'v, 'a> {
         if let Some(BorrowedValue::Array(items)) = o.get(key) {
             return Envelope::Records(items);
         }
+    }
+    if let Some(BorrowedValue::Array(items)) = o.get("resourceSpans") {
+        return Envelope::Otlp(OtlpKind::Spans, items);
+    }
+    if let Some(BorrowedValue::Array(items)) = o.get("resourceLogs") {
+        return Envelope::Otlp(OtlpKind::Logs, items);
     }
     if let Some(BorrowedValue::Array(items)) = o.get("logEvents") {
         return Envelope::LogEvents(items);

@@ -187,7 +187,7 @@ fn account_activity(source: &str, name: &str) -> Option<i32> {
 /// API Activity's create/read/update/delete from the operation's leading verb (the first
 /// capitalised word; two for `Batch...`), so `BatchGetItem` is a read and `Getaway` is not a
 /// `Get`; `readOnly` decides for verbs the table does not know.
-fn api_activity(name: &str, read_only: Option<bool>) -> i32 {
+pub(crate) fn api_activity(name: &str, read_only: Option<bool>) -> i32 {
     let word_end = |from: usize| name[from..].char_indices().skip(1).find(|(_, c)| c.is_ascii_uppercase() || c.is_ascii_digit()).map_or(name.len(), |(i, _)| from + i);
     let first = word_end(0);
     let verb = if &name[..first] == "Batch" { &name[..word_end(first)] } else { &name[..first] };

@@ -5,7 +5,9 @@
 //! part of each class's projection ([`crate::classes`]). Column handles are resolved once, at
 //! construction, so a mapping mistake fails at start-up (and in tests), never per event.
 
+pub mod agent;
 pub mod asff;
+pub mod cloud_call;
 pub mod cloudtrail;
 pub mod guardduty;
 mod columns;
@@ -63,7 +65,7 @@ impl ClassWriter {
 /// All shipped normalizers' declared paths for one class (the projection's "written" part).
 pub fn written_paths(class_name: &str) -> Vec<&'static str> {
     let mut out = Vec::new();
-    for (class, paths) in cloudtrail::PATHS.iter().chain(waf::PATHS).chain(asff::PATHS).chain(shield::PATHS).chain(guardduty::PATHS) {
+    for (class, paths) in cloudtrail::PATHS.iter().chain(waf::PATHS).chain(asff::PATHS).chain(shield::PATHS).chain(guardduty::PATHS).chain(agent::PATHS) {
         if *class == class_name {
             out.extend(paths.iter().flat_map(|p| p.iter().copied()));
         }
@@ -74,7 +76,7 @@ pub fn written_paths(class_name: &str) -> Vec<&'static str> {
 }
 
 /// Source kinds known to `ocelot normalize --source` and the config.
-pub const SOURCE_KINDS: &[&str] = &["cloudtrail", "waf", "securityhub", "guardduty", "shield"];
+pub const SOURCE_KINDS: &[&str] = &["cloudtrail", "waf", "securityhub", "guardduty", "shield", "agent"];
 
 /// A normalizer by source kind (`auto` detects the source of each record).
 pub fn by_kind(kind: &str) -> Result<Box<dyn Normalizer>, String> {
@@ -84,6 +86,7 @@ pub fn by_kind(kind: &str) -> Result<Box<dyn Normalizer>, String> {
         "securityhub" => Ok(Box::new(asff::Asff::new().map_err(|e| e.to_string())?)),
         "shield" => Ok(Box::new(shield::Shield::new().map_err(|e| e.to_string())?)),
         "guardduty" => Ok(Box::new(guardduty::GuardDuty::new().map_err(|e| e.to_string())?)),
+        "agent" => Ok(Box::new(agent::AgentLogs::new().map_err(|e| e.to_string())?)),
         "auto" => Ok(Box::new(Auto::new()?)),
         other => Err(format!("unknown source kind `{other}`; known: auto, {}", SOURCE_KINDS.join(", "))),
     }
@@ -108,6 +111,10 @@ pub fn detect(v: &BorrowedValue<'_>) -> Option<&'static str> {
     // GuardDuty's own finding format (lowerCamel keys, a numeric severity, `service`).
     if has("schemaVersion") && has("service") && has("type") && has("severity") {
         return Some("guardduty");
+    }
+    // Agent telemetry: OTLP spans / log records (split by the decoder), MCP JSON-RPC.
+    if has("span") && has("resource") || has("logRecord") && has("resource") || has("jsonrpc") || crate::json::get(v, "message").is_some_and(|m| crate::json::get(m, "jsonrpc").is_some()) {
+        return Some("agent");
     }
     // Security Hub findings (ASFF).
     if has("SchemaVersion") && has("ProductArn") {

@@ -1,0 +1,128 @@
+//! AI-agent telemetry to OCSF API Activity with the ai_operation profile: the synthetic agent
+//! session (OTLP traces and logs, MCP messages, and the CloudTrail events the session caused),
+//! the MCP specification's example messages, bad input, and the SQL join of tool calls to
+//! CloudTrail that the README shows.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::*;
+use serde_json::{json, Value};
+
+fn session() -> std::path::PathBuf {
+    repo().join("samples/agent/session")
+}
+
+fn agent_events(run: &Run) -> Vec<Value> {
+    run.events_json().into_iter().map(|(_, e)| e).filter(|e| e["metadata"]["product"]["name"] != "CloudTrail").collect()
+}
+
+#[test]
+fn the_synthetic_session_normalizes_and_validates() {
+    let mut all = Vec::new();
+    for f in ["otlp-traces.json", "otlp-logs.json", "mcp.jsonl"] {
+        let run = normalize_file_as("agent", &session().join(f));
+        assert!(run.dead.is_empty(), "{f}: {:?}", run.dead);
+        assert_valid(&run);
+        all.extend(agent_events(&run));
+    }
+    assert_eq!(all.len(), 6 + 7 + 6);
+    for e in &all {
+        assert_eq!(e["class_uid"], 6003);
+        assert!(e["metadata"]["profiles"].as_array().unwrap().contains(&json!("ai_operation")), "{e}");
+        assert_eq!(e["actor"]["app_name"], "infra-agent");
+    }
+    // A Bash tool call that ran `aws ec2 terminate-instances`: the AWS call, as CloudTrail names it.
+    let term = all.iter().find(|e| e["api"]["request"]["uid"] == "toolu_03" && e["trace"]["span"]["uid"].is_string()).unwrap();
+    assert_eq!(term["api"]["service"]["name"], "ec2.amazonaws.com");
+    assert_eq!(term["api"]["operation"], "TerminateInstances");
+    assert_eq!(term["api"]["group"]["name"], "Bash");
+    assert_eq!(term["activity_id"], 4, "a termination is a Delete");
+    assert_eq!(term["resources"][0]["name"], "i-0abc123def4567890");
+    assert_eq!(term["resources"][0]["type"], "AWS::EC2::Instance");
+    assert_eq!(term["actor"]["user"]["uid"], "alice@example.com");
+    assert_eq!(term["actor"]["session"]["uid"], "conv-7f3a9c2e");
+    assert!(term["api"]["request"]["data"].as_str().unwrap().contains("terminate-instances"));
+    assert_eq!(term["trace"]["uid"], "5b8efff798038103d269b633813fc60c");
+    // The human decisions: who decided, and the verdict.
+    let decision = |id: &str| all.iter().find(|e| e["api"]["request"]["uid"] == id && e["activity_name"] == "Tool Decision").unwrap().clone();
+    assert_eq!(decision("toolu_01")["actor"]["authorizations"][0], json!({"decision": "accept", "policy": {"name": "user_temporary"}}));
+    assert!(decision("toolu_01")["metadata"]["labels"].as_array().unwrap().contains(&json!("approval:human")));
+    assert!(decision("toolu_02")["metadata"]["labels"].as_array().unwrap().contains(&json!("approval:config")));
+    assert!(decision("toolu_03")["metadata"]["labels"].as_array().unwrap().contains(&json!("approval:rejected")));
+    // The model call: model, provider, tokens.
+    let chat = all.iter().find(|e| e["api"]["operation"] == "chat").unwrap();
+    assert_eq!(chat["ai_model"], json!({"ai_provider": "anthropic", "name": "claude-sonnet-4-5-20250929"}));
+    assert_eq!(chat["message_context"]["total_tokens"], 18231 + 742);
+    // The MCP call to an AWS server: `aws s3 rb` is a DeleteBucket.
+    let rb = all.iter().find(|e| e["api"]["group"]["name"] == "call_aws" && e["api"]["request"]["uid"] == "11").unwrap();
+    assert_eq!((rb["api"]["operation"].as_str(), rb["resources"][0]["name"].as_str()), (Some("DeleteBucket"), Some("acme-tmp-artifacts")));
+    assert_eq!(rb["time"], 1_795_183_490_000i64);
+}
+
+#[test]
+fn the_mcp_specification_examples_normalize() {
+    let run = normalize_file_as("agent", &repo().join("tests/data/agent/mcp/examples-2026-07-28.jsonl"));
+    assert!(run.dead.is_empty(), "{:?}", run.dead);
+    assert_eq!(run.rows(), 32);
+    assert_valid(&run);
+    let events = run.events_json();
+    let call = events.iter().find(|(_, e)| e["api"]["group"]["name"] == "get_weather").expect("the tools/call example");
+    assert_eq!(call.1["api"]["request"]["uid"], "call-tool-example");
+    assert_eq!(serde_json::from_str::<Value>(call.1["api"]["request"]["data"].as_str().unwrap()).unwrap(), json!({"location": "New York"}));
+}
+
+#[test]
+fn bad_agent_records_are_dead_lettered_with_a_reason() {
+    let traces = std::fs::read_to_string(session().join("otlp-traces.json")).unwrap();
+    let one_line: String = serde_json::from_str::<Value>(&traces).unwrap().to_string();
+    let mut no_trace: Value = serde_json::from_str(&traces).unwrap();
+    no_trace["resourceSpans"][0]["scopeSpans"][0]["spans"][1]["traceId"] = json!("");
+    let lines = [
+        r#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#.to_string(),                                     // good
+        no_trace.to_string(),                                                                          // one span without a trace id
+        one_line[..one_line.len() / 2].to_string(),                                                    // truncated OTLP
+        r#"{"jsonrpc":"1.0","id":1,"method":"tools/call","params":{"name":"x"}}"#.to_string(),          // wrong JSON-RPC version
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":{}}}"#.to_string(),     // tools/call without a tool
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"#.to_string(),               // malformed
+        r#"{"time":"noon","session":"s","message":{"jsonrpc":"2.0","id":1,"method":"ping"}}"#.to_string(), // bad envelope time
+    ];
+    let run = normalize_as("agent", &[(lines.join("\n").as_bytes(), "bad.jsonl")]);
+    let reasons: Vec<&str> = run.dead.iter().map(|d| d.reason.as_str()).collect();
+    assert_eq!(reasons.len(), 6, "{reasons:?}");
+    assert_eq!(run.dead.iter().map(|d| d.origin.line).collect::<Vec<_>>(), [2, 3, 4, 5, 6, 7].map(Some));
+    assert!(reasons[0].contains("no traceId"), "{reasons:?}");
+    assert_eq!(run.dead[0].origin.index, Some(1), "the span's place in the request");
+    assert!(reasons[1].starts_with("malformed JSON") || reasons[1].starts_with("truncated JSON"), "{reasons:?}");
+    assert!(reasons[2].contains("jsonrpc must be"), "{reasons:?}");
+    assert!(reasons[3].contains("no params.name"), "{reasons:?}");
+    assert!(reasons[4].starts_with("malformed JSON") || reasons[4].starts_with("truncated JSON"), "{reasons:?}");
+    assert!(reasons[5].contains("time `noon`"), "{reasons:?}");
+    // The ping, and the other spans of the request with the bad one, survive.
+    assert_eq!(run.rows(), 1 + 5);
+    assert_valid(&run);
+}
+
+#[test]
+fn sql_joins_tool_calls_to_the_cloudtrail_events_they_caused() {
+    let lake = tempfile::tempdir().unwrap();
+    let st = ocelot().arg("normalize").arg(session()).arg("--lake").arg(lake.path()).output().unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let sql = format!("@{}", repo().join("examples/agent-cloudtrail-join.sql").display());
+    let out = ocelot().args(["sql", &sql, "--format", "json", "--lake"]).arg(lake.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: BTreeSet<(String, String, String, String)> = String::from_utf8(out.stdout).unwrap().lines().map(|l| {
+        let v: Value = serde_json::from_str(l).unwrap();
+        let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
+        (s("operation"), s("tool_call"), s("decision"), s("decided_by"))
+    }).collect();
+    let want: BTreeSet<(String, String, String, String)> = [
+        ("PutBucketPolicy", "toolu_01", "accept", "user_temporary"),
+        ("AttachRolePolicy", "toolu_02", "accept", "config"),
+        ("TerminateInstances", "toolu_03", "reject", "user_reject"),
+        ("DeleteBucket", "11", "none seen", ""),
+        ("ListBuckets", "12", "none seen", ""),
+    ].iter().map(|(a, b, c, d)| (a.to_string(), b.to_string(), c.to_string(), d.to_string())).collect();
+    assert_eq!(rows, want);
+}
