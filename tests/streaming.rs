@@ -10,7 +10,7 @@ mod common;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use common::kafka::{compare, gen_events, http_get, lake_uids, ocelot, write_config, Broker, Ocelot};
+use common::kafka::{compare, gen_events, http_get, lake_rows_per_class, lake_uids, ocelot, write_config, Broker, Ocelot};
 
 const P: i32 = 4;
 const TOPIC: &str = "cloudtrail";
@@ -236,6 +236,51 @@ fn poison_messages_go_to_the_dead_letter_topic_and_nothing_stalls() {
     let uids: Vec<String> = json.iter().map(|(_, p)| serde_json::from_slice::<serde_json::Value>(p).unwrap()["metadata"]["uid"].as_str().unwrap().to_string()).collect();
     let (missing, dups) = compare(&ids, &uids);
     assert!(missing.is_empty() && dups == 0, "{} missing, {dups} duplicates in the OCSF JSON topic", missing.len());
+}
+
+#[test]
+fn every_source_in_one_topic_is_told_apart_by_auto() {
+    // One message per record (an OTLP request and a Shield DescribeAttack output are one
+    // message each), all sources interleaved.
+    let s = Setup::new(&[]);
+    let read = |p: &str| std::fs::read_to_string(common::repo().join(p)).unwrap();
+    let one_line = |t: String| serde_json::from_str::<serde_json::Value>(&t).unwrap().to_string();
+    let panther = |p: &str| read(p).lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event"].to_string()).collect::<Vec<_>>();
+    let sources: Vec<Vec<String>> = vec![
+        read("samples/cloudtrail/stratus/aws.persistence.iam-create-admin-user.jsonl").lines().map(str::to_string).collect(),
+        read("samples/waf/awsdocs/waf_log_examples.jsonl").lines().map(str::to_string).collect(),
+        read("samples/securityhub/awsdocs/asff_doc_examples.jsonl").lines().map(str::to_string).collect(),
+        panther("tests/data/guardduty/panther/guardduty_rule_tests.jsonl"),
+        vec![one_line(read("samples/shield/aws-cli/describe-attack.output.json")), one_line(read("samples/shield/aws-cli/list-attacks.output.json"))],
+        vec![one_line(read("samples/agent/session/otlp-traces.json")), one_line(read("samples/agent/session/otlp-logs.json"))],
+        read("samples/agent/session/mcp.jsonl").lines().map(str::to_string).collect(),
+        read("samples/agent/session/cloudtrail.jsonl").lines().map(str::to_string).collect(),
+    ];
+    let mut messages = Vec::new();
+    let longest = sources.iter().map(Vec::len).max().unwrap();
+    for i in 0..longest {
+        messages.extend(sources.iter().filter_map(|s| s.get(i)).map(|m| m.clone().into_bytes()));
+    }
+    // What the same records give in memory, class by class.
+    let joined = messages.iter().map(|m| String::from_utf8_lossy(m).to_string()).collect::<Vec<_>>().join("\n");
+    let want = common::normalize_as("auto", &[(joined.as_bytes(), "mixed")]);
+    assert!(want.dead.is_empty(), "{:?}", want.dead);
+    let mut want_rows = std::collections::BTreeMap::<String, usize>::new();
+    for b in &want.batches {
+        *want_rows.entry(b.class.name.clone()).or_default() += b.batch.num_rows();
+    }
+    assert_eq!(want_rows.len(), 5, "{want_rows:?}");
+
+    s.broker.produce(TOPIC, P, &messages);
+    let cfg = s.config("");
+    std::fs::write(&cfg, std::fs::read_to_string(&cfg).unwrap().replace("source = \"cloudtrail\"", "source = \"auto\"")).unwrap();
+    let mut o = ocelot(&cfg, &[]);
+    s.broker.wait_committed_to_end(GROUP, TOPIC, P, Duration::from_secs(120));
+    stop(&mut o);
+    let got = lake_rows_per_class(&s.lake());
+    println!("rows per class from one mixed topic: {got:?}");
+    assert_eq!(got, want_rows);
+    assert!(!s.lake().join("_dead_letter").exists(), "nothing dead-lettered");
 }
 
 #[test]

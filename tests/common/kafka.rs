@@ -32,6 +32,20 @@ pub fn lake_uids(lake: &Path) -> Vec<String> {
     out
 }
 
+/// Rows per class table in the lake (`lake/<class>/...parquet`), read with the parquet crate.
+pub fn lake_rows_per_class(lake: &Path) -> std::collections::BTreeMap<String, usize> {
+    let mut out = std::collections::BTreeMap::new();
+    for f in super::files_under(lake) {
+        if f.extension().is_none_or(|e| e != "parquet") || f.file_name().unwrap().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let class = f.strip_prefix(lake).unwrap().components().next().unwrap().as_os_str().to_string_lossy().to_string();
+        let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&f).unwrap()).unwrap();
+        *out.entry(class).or_default() += r.metadata().file_metadata().num_rows() as usize;
+    }
+    out
+}
+
 /// `ocelot gen cloudtrail`: n JSON lines, and their eventIDs.
 pub fn gen_events(n: usize, seed: u64) -> (Vec<Vec<u8>>, Vec<String>) {
     let out = Command::new(env!("CARGO_BIN_EXE_ocelot")).args(["gen", "cloudtrail", "--events", &n.to_string(), "--seed", &seed.to_string()]).output().unwrap();
