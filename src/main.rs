@@ -49,6 +49,10 @@ enum Command {
         /// Exit with status 3 if anything was dead-lettered.
         #[arg(long)]
         strict: bool,
+        /// A TOML file with `[[agents]]` (an `ocelot run` config will do): AI agents to
+        /// recognize on CloudTrail records, before the shipped ones (docs/agents.md).
+        #[arg(long)]
+        agents: Option<PathBuf>,
         /// A single record larger than this (bytes) is dead-lettered.
         #[arg(long, default_value_t = Limits::default().max_event_bytes)]
         max_event_bytes: usize,
@@ -160,8 +164,12 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Normalize { inputs, lake, format, source, strict, max_event_bytes } => {
-            let summary = normalize_cmd(&inputs, lake.as_deref(), format, &source, max_event_bytes)?;
+        Command::Normalize { inputs, lake, format, source, strict, agents, max_event_bytes } => {
+            let registry = match &agents {
+                Some(f) => normalize::agents::AgentsFile::load(f).map_err(anyhow::Error::msg)?,
+                None => normalize::agents::Registry::builtin(),
+            };
+            let summary = normalize_cmd(&inputs, lake.as_deref(), format, &source, std::sync::Arc::new(registry), max_event_bytes)?;
             print_summary(&summary, lake.as_deref());
             Ok(if strict && summary.dead_lettered > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS })
         }
@@ -214,9 +222,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn normalize_cmd(inputs: &[PathBuf], lake: Option<&Path>, format: Format, source: &str, max_event_bytes: usize) -> Result<Summary> {
+fn normalize_cmd(inputs: &[PathBuf], lake: Option<&Path>, format: Format, source: &str, agents: std::sync::Arc<normalize::agents::Registry>, max_event_bytes: usize) -> Result<Summary> {
     let files = expand_inputs(inputs)?;
-    let normalizer = normalize::by_kind(source).map_err(anyhow::Error::msg)?;
+    let normalizer = normalize::with_agents(source, agents).map_err(anyhow::Error::msg)?;
     let (output, dead) = match (format, lake) {
         (Format::Parquet, Some(l)) => (Output::Lake(LakeWriter::new(l, WriterOptions::default())), DeadLetterStore::new(l)),
         (Format::Parquet, None) => bail!("--lake DIR is required with --format parquet (or use --format jsonl to write OCSF JSON to stdout)"),
@@ -337,7 +345,7 @@ fn demo(samples: &Path, lake: &Path) -> Result<ExitCode> {
     println!("== Ocelot demo: bundled CloudTrail, WAF, Security Hub, Shield and AI-agent samples -> OCSF {} -> Parquet lake at {}\n", ocelot_schemas::OCSF_VERSION, lake.display());
     // One pass over all sources: `auto` tells them apart record by record.
     let inputs: Vec<PathBuf> = ["cloudtrail", "waf", "securityhub", "shield", "agent"].iter().map(|s| samples.join(s)).collect();
-    let summary = normalize_cmd(&inputs, Some(lake), Format::Parquet, "auto", Limits::default().max_event_bytes)?;
+    let summary = normalize_cmd(&inputs, Some(lake), Format::Parquet, "auto", std::sync::Arc::new(normalize::agents::Registry::builtin()), Limits::default().max_event_bytes)?;
     println!("normalized {} inputs ({:.2} MB) from {}: {} events, {} dead-lettered", summary.inputs, summary.bytes as f64 / 1e6, samples.display(), summary.events, summary.dead_lettered);
     for (class, n) in &summary.per_class {
         println!("  {class:<16} {n:>6} events");

@@ -46,4 +46,9 @@ fn a_bad_config_fails_naming_the_key() {
     std::fs::write(&bad, secret).unwrap();
     let (ok, out) = check(&bad, &[]);
     assert!(!ok && out.contains("sasl.password") && out.contains("OCELOT_TEST_NO_SUCH_VAR"), "{out}");
+    // An agent rule: good from the environment, a bad regex refused with the key.
+    let (ok, out) = check(&example, &[("OCELOT_AGENTS", "[{name=\"bot\",user_agent=[\"app/bot\"]}]")]);
+    assert!(ok, "{out}");
+    let (ok, out) = check(&example, &[("OCELOT_AGENTS", "[{name=\"bot\",session_name=[\"(\"]}]")]);
+    assert!(!ok && out.contains("agents[].session_name: bad regex `(` of agent `bot`"), "{out}");
 }

@@ -1,7 +1,10 @@
 //! Criterion benches of the hot path, one thread:
 //! - `parse_only`: generated CloudTrail JSON Lines through the decoder and simd-json alone
 //!   (the baseline, measured in the same run);
-//! - `normalize_cloudtrail`: the same bytes to OCSF Arrow RecordBatches;
+//! - `normalize_cloudtrail`: the same bytes to OCSF Arrow RecordBatches (with the shipped
+//!   agent registry matching every record);
+//! - `normalize_cloudtrail_no_agents`: the same with an empty registry (the registry's cost is
+//!   the difference);
 //! - `write_lake`: those batches to zstd Parquet files in the lake layout.
 //! At the end it prints normalize/parse_only as a ratio, with both absolute figures.
 //!
@@ -11,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
-use ocelot_benches::{cloudtrail_jsonl, normalize_bytes, parse_only, EVENTS};
+use ocelot_benches::{cloudtrail_jsonl, normalize_bytes, normalize_bytes_without_agents, parse_only, EVENTS};
 use ocelot_pipeline::lake::{LakeWriter, WriterOptions};
 
 // The allocator the `ocelot` binary ships with, so the figures are the product's.
@@ -26,6 +29,8 @@ fn benches(c: &mut Criterion) {
     g.sample_size(15).measurement_time(Duration::from_secs(12));
     g.bench_function("parse_only", |b| b.iter(|| parse_only(&input, &source)));
     g.bench_function("normalize_cloudtrail", |b| b.iter(|| normalize_bytes(&input, &source)));
+    // The agent registry's cost: the same without any agent to recognize.
+    g.bench_function("normalize_cloudtrail_no_agents", |b| b.iter(|| normalize_bytes_without_agents(&input, &source)));
     let batches = normalize_bytes(&input, &source);
     g.bench_function("write_lake", |b| {
         b.iter_with_setup(

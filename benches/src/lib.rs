@@ -111,6 +111,15 @@ pub fn normalize_bytes(input: &[u8], source: &Arc<str>) -> Vec<OcsfBatch> {
     normalize_bytes_as("cloudtrail", input, source)
 }
 
+/// CloudTrail with an empty agent registry: the baseline of the registry's cost.
+pub fn normalize_bytes_without_agents(input: &[u8], source: &Arc<str>) -> Vec<OcsfBatch> {
+    let registry = Arc::new(normalize::agents::Registry::new(&[], false).expect("empty registry"));
+    let mut d = Decoder::new(Limits::default());
+    let mut sink = Normalize(normalize::with_agents("cloudtrail", registry).expect("normalizer"));
+    d.decode(input, source, &mut sink);
+    sink.0.take_batches().expect("batches")
+}
+
 /// As [`normalize_bytes`], with the normalizer of another source kind.
 pub fn normalize_bytes_as(kind: &str, input: &[u8], source: &Arc<str>) -> Vec<OcsfBatch> {
     let mut d = Decoder::new(Limits::default());

@@ -24,6 +24,14 @@ pub fn print_ratio(events: usize, bytes: usize) {
         println!("write_lake           {:>8.1} MB/s {:>10.0} events/s (source bytes; batches -> zstd Parquet)", mbs(lake), eps(lake));
     }
     println!("ratio normalize/parse_only = {:.2} (target >= 0.5)", parse / norm);
+    if let Some(bare) = mean_ns("cloudtrail", "normalize_cloudtrail_no_agents") {
+        println!(
+            "agent registry: {:.0} ns per event, {:.1}% of the CloudTrail normalize cost (target < 5%; {:.1} MB/s without it)",
+            (norm - bare) / events as f64,
+            (norm - bare) / bare * 100.0,
+            mbs(bare)
+        );
+    }
 }
 
 /// Per source: parse_only and normalize throughput from group `source-<kind>`, and the ratio.

@@ -200,9 +200,7 @@ impl Normalizer for AgentLogs {
     }
 
     fn take_batches(&mut self) -> Result<Vec<OcsfBatch>, WriterError> {
-        let mut out = Vec::new();
-        self.cw.take(&mut out)?;
-        Ok(out)
+        self.cw.batches()
     }
 }
 

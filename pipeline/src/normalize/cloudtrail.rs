@@ -3,10 +3,14 @@
 //! The mapping and its reasons are written down in `docs/mappings/cloudtrail.md`.
 
 use std::net::IpAddr;
+use std::sync::Arc;
+
+use regex_automata::PatternSet;
 
 use ocelot_schemas::{BatchWriter, ClassDef, I32Col, StrCol, WriterError};
 use simd_json::BorrowedValue;
 
+use super::agents::{AgentRule, Caller, Registry};
 use super::columns::columns;
 use crate::json::{bool_of, encode, get, get_path, is_null, str_of, write_members_except, Consumed, Mapped};
 use super::time::parse_time_ms;
@@ -59,6 +63,8 @@ columns! {
         session_mfa: bool = "actor.session.is_mfa",
         session_credential: str = "actor.session.credential_uid",
         invoked_by: str = "actor.invoked_by",
+        app_name: str = "actor.app_name",
+        app_uid: str = "actor.app_uid",
         idp_name: str = "actor.idp.name",
         idp_uid: str = "actor.idp.uid",
         api_operation: str = "api.operation",
@@ -246,13 +252,21 @@ struct Writers {
 /// The CloudTrail normalizer.
 pub struct CloudTrail {
     w: Writers,
+    agents: Arc<Registry>,
+    scratch: PatternSet,
     mapped: Consumption,
     buf: Vec<u8>,
     unmapped: Vec<u8>,
 }
 
 impl CloudTrail {
+    /// With the shipped agent registry.
     pub fn new() -> Result<CloudTrail, WriterError> {
+        CloudTrail::with_agents(Arc::new(Registry::builtin()))
+    }
+
+    /// With an agent registry (the shipped agents and the config's `[[agents]]`).
+    pub fn with_agents(agents: Arc<Registry>) -> Result<CloudTrail, WriterError> {
         let api = ClassWriter::new("api_activity")?;
         let auth = ClassWriter::new("authentication")?;
         let account = ClassWriter::new("account_change")?;
@@ -264,7 +278,8 @@ impl CloudTrail {
             auth: (auth, auth_cols.0, auth_cols.1, auth_cols.2),
             account: (account, account_cols.0, account_cols.1, account_cols.2),
         };
-        Ok(CloudTrail { w, mapped: Consumption::new(), buf: Vec::with_capacity(4096), unmapped: Vec::with_capacity(4096) })
+        let scratch = agents.scratch();
+        Ok(CloudTrail { w, agents, scratch, mapped: Consumption::new(), buf: Vec::with_capacity(4096), unmapped: Vec::with_capacity(4096) })
     }
 }
 
@@ -420,16 +435,19 @@ impl Normalizer for CloudTrail {
             Route::Api(api_activity(rec.name, bool_of(v.get("readOnly"))))
         };
         let (buf, unmapped) = ((&mut self.buf, &self.mapped), &mut self.unmapped);
+        let agent = find_agent(&self.agents, &mut self.scratch, v);
         match route {
             Route::Api(a) => {
                 let (cw, base, extra) = &mut self.w.api;
                 write_base(&mut cw.writer, cw.class, base, &rec, a, buf, unmapped);
+                write_agent(&mut cw.writer, base, agent);
                 write_resources(&mut cw.writer, extra, &rec);
                 cw.writer.end_row();
             }
             Route::Auth(a) => {
                 let (cw, base, target, extra) = &mut self.w.auth;
                 write_base(&mut cw.writer, cw.class, base, &rec, a, buf, unmapped);
+                write_agent(&mut cw.writer, base, agent);
                 write_identity_as_target(&mut cw.writer, target, v);
                 let ad = v.get("additionalEventData");
                 if let Some(mfa) = ad.and_then(|a| bool_of(get(a, "MFAUsed"))) {
@@ -443,6 +461,7 @@ impl Normalizer for CloudTrail {
             Route::Account(a) => {
                 let (cw, base, target, extra) = &mut self.w.account;
                 write_base(&mut cw.writer, cw.class, base, &rec, a, buf, unmapped);
+                write_agent(&mut cw.writer, base, agent);
                 write_changed_account(&mut cw.writer, target, extra, v);
                 cw.writer.end_row();
             }
@@ -644,6 +663,28 @@ fn write_base(w: &mut BatchWriter, class: &ClassDef, c: &Base, r: &Rec<'_>, acti
     if write_members_except(v.raw, consumed, unmapped) {
         w.str(c.unmapped, std::str::from_utf8(unmapped).unwrap_or_default());
     }
+}
+
+/// The agent a record's caller is, by the registry: user agent, role, session name, source
+/// identity.
+fn find_agent<'r>(agents: &'r Registry, scratch: &mut PatternSet, v: &Top<'_>) -> Option<&'r AgentRule> {
+    let id = v.get("userIdentity");
+    let arn = id.and_then(|i| str_of(get(i, "arn")));
+    let caller = Caller {
+        user_agent: str_of(v.get("userAgent")),
+        role_arn: id.and_then(|i| str_of(get_path(i, &["sessionContext", "sessionIssuer", "arn"]))).or(arn.filter(|a| a.contains(":role/"))),
+        session_name: arn.filter(|a| a.contains(":assumed-role/")).and_then(|a| a.rsplit('/').next()),
+        source_identity: id.and_then(|i| str_of(get_path(i, &["sessionContext", "sourceIdentity"])).or_else(|| str_of(get(i, "sourceIdentity")))),
+    };
+    agents.find(&caller, scratch)
+}
+
+/// A recognized agent is the actor's app, and a label (`agent:<name>`).
+fn write_agent(w: &mut BatchWriter, c: &Base, agent: Option<&AgentRule>) {
+    let Some(a) = agent else { return };
+    w.str(c.app_name, &a.name);
+    w.str(c.app_uid, a.uid.as_deref().unwrap_or(&a.name));
+    w.push_str(c.md_labels, &format!("agent:{}", a.name));
 }
 
 fn observable(w: &mut BatchWriter, c: &Base, name: &str, kind: &str, type_id: i32, value: &str) {

@@ -12,7 +12,7 @@ use super::head::{obs, Head};
 use super::time::parse_time_ms;
 use super::{ClassWriter, Normalizer, OcsfBatch};
 use crate::decode::Origin;
-use crate::json::{bool_of, encode, f64_of, get, get_path, i64_of, str_of, write_unmapped, Mapped};
+use crate::json::{bool_of, encode, f64_of, get, get_path, i64_of, str_of, Mapped};
 
 columns! {
     pub struct Gd {
@@ -186,11 +186,7 @@ impl Normalizer for GuardDuty {
             write_action(w, h, e, action);
         }
 
-        self.buf.clear();
-        if write_unmapped(v, &self.mapped, &[], &mut self.buf) {
-            w.str(h.unmapped, std::str::from_utf8(&self.buf).unwrap_or_default());
-        }
-        w.end_row();
+        h.finish_row(w, v, &self.mapped, &mut self.buf);
         Ok(())
     }
 
@@ -199,9 +195,7 @@ impl Normalizer for GuardDuty {
     }
 
     fn take_batches(&mut self) -> Result<Vec<OcsfBatch>, WriterError> {
-        let mut out = Vec::new();
-        self.cw.take(&mut out)?;
-        Ok(out)
+        self.cw.batches()
     }
 }
 

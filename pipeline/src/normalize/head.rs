@@ -104,6 +104,16 @@ impl Head {
         }
     }
 
+    /// Writes what `mapped` does not consume of the record to `unmapped` (JSON text), and
+    /// ends the row.
+    pub fn finish_row(&self, w: &mut BatchWriter, record: &simd_json::BorrowedValue<'_>, mapped: &crate::json::Mapped, buf: &mut Vec<u8>) {
+        buf.clear();
+        if crate::json::write_unmapped(record, mapped, &[], buf) {
+            w.str(self.unmapped, std::str::from_utf8(buf).unwrap_or_default());
+        }
+        w.end_row();
+    }
+
     pub fn observable(&self, w: &mut BatchWriter, name: &str, (kind, type_id): (&str, i32), value: &str) {
         w.begin_item(self.observables);
         w.str(self.obs_name, name);

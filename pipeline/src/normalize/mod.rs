@@ -6,6 +6,7 @@
 //! construction, so a mapping mistake fails at start-up (and in tests), never per event.
 
 pub mod agent;
+pub mod agents;
 pub mod asff;
 pub mod cloud_call;
 pub mod cloudtrail;
@@ -54,6 +55,13 @@ impl ClassWriter {
         Ok(ClassWriter { class, writer: BatchWriter::new(schema)? })
     }
 
+    /// The buffered rows as a batch, for a normalizer that writes this class only.
+    pub fn batches(&mut self) -> Result<Vec<OcsfBatch>, WriterError> {
+        let mut out = Vec::new();
+        self.take(&mut out)?;
+        Ok(out)
+    }
+
     pub fn take(&mut self, out: &mut Vec<OcsfBatch>) -> Result<(), WriterError> {
         if self.writer.rows() > 0 {
             out.push(OcsfBatch { class: self.class, batch: self.writer.finish()? });
@@ -78,16 +86,22 @@ pub fn written_paths(class_name: &str) -> Vec<&'static str> {
 /// Source kinds known to `ocelot normalize --source` and the config.
 pub const SOURCE_KINDS: &[&str] = &["cloudtrail", "waf", "securityhub", "guardduty", "shield", "agent"];
 
-/// A normalizer by source kind (`auto` detects the source of each record).
+/// A normalizer by source kind (`auto` detects the source of each record), with the shipped
+/// agent registry.
 pub fn by_kind(kind: &str) -> Result<Box<dyn Normalizer>, String> {
+    with_agents(kind, std::sync::Arc::new(agents::Registry::builtin()))
+}
+
+/// A normalizer by source kind, recognizing the registry's agents on CloudTrail records.
+pub fn with_agents(kind: &str, registry: std::sync::Arc<agents::Registry>) -> Result<Box<dyn Normalizer>, String> {
     match kind {
-        "cloudtrail" => Ok(Box::new(cloudtrail::CloudTrail::new().map_err(|e| e.to_string())?)),
+        "cloudtrail" => Ok(Box::new(cloudtrail::CloudTrail::with_agents(registry).map_err(|e| e.to_string())?)),
         "waf" => Ok(Box::new(waf::Waf::new().map_err(|e| e.to_string())?)),
         "securityhub" => Ok(Box::new(asff::Asff::new().map_err(|e| e.to_string())?)),
         "shield" => Ok(Box::new(shield::Shield::new().map_err(|e| e.to_string())?)),
         "guardduty" => Ok(Box::new(guardduty::GuardDuty::new().map_err(|e| e.to_string())?)),
         "agent" => Ok(Box::new(agent::AgentLogs::new().map_err(|e| e.to_string())?)),
-        "auto" => Ok(Box::new(Auto::new()?)),
+        "auto" => Ok(Box::new(Auto::with_agents(registry)?)),
         other => Err(format!("unknown source kind `{other}`; known: auto, {}", SOURCE_KINDS.join(", "))),
     }
 }
@@ -129,8 +143,8 @@ pub struct Auto {
 }
 
 impl Auto {
-    pub fn new() -> Result<Auto, String> {
-        Ok(Auto { normalizers: SOURCE_KINDS.iter().map(|k| by_kind(k)).collect::<Result<_, _>>()? })
+    pub fn with_agents(registry: std::sync::Arc<agents::Registry>) -> Result<Auto, String> {
+        Ok(Auto { normalizers: SOURCE_KINDS.iter().map(|k| with_agents(k, registry.clone())).collect::<Result<_, _>>()? })
     }
 }
 

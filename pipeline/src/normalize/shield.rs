@@ -11,7 +11,7 @@ use super::head::{obs, parse_arn, Head};
 use super::time::parse_time_ms;
 use super::{ClassWriter, Normalizer, OcsfBatch};
 use crate::decode::Origin;
-use crate::json::{f64_of, get, str_of, write_unmapped, Mapped};
+use crate::json::{f64_of, get, str_of, Mapped};
 
 columns! {
     pub struct Ddos {
@@ -212,11 +212,7 @@ impl Normalizer for Shield {
             h.observable(w, "evidences.src_endpoint.ip", obs::IP, ip);
         }
 
-        self.buf.clear();
-        if write_unmapped(v, &self.mapped, &[], &mut self.buf) {
-            w.str(h.unmapped, std::str::from_utf8(&self.buf).unwrap_or_default());
-        }
-        w.end_row();
+        h.finish_row(w, v, &self.mapped, &mut self.buf);
         Ok(())
     }
 
@@ -225,9 +221,7 @@ impl Normalizer for Shield {
     }
 
     fn take_batches(&mut self) -> Result<Vec<OcsfBatch>, WriterError> {
-        let mut out = Vec::new();
-        self.cw.take(&mut out)?;
-        Ok(out)
+        self.cw.batches()
     }
 }
 

@@ -9,7 +9,7 @@ use super::head::{obs, parse_arn, Head};
 use super::time::parse_time_ms;
 use super::{ClassWriter, Normalizer, OcsfBatch};
 use crate::decode::Origin;
-use crate::json::{get, i64_of, is_null, str_of, write_unmapped, Mapped};
+use crate::json::{get, i64_of, is_null, str_of, Mapped};
 
 columns! {
     pub struct Http {
@@ -292,13 +292,9 @@ impl Normalizer for Waf {
             h.observable(w, "src_endpoint.uid", obs::RESOURCE_UID, s);
         }
 
-        self.buf.clear();
         // The JA3 hash is consumed only when it was written above.
         let mapped = if tls_version.is_some() && ja3.is_some() { &self.mapped_ja3 } else { &self.mapped };
-        if write_unmapped(v, mapped, &[], &mut self.buf) {
-            w.str(h.unmapped, std::str::from_utf8(&self.buf).unwrap_or_default());
-        }
-        w.end_row();
+        h.finish_row(w, v, mapped, &mut self.buf);
         Ok(())
     }
 
@@ -307,9 +303,7 @@ impl Normalizer for Waf {
     }
 
     fn take_batches(&mut self) -> Result<Vec<OcsfBatch>, WriterError> {
-        let mut out = Vec::new();
-        self.cw.take(&mut out)?;
-        Ok(out)
+        self.cw.batches()
     }
 }
 

@@ -34,6 +34,16 @@ pub struct Config {
     /// Seconds from SIGTERM/SIGINT to exit: time to flush and commit.
     #[serde(default = "default_shutdown")]
     pub shutdown_timeout_secs: u64,
+    /// AI agents to recognize on CloudTrail records, before the shipped ones.
+    #[serde(default)]
+    pub agents: Vec<crate::normalize::agents::AgentRule>,
+    /// Recognize the shipped agents too (docs/agents.md).
+    #[serde(default = "default_true")]
+    pub builtin_agents: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_shutdown() -> u64 {
@@ -243,7 +253,7 @@ impl From<&LimitsConfig> for Limits {
 
 /// The top-level keys: only environment variables naming one of them are read (others, such as
 /// `OCELOT_LOG`, belong to something else).
-const TOP_KEYS: &[&str] = &["kafka", "inputs", "lake", "output", "dead_letter", "batch", "http", "limits", "shutdown_timeout_secs"];
+const TOP_KEYS: &[&str] = &["kafka", "inputs", "lake", "output", "dead_letter", "batch", "http", "limits", "shutdown_timeout_secs", "agents", "builtin_agents"];
 
 impl Config {
     /// Reads the file, then the environment over it, and checks the result.
@@ -276,6 +286,11 @@ impl Config {
         Ok(cfg)
     }
 
+    /// The agent registry: `[[agents]]`, then the shipped agents unless switched off.
+    pub fn registry(&self) -> Result<crate::normalize::agents::Registry, String> {
+        crate::normalize::agents::Registry::new(&self.agents, self.builtin_agents)
+    }
+
     fn check(&self) -> Result<(), String> {
         if self.kafka.brokers.trim().is_empty() {
             return Err("kafka.brokers: empty; give host:port of at least one broker".into());
@@ -294,6 +309,7 @@ impl Config {
                 return Err(format!("inputs[{i}].topic: `{}` is listed twice; list each topic once", input.topic));
             }
         }
+        self.registry()?;
         self.lake.dir()?;
         if !(1..=22).contains(&self.lake.zstd_level) {
             return Err(format!("lake.zstd_level: {} is out of range; use 1 (fastest) to 22", self.lake.zstd_level));

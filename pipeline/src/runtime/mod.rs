@@ -395,8 +395,9 @@ pub fn run_until(cfg: Config, stop: Arc<AtomicBool>) -> Result<Exit, String> {
     let sink_thread = std::thread::Builder::new().name("sinks".into()).spawn(move || sinks.run(rx, done_tx)).map_err(|e| e.to_string())?;
 
     let mut inputs = HashMap::new();
+    let registry = std::sync::Arc::new(cfg.registry()?);
     for i in &cfg.inputs {
-        let normalizer = normalize::by_kind(&i.source)?;
+        let normalizer = normalize::with_agents(&i.source, registry.clone())?;
         inputs.insert(i.topic.clone(), Input { kind: normalizer.kind(), normalizer });
     }
     let engine = Engine {

@@ -1,0 +1,215 @@
+//! The agent registry: which AI agent made a CloudTrail call that arrives without agent logs,
+//! recognized by its user agent (SDK app ids set through `AWS_SDK_UA_APP_ID`, tool names), the
+//! role it assumed, the role session name, or the `sourceIdentity` it set. Each field's patterns
+//! of all agents are compiled into one multi-pattern automaton (regex-automata), so a record
+//! costs one search per field, whatever the number of agents. See `docs/agents.md`.
+
+use regex_automata::meta::{self, Regex};
+use regex_automata::{Input, MatchKind, PatternSet};
+use serde::{Deserialize, Serialize};
+
+/// One agent, as written in `[[agents]]`: its name and the regexes (unanchored, Rust regex
+/// syntax) that recognize it. Any one matching pattern names the agent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AgentRule {
+    pub name: String,
+    /// `actor.app_uid`; the name when absent.
+    #[serde(default)]
+    pub uid: Option<String>,
+    #[serde(default)]
+    pub user_agent: Vec<String>,
+    #[serde(default)]
+    pub role_arn: Vec<String>,
+    #[serde(default)]
+    pub session_name: Vec<String>,
+    #[serde(default)]
+    pub source_identity: Vec<String>,
+}
+
+/// What a CloudTrail record says about who called.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Caller<'a> {
+    pub user_agent: Option<&'a str>,
+    pub role_arn: Option<&'a str>,
+    pub session_name: Option<&'a str>,
+    pub source_identity: Option<&'a str>,
+}
+
+/// The agents shipped with Ocelot: well-known AI coding agents and agent frameworks, by the
+/// marks they leave in CloudTrail. Users' `[[agents]]` come first and so win.
+pub fn builtin() -> Vec<AgentRule> {
+    let rule = |name: &str, ua: &[&str], session: &[&str]| AgentRule {
+        name: name.into(),
+        uid: None,
+        user_agent: ua.iter().map(|s| s.to_string()).collect(),
+        role_arn: vec![],
+        session_name: session.iter().map(|s| s.to_string()).collect(),
+        source_identity: vec![],
+    };
+    vec![
+        rule("claude-code", &[r"(?i)\bclaude[-_ ]?code\b"], &[r"(?i)^claude[-_]?code"]),
+        rule("aws-api-mcp-server", &[r"(?i)awslabs[/._-]?(aws-api-)?mcp", r"(?i)\baws-api-mcp-server\b"], &[r"(?i)^aws-?mcp"]),
+        rule("amazon-q-developer", &[r"(?i)\b(amazon-?q|q-developer|codewhisperer)\b"], &[r"(?i)^(amazon-?q|q-developer)"]),
+        rule("github-copilot", &[r"(?i)\bcopilot\b"], &[r"(?i)^copilot"]),
+        rule("cursor", &[r"(?i)\bcursor/\d"], &[r"(?i)^cursor[-_]"]),
+        rule("openai-codex", &[r"(?i)\bcodex[-_ ]?cli\b", r"(?i)\bopenai[-_ ]codex\b"], &[r"(?i)^codex[-_]"]),
+        rule("gemini-cli", &[r"(?i)\bgemini[-_ ]cli\b"], &[r"(?i)^gemini[-_]cli"]),
+        rule("aider", &[r"(?i)\baider/\d"], &[]),
+        rule("bedrock-agent", &[r"(?i)\bbedrock-agent\b"], &[r"(?i)^bedrock-agent"]),
+    ]
+}
+
+/// One field's automaton: which agent each pattern belongs to.
+struct Field {
+    re: Option<Regex>,
+    agent_of: Vec<usize>,
+}
+
+impl Field {
+    fn new(what: &str, rules: &[AgentRule], pick: impl Fn(&AgentRule) -> &Vec<String>) -> Result<Field, String> {
+        let mut patterns = Vec::new();
+        let mut agent_of = Vec::new();
+        for (i, r) in rules.iter().enumerate() {
+            for p in pick(r) {
+                patterns.push(p.as_str());
+                agent_of.push(i);
+            }
+        }
+        if patterns.is_empty() {
+            return Ok(Field { re: None, agent_of });
+        }
+        // Every pattern that matches is wanted (the first agent wins), so match kind All.
+        let re = Regex::builder().configure(meta::Config::new().match_kind(MatchKind::All)).build_many(&patterns).map_err(|e| {
+            let bad = e.pattern().map_or_else(String::new, |p| format!(" `{}` of agent `{}`", patterns[p.as_usize()], rules[agent_of[p.as_usize()]].name));
+            let why = e.syntax_error().map_or_else(|| e.to_string(), |s| s.to_string().replace('\n', " "));
+            format!("agents[].{what}: bad regex{bad}: {why}")
+        })?;
+        Ok(Field { re: Some(re), agent_of })
+    }
+
+    /// The first agent (lowest index) whose pattern matches `hay`.
+    fn first(&self, hay: Option<&str>, set: &mut PatternSet) -> Option<usize> {
+        let (re, hay) = (self.re.as_ref()?, hay?);
+        set.clear();
+        re.which_overlapping_matches(&Input::new(hay), set);
+        set.iter().map(|p| self.agent_of[p.as_usize()]).min()
+    }
+}
+
+/// The compiled registry.
+pub struct Registry {
+    rules: Vec<AgentRule>,
+    fields: [Field; 4],
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").field("agents", &self.rules.iter().map(|r| &r.name).collect::<Vec<_>>()).finish()
+    }
+}
+
+impl Registry {
+    /// The user's agents, then (when `with_builtin`) the shipped ones. Fails on an agent
+    /// without a name or without any pattern, and on a bad regex, naming it.
+    pub fn new(user: &[AgentRule], with_builtin: bool) -> Result<Registry, String> {
+        let mut rules: Vec<AgentRule> = user.to_vec();
+        for (i, r) in rules.iter().enumerate() {
+            if r.name.trim().is_empty() {
+                return Err(format!("agents[{i}].name: empty; give the agent a name (it becomes actor.app_name)"));
+            }
+            if r.user_agent.is_empty() && r.role_arn.is_empty() && r.session_name.is_empty() && r.source_identity.is_empty() {
+                return Err(format!("agents[{i}] (`{}`): no patterns; set at least one of user_agent, role_arn, session_name, source_identity", r.name));
+            }
+        }
+        if with_builtin {
+            rules.extend(builtin());
+        }
+        let fields = [
+            Field::new("user_agent", &rules, |r| &r.user_agent)?,
+            Field::new("role_arn", &rules, |r| &r.role_arn)?,
+            Field::new("session_name", &rules, |r| &r.session_name)?,
+            Field::new("source_identity", &rules, |r| &r.source_identity)?,
+        ];
+        Ok(Registry { rules, fields })
+    }
+
+    /// The shipped agents only.
+    pub fn builtin() -> Registry {
+        Registry::new(&[], true).expect("the shipped agent patterns compile")
+    }
+
+    /// Scratch space for [`Registry::find`], one per thread.
+    pub fn scratch(&self) -> PatternSet {
+        PatternSet::new(self.fields.iter().filter_map(|f| f.re.as_ref()).map(|r| r.pattern_len()).max().unwrap_or(0))
+    }
+
+    /// The agent a caller is, if any: the first declared agent any of whose patterns matches.
+    pub fn find(&self, c: &Caller<'_>, set: &mut PatternSet) -> Option<&AgentRule> {
+        let hays = [c.user_agent, c.role_arn, c.session_name, c.source_identity];
+        let best = self.fields.iter().zip(hays).filter_map(|(f, h)| f.first(h, set)).min()?;
+        self.rules.get(best)
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_declared_agent_wins_and_every_field_counts() {
+        let mine = AgentRule { name: "deploy-bot".into(), uid: Some("bot-7".into()), user_agent: vec!["app/deploy-bot".into()], role_arn: vec![], session_name: vec!["^claude-code-ci$".into()], source_identity: vec![] };
+        let r = Registry::new(&[mine], true).unwrap();
+        let set = &mut r.scratch();
+        let ua = "aws-cli/2.17.0 md/command#s3api.put-bucket-policy exec-env/claude-code";
+        assert_eq!(r.find(&Caller { user_agent: Some(ua), ..Default::default() }, set).unwrap().name, "claude-code");
+        // The user's agent is declared first: its session-name pattern wins over claude-code's.
+        assert_eq!(r.find(&Caller { user_agent: Some(ua), session_name: Some("claude-code-ci"), ..Default::default() }, set).unwrap().name, "deploy-bot");
+        assert_eq!(r.find(&Caller { user_agent: Some("Boto3/1.34 md/Botocore#1.34 app/deploy-bot"), ..Default::default() }, set).unwrap().uid.as_deref(), Some("bot-7"));
+        assert!(r.find(&Caller { user_agent: Some("console.amazonaws.com"), session_name: Some("alice"), ..Default::default() }, set).is_none());
+    }
+
+    #[test]
+    fn bad_rules_are_refused_with_the_key() {
+        let bad = AgentRule { name: "x".into(), uid: None, user_agent: vec!["(".into()], role_arn: vec![], session_name: vec![], source_identity: vec![] };
+        let e = Registry::new(&[bad], false).unwrap_err();
+        assert!(e.starts_with("agents[].user_agent: bad regex `(` of agent `x`"), "{e}");
+        let empty = AgentRule { name: "y".into(), uid: None, user_agent: vec![], role_arn: vec![], session_name: vec![], source_identity: vec![] };
+        assert!(Registry::new(&[empty], false).unwrap_err().contains("no patterns"));
+    }
+}
+
+/// `ocelot normalize --agents FILE`: the `[[agents]]` of a TOML file.
+pub struct AgentsFile;
+
+fn yes() -> bool {
+    true
+}
+
+impl AgentsFile {
+    /// Reads `[[agents]]` and `builtin_agents` from a TOML file (an `ocelot run` config does:
+    /// its other keys are ignored here) and compiles the registry.
+    pub fn load(path: &std::path::Path) -> Result<Registry, String> {
+        use figment::providers::{Format, Toml};
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let file: AgentsOnly = figment::Figment::from(Toml::string(&text)).extract().map_err(|e| format!("{}: {e}", path.display()))?;
+        Registry::new(&file.agents, file.builtin_agents).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+/// The agents part of a file that may hold more (a whole `ocelot run` config).
+#[derive(Deserialize)]
+struct AgentsOnly {
+    #[serde(default)]
+    agents: Vec<AgentRule>,
+    #[serde(default = "yes")]
+    builtin_agents: bool,
+}
