@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
-use ocelot_benches::{cloudtrail_jsonl, normalize_bytes, normalize_bytes_without_agents, parse_only, EVENTS};
+use ocelot_benches::{cloudtrail_jsonl, normalize_bytes, normalize_bytes_with, parse_only, EVENTS};
+use ocelot_pipeline::normalize::agents::Registry;
 use ocelot_pipeline::lake::{LakeWriter, WriterOptions};
 
 // The allocator the `ocelot` binary ships with, so the figures are the product's.
@@ -28,9 +29,11 @@ fn benches(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(input.len() as u64));
     g.sample_size(15).measurement_time(Duration::from_secs(12));
     g.bench_function("parse_only", |b| b.iter(|| parse_only(&input, &source)));
-    g.bench_function("normalize_cloudtrail", |b| b.iter(|| normalize_bytes(&input, &source)));
+    let shipped = Arc::new(Registry::builtin());
+    let none = Arc::new(Registry::new(&[], false).expect("an empty registry"));
+    g.bench_function("normalize_cloudtrail", |b| b.iter(|| normalize_bytes_with(&input, &source, &shipped)));
     // The agent registry's cost: the same without any agent to recognize.
-    g.bench_function("normalize_cloudtrail_no_agents", |b| b.iter(|| normalize_bytes_without_agents(&input, &source)));
+    g.bench_function("normalize_cloudtrail_no_agents", |b| b.iter(|| normalize_bytes_with(&input, &source, &none)));
     let batches = normalize_bytes(&input, &source);
     g.bench_function("write_lake", |b| {
         b.iter_with_setup(

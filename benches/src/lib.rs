@@ -111,11 +111,10 @@ pub fn normalize_bytes(input: &[u8], source: &Arc<str>) -> Vec<OcsfBatch> {
     normalize_bytes_as("cloudtrail", input, source)
 }
 
-/// CloudTrail with an empty agent registry: the baseline of the registry's cost.
-pub fn normalize_bytes_without_agents(input: &[u8], source: &Arc<str>) -> Vec<OcsfBatch> {
-    let registry = Arc::new(normalize::agents::Registry::new(&[], false).expect("empty registry"));
+/// CloudTrail with a given agent registry (built once, outside the measured loop).
+pub fn normalize_bytes_with(input: &[u8], source: &Arc<str>, registry: &Arc<normalize::agents::Registry>) -> Vec<OcsfBatch> {
     let mut d = Decoder::new(Limits::default());
-    let mut sink = Normalize(normalize::with_agents("cloudtrail", registry).expect("normalizer"));
+    let mut sink = Normalize(normalize::with_agents("cloudtrail", registry.clone()).expect("normalizer"));
     d.decode(input, source, &mut sink);
     sink.0.take_batches().expect("batches")
 }
