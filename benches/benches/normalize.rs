@@ -32,8 +32,14 @@ fn benches(c: &mut Criterion) {
     let shipped = Arc::new(Registry::builtin());
     let none = Arc::new(Registry::new(&[], false).expect("an empty registry"));
     g.bench_function("normalize_cloudtrail", |b| b.iter(|| normalize_bytes_with(&input, &source, &shipped)));
-    // The agent registry's cost: the same without any agent to recognize.
+    // The agent registry's cost: the same without any agent to recognize ...
     g.bench_function("normalize_cloudtrail_no_agents", |b| b.iter(|| normalize_bytes_with(&input, &source, &none)));
+    // ... and, steadier, the registry alone on the same records' callers.
+    let callers = ocelot_benches::callers(&input);
+    g.bench_function("agent_registry", |b| {
+        let mut scratch = shipped.scratch();
+        b.iter(|| callers.iter().filter(|c| shipped.find(&c.as_caller(), &mut scratch).is_some()).count())
+    });
     let batches = normalize_bytes(&input, &source);
     g.bench_function("write_lake", |b| {
         b.iter_with_setup(

@@ -126,3 +126,41 @@ pub fn normalize_bytes_as(kind: &str, input: &[u8], source: &Arc<str>) -> Vec<Oc
     d.decode(input, source, &mut sink);
     sink.0.take_batches().expect("batches")
 }
+
+/// What the agent registry reads of a CloudTrail record, owned.
+pub struct OwnedCaller {
+    user_agent: Option<String>,
+    role_arn: Option<String>,
+    session_name: Option<String>,
+    source_identity: Option<String>,
+}
+
+impl OwnedCaller {
+    pub fn as_caller(&self) -> normalize::agents::Caller<'_> {
+        normalize::agents::Caller {
+            user_agent: self.user_agent.as_deref(),
+            role_arn: self.role_arn.as_deref(),
+            session_name: self.session_name.as_deref(),
+            source_identity: self.source_identity.as_deref(),
+        }
+    }
+}
+
+/// The callers of CloudTrail JSON Lines, as the CloudTrail normalizer gives them to the registry.
+pub fn callers(input: &[u8]) -> Vec<OwnedCaller> {
+    input
+        .split(|c| *c == b'\n')
+        .filter_map(|l| serde_json::from_slice::<serde_json::Value>(l).ok())
+        .map(|v| {
+            let id = &v["userIdentity"];
+            let arn = id["arn"].as_str();
+            let s = |x: Option<&str>| x.map(str::to_string);
+            OwnedCaller {
+                user_agent: s(v["userAgent"].as_str()),
+                role_arn: s(id["sessionContext"]["sessionIssuer"]["arn"].as_str().or(arn.filter(|a| a.contains(":role/")))),
+                session_name: s(arn.filter(|a| a.contains(":assumed-role/")).and_then(|a| a.rsplit('/').next())),
+                source_identity: s(id["sessionContext"]["sourceIdentity"].as_str()),
+            }
+        })
+        .collect()
+}

@@ -9,7 +9,8 @@ use regex_automata::{Input, MatchKind, PatternSet};
 use serde::{Deserialize, Serialize};
 
 /// One agent, as written in `[[agents]]`: its name and the regexes (unanchored, Rust regex
-/// syntax) that recognize it. Any one matching pattern names the agent.
+/// syntax, matched against the field lowercased) that recognize it. Any one matching pattern
+/// names the agent.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct AgentRule {
@@ -37,7 +38,9 @@ pub struct Caller<'a> {
 }
 
 /// The agents shipped with Ocelot: well-known AI coding agents and agent frameworks, by the
-/// marks they leave in CloudTrail. Users' `[[agents]]` come first and so win.
+/// marks they leave in CloudTrail. Users' `[[agents]]` come first and so win. Patterns are
+/// lowercase (fields are lowercased before matching) with ASCII word boundaries, so the
+/// literal prefilter and the DFA do the work.
 pub fn builtin() -> Vec<AgentRule> {
     let rule = |name: &str, ua: &[&str], session: &[&str]| AgentRule {
         name: name.into(),
@@ -48,20 +51,23 @@ pub fn builtin() -> Vec<AgentRule> {
         source_identity: vec![],
     };
     vec![
-        rule("claude-code", &[r"(?i)\bclaude[-_ ]?code\b"], &[r"(?i)^claude[-_]?code"]),
-        rule("aws-api-mcp-server", &[r"(?i)awslabs[/._-]?(aws-api-)?mcp", r"(?i)\baws-api-mcp-server\b"], &[r"(?i)^aws-?mcp"]),
-        rule("amazon-q-developer", &[r"(?i)\b(amazon-?q|q-developer|codewhisperer)\b"], &[r"(?i)^(amazon-?q|q-developer)"]),
-        rule("github-copilot", &[r"(?i)\bcopilot\b"], &[r"(?i)^copilot"]),
-        rule("cursor", &[r"(?i)\bcursor/\d"], &[r"(?i)^cursor[-_]"]),
-        rule("openai-codex", &[r"(?i)\bcodex[-_ ]?cli\b", r"(?i)\bopenai[-_ ]codex\b"], &[r"(?i)^codex[-_]"]),
-        rule("gemini-cli", &[r"(?i)\bgemini[-_ ]cli\b"], &[r"(?i)^gemini[-_]cli"]),
-        rule("aider", &[r"(?i)\baider/\d"], &[]),
-        rule("bedrock-agent", &[r"(?i)\bbedrock-agent\b"], &[r"(?i)^bedrock-agent"]),
+        rule("claude-code", &[r"(?-u:\b)claude[-_ ]?code(?-u:\b)"], &[r"^claude[-_]?code"]),
+        rule("aws-api-mcp-server", &[r"awslabs[/._-]?(aws-api-)?mcp", r"(?-u:\b)aws-api-mcp-server(?-u:\b)"], &[r"^aws-?mcp"]),
+        rule("amazon-q-developer", &[r"(?-u:\b)(amazon-?q|q-developer|codewhisperer)(?-u:\b)"], &[r"^(amazon-?q|q-developer)"]),
+        rule("github-copilot", &[r"(?-u:\b)copilot(?-u:\b)"], &[r"^copilot"]),
+        rule("cursor", &[r"(?-u:\b)cursor/[0-9]"], &[r"^cursor[-_]"]),
+        rule("openai-codex", &[r"(?-u:\b)codex[-_ ]?cli(?-u:\b)", r"(?-u:\b)openai[-_ ]codex(?-u:\b)"], &[r"^codex[-_]"]),
+        rule("gemini-cli", &[r"(?-u:\b)gemini[-_ ]cli(?-u:\b)"], &[r"^gemini[-_]cli"]),
+        rule("aider", &[r"(?-u:\b)aider/[0-9]"], &[]),
+        rule("bedrock-agent", &[r"(?-u:\b)bedrock-agent(?-u:\b)"], &[r"^bedrock-agent"]),
     ]
 }
 
-/// One field's automaton: which agent each pattern belongs to.
+/// One field's automata: a leftmost-first one that only answers "does any agent match" (the
+/// common case is no, and that search is the cheapest), and an all-matches one that says which
+/// patterns matched; and which agent each pattern belongs to.
 struct Field {
+    any: Option<Regex>,
     re: Option<Regex>,
     agent_of: Vec<usize>,
 }
@@ -77,7 +83,7 @@ impl Field {
             }
         }
         if patterns.is_empty() {
-            return Ok(Field { re: None, agent_of });
+            return Ok(Field { any: None, re: None, agent_of });
         }
         // Every pattern that matches is wanted (the first agent wins), so match kind All.
         let re = Regex::builder().configure(meta::Config::new().match_kind(MatchKind::All)).build_many(&patterns).map_err(|e| {
@@ -85,16 +91,30 @@ impl Field {
             let why = e.syntax_error().map_or_else(|| e.to_string(), |s| s.to_string().replace('\n', " "));
             format!("agents[].{what}: bad regex{bad}: {why}")
         })?;
-        Ok(Field { re: Some(re), agent_of })
+        let any = Regex::new_many(&patterns).map_err(|e| format!("agents[].{what}: {e}"))?;
+        Ok(Field { any: Some(any), re: Some(re), agent_of })
     }
 
-    /// The first agent (lowest index) whose pattern matches `hay`.
-    fn first(&self, hay: Option<&str>, set: &mut PatternSet) -> Option<usize> {
-        let (re, hay) = (self.re.as_ref()?, hay?);
+    /// The first agent (lowest index) whose pattern matches `hay` (lowercased into `buf`).
+    fn first(&self, hay: Option<&str>, s: &mut Scratch) -> Option<usize> {
+        let (any, re, hay) = (self.any.as_ref()?, self.re.as_ref()?, hay?);
+        s.buf.clear();
+        s.buf.push_str(hay);
+        s.buf.make_ascii_lowercase();
+        if !any.is_match(s.buf.as_str()) {
+            return None;
+        }
+        let set = &mut s.set;
         set.clear();
-        re.which_overlapping_matches(&Input::new(hay), set);
+        re.which_overlapping_matches(&Input::new(s.buf.as_str()), set);
         set.iter().map(|p| self.agent_of[p.as_usize()]).min()
     }
+}
+
+/// Per-thread scratch space of a search: the matched patterns, the lowercased field.
+pub struct Scratch {
+    set: PatternSet,
+    buf: String,
 }
 
 /// The compiled registry.
@@ -140,12 +160,13 @@ impl Registry {
     }
 
     /// Scratch space for [`Registry::find`], one per thread.
-    pub fn scratch(&self) -> PatternSet {
-        PatternSet::new(self.fields.iter().filter_map(|f| f.re.as_ref()).map(|r| r.pattern_len()).max().unwrap_or(0))
+    pub fn scratch(&self) -> Scratch {
+        Scratch { set: PatternSet::new(self.fields.iter().filter_map(|f| f.re.as_ref()).map(|r| r.pattern_len()).max().unwrap_or(0)), buf: String::new() }
     }
 
     /// The agent a caller is, if any: the first declared agent any of whose patterns matches.
-    pub fn find(&self, c: &Caller<'_>, set: &mut PatternSet) -> Option<&AgentRule> {
+    /// Fields are matched lowercased (ASCII): write patterns in lowercase.
+    pub fn find(&self, c: &Caller<'_>, set: &mut Scratch) -> Option<&AgentRule> {
         let hays = [c.user_agent, c.role_arn, c.session_name, c.source_identity];
         let best = self.fields.iter().zip(hays).filter_map(|(f, h)| f.first(h, set)).min()?;
         self.rules.get(best)
@@ -175,6 +196,8 @@ mod tests {
         assert_eq!(r.find(&Caller { user_agent: Some(ua), session_name: Some("claude-code-ci"), ..Default::default() }, set).unwrap().name, "deploy-bot");
         assert_eq!(r.find(&Caller { user_agent: Some("Boto3/1.34 md/Botocore#1.34 app/deploy-bot"), ..Default::default() }, set).unwrap().uid.as_deref(), Some("bot-7"));
         assert!(r.find(&Caller { user_agent: Some("console.amazonaws.com"), session_name: Some("alice"), ..Default::default() }, set).is_none());
+        // Fields are matched lowercased.
+        assert_eq!(r.find(&Caller { user_agent: Some("Mozilla/5.0 Claude-Code/2.0"), ..Default::default() }, set).unwrap().name, "claude-code");
     }
 
     #[test]

@@ -5,12 +5,11 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use regex_automata::PatternSet;
 
 use ocelot_schemas::{BatchWriter, ClassDef, I32Col, StrCol, WriterError};
 use simd_json::BorrowedValue;
 
-use super::agents::{AgentRule, Caller, Registry};
+use super::agents::{AgentRule, Caller, Registry, Scratch};
 use super::columns::columns;
 use crate::json::{bool_of, encode, get, get_path, is_null, str_of, write_members_except, Consumed, Mapped};
 use super::time::parse_time_ms;
@@ -253,7 +252,7 @@ struct Writers {
 pub struct CloudTrail {
     w: Writers,
     agents: Arc<Registry>,
-    scratch: PatternSet,
+    scratch: Scratch,
     mapped: Consumption,
     buf: Vec<u8>,
     unmapped: Vec<u8>,
@@ -667,7 +666,7 @@ fn write_base(w: &mut BatchWriter, class: &ClassDef, c: &Base, r: &Rec<'_>, acti
 
 /// The agent a record's caller is, by the registry: user agent, role, session name, source
 /// identity.
-fn find_agent<'r>(agents: &'r Registry, scratch: &mut PatternSet, v: &Top<'_>) -> Option<&'r AgentRule> {
+fn find_agent<'r>(agents: &'r Registry, scratch: &mut Scratch, v: &Top<'_>) -> Option<&'r AgentRule> {
     let id = v.get("userIdentity");
     let arn = id.and_then(|i| str_of(get(i, "arn")));
     let caller = Caller {
