@@ -126,3 +126,36 @@ fn sql_joins_tool_calls_to_the_cloudtrail_events_they_caused() {
     ].iter().map(|(a, b, c, d)| (a.to_string(), b.to_string(), c.to_string(), d.to_string())).collect();
     assert_eq!(rows, want);
 }
+
+fn panther_events(file: &str) -> String {
+    let text = std::fs::read_to_string(repo().join("tests/data/agent/panther").join(file)).unwrap();
+    text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["event"].to_string()).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn bedrock_invocations_and_anthropic_and_openai_audit_logs_normalize_and_validate() {
+    for (file, n) in [("bedrock_model_invocation_rule_tests.jsonl", 8), ("anthropic_activity_rule_tests.jsonl", 38), ("openai_audit_rule_tests.jsonl", 33)] {
+        let input = panther_events(file);
+        let run = normalize_as("auto", &[(input.as_bytes(), file)]);
+        assert!(run.dead.is_empty(), "{file}: {:?}", run.dead.iter().map(|d| &d.reason).collect::<Vec<_>>());
+        assert_eq!(run.rows(), n, "{file}");
+        assert_valid(&run);
+    }
+    let bedrock = normalize_as("agent", &[(panther_events("bedrock_model_invocation_rule_tests.jsonl").as_bytes(), "b")]).events_json();
+    let (_, first) = &bedrock[0];
+    assert_eq!(first["ai_model"], json!({"ai_provider": "anthropic", "name": "anthropic.claude-3-haiku-20240307-v1:0"}));
+    assert_eq!(first["api"]["service"]["name"], "bedrock.amazonaws.com");
+    assert_eq!(first["api"]["operation"], "Converse");
+    assert_eq!(first["cloud"]["region"], "us-west-2");
+    assert_eq!(first["actor"]["user"]["uid"], "arn:aws:sts::111111111111:assumed-role/role_details/suspicious.user");
+    let anthropic = normalize_as("agent", &[(panther_events("anthropic_activity_rule_tests.jsonl").as_bytes(), "a")]).events_json();
+    let (_, mcp) = anthropic.iter().find(|(_, e)| e["api"]["operation"] == "mcp_server_created").expect("an MCP server creation");
+    assert_eq!(mcp["activity_id"], 1);
+    assert_eq!(mcp["resources"][0]["type"], "anthropic.mcp_server");
+    let (_, failed) = anthropic.iter().find(|(_, e)| e["api"]["operation"] == "sso_login_failed").expect("a failed SSO login");
+    assert_eq!(failed["status"], "Failure");
+    let openai = normalize_as("agent", &[(panther_events("openai_audit_rule_tests.jsonl").as_bytes(), "o")]).events_json();
+    let (_, key) = openai.iter().find(|(_, e)| e["api"]["operation"] == "api_key.deleted").expect("an API key deletion");
+    assert_eq!(key["activity_id"], 4);
+    assert_eq!(key["resources"][0]["type"], "openai.api_key");
+}

@@ -53,6 +53,9 @@ pub fn source_samples(kind: &str) -> Vec<String> {
             let mut v = otlp(include_str!("../../samples/agent/session/otlp-traces.json"), "resourceSpans", "scopeSpans", "spans");
             v.extend(otlp(include_str!("../../samples/agent/session/otlp-logs.json"), "resourceLogs", "scopeLogs", "logRecords"));
             v.extend(include_str!("../../samples/agent/session/mcp.jsonl").lines().map(str::to_string));
+            v.extend(panther(include_str!("../../tests/data/agent/panther/bedrock_model_invocation_rule_tests.jsonl")));
+            v.extend(panther(include_str!("../../tests/data/agent/panther/anthropic_activity_rule_tests.jsonl")));
+            v.extend(panther(include_str!("../../tests/data/agent/panther/openai_audit_rule_tests.jsonl")));
             v
         }
         "guardduty" => panther(include_str!("../../tests/data/guardduty/panther/guardduty_rule_tests.jsonl")),

@@ -53,6 +53,8 @@ columns! {
         total_tokens: i32 = "message_context.total_tokens",
         context_uid: str = "message_context.uid",
         src_host: str = "src_endpoint.hostname",
+        src_ip: str = "src_endpoint.ip",
+        user_agent: str = "http_request.user_agent",
         src_name: str = "src_endpoint.name",
         dst_svc: str = "dst_endpoint.svc_name",
         resources: list = "resources",
@@ -126,6 +128,8 @@ fn nanos_ms(v: Option<&BorrowedValue<'_>>) -> Option<i64> {
     i64_of(v).filter(|n| *n > 0).map(|n| n / 1_000_000)
 }
 
+pub(super) use super::cloudtrail::api_activity as verb_activity;
+
 /// Who decided a tool call, from a coding agent's decision `source`.
 fn approval(decision: &str, source: Option<&str>) -> &'static str {
     match (decision, source) {
@@ -138,31 +142,43 @@ fn approval(decision: &str, source: Option<&str>) -> &'static str {
 
 /// What one record describes, before it is written.
 #[derive(Default)]
-struct Event<'v> {
-    time: i64,
+pub(super) struct Event<'v> {
+    pub(super) time: i64,
     /// Activity name for Other (99): "Tool Call", "Model Call", the event or method name.
-    label: String,
-    tool: Option<&'v str>,
-    service: Option<String>,
-    operation: Option<String>,
-    call_id: Option<String>,
-    arguments: Option<String>,
-    result: Option<String>,
-    failed: Option<bool>,
-    error: Option<String>,
-    calls: Vec<CloudCall>,
-    decision: Option<(&'v str, Option<&'v str>)>,
-    agent_name: Option<&'v str>,
-    agent_uid: Option<&'v str>,
-    user_uid: Option<&'v str>,
-    user_email: Option<&'v str>,
-    session: Option<&'v str>,
-    host: Option<&'v str>,
-    model: Option<&'v str>,
-    provider: Option<&'v str>,
-    tokens: (Option<i64>, Option<i64>),
-    trace: Option<(&'v str, Option<&'v str>, Option<&'v str>, Option<i64>, Option<i64>, Option<&'v str>, Option<&'v str>)>,
-    product: &'static str,
+    pub(super) label: String,
+    pub(super) tool: Option<&'v str>,
+    pub(super) service: Option<String>,
+    pub(super) operation: Option<String>,
+    pub(super) call_id: Option<String>,
+    pub(super) arguments: Option<String>,
+    pub(super) result: Option<String>,
+    pub(super) failed: Option<bool>,
+    pub(super) error: Option<String>,
+    pub(super) calls: Vec<CloudCall>,
+    pub(super) decision: Option<(&'v str, Option<&'v str>)>,
+    pub(super) agent_name: Option<&'v str>,
+    pub(super) agent_uid: Option<&'v str>,
+    pub(super) user_uid: Option<&'v str>,
+    pub(super) user_email: Option<&'v str>,
+    pub(super) session: Option<&'v str>,
+    pub(super) host: Option<&'v str>,
+    pub(super) model: Option<&'v str>,
+    pub(super) provider: Option<&'v str>,
+    pub(super) tokens: (Option<i64>, Option<i64>),
+    pub(super) trace: Option<(&'v str, Option<&'v str>, Option<&'v str>, Option<i64>, Option<i64>, Option<&'v str>, Option<&'v str>)>,
+    pub(super) product: &'static str,
+    pub(super) vendor: &'static str,
+    /// The record's own id (`metadata.uid`).
+    pub(super) uid: Option<&'v str>,
+    pub(super) src_ip: Option<&'v str>,
+    pub(super) user_agent: Option<&'v str>,
+    pub(super) region: Option<&'v str>,
+    pub(super) account: Option<&'v str>,
+    /// Resources the record names that are not cloud calls: (uid, name, type).
+    pub(super) named: Vec<(Option<&'v str>, Option<&'v str>, String)>,
+    /// Activity decided by the record itself (audit logs), else from the cloud call.
+    pub(super) activity: Option<i32>,
+    pub(super) profiles: &'static [&'static str],
 }
 
 impl Normalizer for AgentLogs {
@@ -179,8 +195,14 @@ impl Normalizer for AgentLogs {
             mcp(v, None)?
         } else if let Some(msg) = get(v, "message").filter(|m| get(m, "jsonrpc").is_some()) {
             mcp(msg, Some(v))?
+        } else if str_of(get(v, "schemaType")) == Some("ModelInvocationLog") {
+            super::ai_logs::bedrock(v)?
+        } else if str_of(get(v, "object")) == Some("organization.audit_log") || get(v, "effective_at").is_some() && get(v, "actor").is_some() {
+            super::ai_logs::openai(v)?
+        } else if get(v, "organization_id").is_some() && get(v, "actor").is_some() {
+            super::ai_logs::anthropic(v)?
         } else {
-            return Err("not an agent record: expected an OTLP span or log record, or an MCP JSON-RPC message".into());
+            return Err("not an agent record: expected an OTLP span or log record, an MCP JSON-RPC message, a Bedrock model invocation log, or an Anthropic / OpenAI audit log entry".into());
         };
         write(&mut self.cw.writer, self.cw.class, &self.head, &self.a, &e);
         // What the mapping did not use: the other attributes (span, log record, resource), the
@@ -188,7 +210,11 @@ impl Normalizer for AgentLogs {
         let h = &self.head;
         let w = &mut self.cw.writer;
         self.buf.clear();
-        if unmapped(v, &mut self.buf) {
+        let written = match super::ai_logs::mapped(v) {
+            Some(m) => crate::json::write_unmapped(v, m, &[], &mut self.buf),
+            None => unmapped(v, &mut self.buf),
+        };
+        if written {
             w.str(h.unmapped, std::str::from_utf8(&self.buf).unwrap_or_default());
         }
         w.end_row();
@@ -270,7 +296,7 @@ fn otlp_span<'v>(span: &'v BorrowedValue<'v>, resource: Option<&'v BorrowedValue
     let start = nanos_ms(get(span, "startTimeUnixNano")).ok_or("bad OTLP span: no startTimeUnixNano")?;
     let trace_id = str_of(get(span, "traceId")).filter(|s| !s.is_empty()).ok_or("bad OTLP span: no traceId")?;
     let at = Attrs::of(span, resource);
-    let mut e = Event { time: start, product: "OpenTelemetry", ..Default::default() };
+    let mut e = Event { time: start, product: "OpenTelemetry", vendor: "OpenTelemetry", ..Default::default() };
     identity(&mut e, &at);
     let op = at.str("gen_ai.operation.name");
     let end = nanos_ms(get(span, "endTimeUnixNano"));
@@ -312,7 +338,7 @@ fn otlp_log<'v>(log: &'v BorrowedValue<'v>, resource: Option<&'v BorrowedValue<'
     let time = time.ok_or("bad OTLP log record: no timeUnixNano, observedTimeUnixNano or event.timestamp")?;
     let name = str_of(get(log, "eventName")).or_else(|| at.str("event.name")).or_else(|| get(log, "body").and_then(|b| str_of(get(b, "stringValue"))));
     let name = name.ok_or("bad OTLP log record: no eventName, event.name attribute or body")?;
-    let mut e = Event { time, product: "OpenTelemetry", ..Default::default() };
+    let mut e = Event { time, product: "OpenTelemetry", vendor: "OpenTelemetry", ..Default::default() };
     identity(&mut e, &at);
     if let Some(t) = str_of(get(log, "traceId")).filter(|s| !s.is_empty()) {
         e.trace = Some((t, str_of(get(log, "spanId")).filter(|s| !s.is_empty()), None, None, None, None, None));
@@ -367,7 +393,7 @@ fn mcp<'v>(msg: &'v BorrowedValue<'v>, env: Option<&'v BorrowedValue<'v>>) -> Re
         Some(t) => parse_time_ms(t).ok_or_else(|| format!("bad MCP envelope: time `{t}` is not RFC 3339"))?,
         None => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64),
     };
-    let mut e = Event { time, product: "MCP", ..Default::default() };
+    let mut e = Event { time, product: "MCP", vendor: "Model Context Protocol", ..Default::default() };
     e.session = field("session");
     e.agent_name = field("client");
     e.user_uid = field("user");
@@ -413,15 +439,40 @@ fn mcp<'v>(msg: &'v BorrowedValue<'v>, env: Option<&'v BorrowedValue<'v>>) -> Re
 fn write(w: &mut BatchWriter, class: &ocelot_schemas::ClassDef, h: &Head, a: &Agent, e: &Event<'_>) {
     let call = e.calls.first();
     // A cloud call's activity is its operation's (a Delete is a Delete whoever makes it).
-    let activity = call.map_or(99, |c| api_activity(&c.operation, None));
+    let activity = e.activity.unwrap_or_else(|| call.map_or(99, |c| api_activity(&c.operation, None)));
     h.classify(w, class, activity, (activity == 99).then_some(e.label.as_str()));
     h.time(w, e.time);
     h.severity(w, 1);
     let mut profiles = vec!["ai_operation"];
+    profiles.extend(e.profiles);
     if e.trace.is_some() {
         profiles.push("trace");
     }
-    h.product(w, e.product, if e.product == "MCP" { "Model Context Protocol" } else { "OpenTelemetry" }, &profiles);
+    h.product(w, e.product, e.vendor, &profiles);
+    if let Some(u) = e.uid {
+        w.str(h.md_uid, u);
+    }
+    if e.region.is_some() || e.account.is_some() {
+        h.aws(w, e.region, e.account);
+    }
+    if let Some(ip) = e.src_ip {
+        w.str(a.src_ip, ip);
+        h.observable(w, "src_endpoint.ip", obs::IP, ip);
+    }
+    if let Some(ua) = e.user_agent {
+        w.str(a.user_agent, ua);
+    }
+    for (uid, name, kind) in &e.named {
+        w.begin_item(a.resources);
+        if let Some(u) = uid {
+            w.str(a.res_uid, u);
+        }
+        if let Some(n) = name {
+            w.str(a.res_name, n);
+        }
+        w.str(a.res_type, kind);
+        w.end_item(a.resources);
+    }
     w.str(h.md_log_provider, e.agent_name.unwrap_or(e.product));
     match e.failed {
         Some(true) => {
@@ -440,10 +491,15 @@ fn write(w: &mut BatchWriter, class: &ocelot_schemas::ClassDef, h: &Head, a: &Ag
     }
 
     // The actor: the agent, on whose behalf, in which session. OCSF requires an actor and a
-    // source endpoint: an agent that does not name itself is "unknown".
-    let agent = e.agent_name.unwrap_or("unknown");
-    w.str(a.app_name, agent);
-    w.str(a.src_name, agent);
+    // source endpoint: an agent that does not name itself, with no user or address beside
+    // it, is "unknown".
+    let has_user = e.user_uid.is_some() || e.user_email.is_some();
+    if let Some(agent) = e.agent_name.or((!has_user).then_some("unknown")) {
+        w.str(a.app_name, agent);
+    }
+    if let Some(name) = e.agent_name.or((e.src_ip.is_none() && e.host.is_none()).then_some("unknown")) {
+        w.str(a.src_name, name);
+    }
     for (col, val) in [(a.app_uid, e.agent_uid), (a.user_uid, e.user_uid), (a.user_email, e.user_email), (a.session_uid, e.session), (a.src_host, e.host)] {
         if let Some(x) = val {
             w.str(col, x);

@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod agents;
+mod ai_logs;
 pub mod asff;
 pub mod cloud_call;
 pub mod cloudtrail;
@@ -127,7 +128,11 @@ pub fn detect(v: &BorrowedValue<'_>) -> Option<&'static str> {
         return Some("guardduty");
     }
     // Agent telemetry: OTLP spans / log records (split by the decoder), MCP JSON-RPC.
-    if has("span") && has("resource") || has("logRecord") && has("resource") || has("jsonrpc") || crate::json::get(v, "message").is_some_and(|m| crate::json::get(m, "jsonrpc").is_some()) {
+    // Bedrock model invocation logs; Anthropic and OpenAI organisation audit logs.
+    if has("span") && has("resource") || has("logRecord") && has("resource") || has("jsonrpc") || crate::json::get(v, "message").is_some_and(|m| crate::json::get(m, "jsonrpc").is_some())
+        || crate::json::str_of(crate::json::get(v, "schemaType")) == Some("ModelInvocationLog")
+        || has("actor") && (has("effective_at") || has("organization_id"))
+    {
         return Some("agent");
     }
     // Security Hub findings (ASFF).
