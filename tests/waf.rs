@@ -154,3 +154,19 @@ fn auto_tells_waf_from_cloudtrail() {
     assert!(run.dead[0].reason.starts_with("unrecognized source"), "{}", run.dead[0].reason);
     assert_valid(&run);
 }
+
+#[test]
+fn sampled_requests_from_the_waf_api_normalize_and_validate() {
+    let run = normalize_file_as("auto", &repo().join("samples/waf/aws-cli/get-sampled-requests.output.json"));
+    assert!(run.dead.is_empty(), "{:?}", run.dead);
+    assert_eq!(run.rows(), 4);
+    assert_valid(&run);
+    let e = run.events_json().remove(0).1;
+    assert_eq!(e["class_uid"], 4002);
+    assert_eq!(e["disposition"], "Blocked");
+    assert_eq!(e["firewall_rule"]["category"], "AWS#AWSManagedRulesSQLiRuleSet");
+    assert_eq!(e["firewall_rule"]["name"], "SQLi_BODY");
+    assert_eq!(e["src_endpoint"]["ip"], "198.51.100.8", "the sample's 198.51.100.08, canonical");
+    assert_eq!(e["http_request"]["http_method"], "POST");
+    assert_eq!(e["time"], 1_581_541_799_564i64);
+}

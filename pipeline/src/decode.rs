@@ -312,8 +312,9 @@ enum Envelope<'v, 'a> {
 fn envelope<'v, 'a>(v: &'v BorrowedValue<'a>) -> Envelope<'v, 'a> {
     let BorrowedValue::Object(o) = v else { return Envelope::Bare };
     // S3 delivery files (`Records`), Security Hub API bodies (`Findings`: GetFindings output,
-    // BatchImportFindings input), Shield's ListAttacks output (`AttackSummaries`).
-    for key in ["Records", "Findings", "AttackSummaries"] {
+    // BatchImportFindings input), Shield's ListAttacks output (`AttackSummaries`), WAF's
+    // GetSampledRequests output (`SampledRequests`).
+    for key in ["Records", "Findings", "AttackSummaries", "SampledRequests"] {
         if let Some(BorrowedValue::Array(items)) = o.get(key) {
             return Envelope::Records(items);
         }

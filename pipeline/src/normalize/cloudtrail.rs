@@ -894,7 +894,7 @@ fn write_resources(w: &mut BatchWriter, e: &ApiExtra, r: &Rec<'_>) {
 
 /// An IP address in canonical form. Anonymised logs (Stratus) write octets with leading zeros
 /// (`075.050.255.67`), which Rust, like most parsers, rejects; they are read as decimal.
-fn canonical_ip(s: &str) -> Option<String> {
+pub(crate) fn canonical_ip(s: &str) -> Option<String> {
     if let Ok(ip) = s.parse::<IpAddr>() {
         return Some(ip.to_string());
     }

@@ -116,7 +116,7 @@ pub fn detect(v: &BorrowedValue<'_>) -> Option<&'static str> {
         return Some("cloudtrail");
     }
     // WAF logs: the web ACL and the request it judged.
-    if has("webaclId") && has("httpRequest") {
+    if has("webaclId") && has("httpRequest") || has("Request") && has("Action") && has("Timestamp") {
         return Some("waf");
     }
     // Shield Advanced attack records (DescribeAttack / ListAttacks).

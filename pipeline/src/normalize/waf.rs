@@ -78,6 +78,7 @@ pub struct Waf {
     http: Http,
     mapped: Mapped,
     mapped_ja3: Mapped,
+    mapped_sampled: Mapped,
     buf: Vec<u8>,
 }
 
@@ -86,7 +87,86 @@ impl Waf {
         let cw = ClassWriter::new("http_activity")?;
         let (head, http) = (Head::resolve(&cw.writer)?, Http::resolve(&cw.writer)?);
         let with_ja3: Vec<&str> = MAPPED.iter().copied().chain(["ja3Fingerprint"]).collect();
-        Ok(Waf { cw, head, http, mapped: Mapped::new(MAPPED), mapped_ja3: Mapped::new(&with_ja3), buf: Vec::with_capacity(2048) })
+        let sampled = Mapped::new(&["Action", "Timestamp", "RuleNameWithinRuleGroup", "Request.ClientIP", "Request.Country", "Request.URI", "Request.Method", "Request.HTTPVersion", "Request.Headers"]);
+        Ok(Waf { cw, head, http, mapped: Mapped::new(MAPPED), mapped_ja3: Mapped::new(&with_ja3), mapped_sampled: sampled, buf: Vec::with_capacity(2048) })
+    }
+}
+
+impl Waf {
+    /// One request of `GetSampledRequests` (`{"SampledRequests": [...]}`, unwrapped by the
+    /// decoder): the same HTTP Activity, from the API's shape. The web ACL is the API call's
+    /// parameter, not in its output: no policy, region or account.
+    fn sampled(&mut self, v: &BorrowedValue<'_>) -> Result<(), String> {
+        let req = get(v, "Request").filter(|r| matches!(r, BorrowedValue::Object(_))).ok_or("not a WAF sampled request: no Request object")?;
+        let secs = crate::json::f64_of(get(v, "Timestamp")).ok_or("not a WAF sampled request: no Timestamp (epoch seconds)")?;
+        let (w, h, c) = (&mut self.cw.writer, &self.head, &self.http);
+        let method = str_of(get(req, "Method"));
+        let activity = method.map_or(0, method_activity);
+        h.classify(w, self.cw.class, activity, if activity == 99 { method } else { None });
+        h.time(w, (secs * 1000.0).round() as i64);
+        h.severity(w, 1);
+        h.product(w, "AWS WAF", "AWS", &["cloud", "security_control", "datetime"]);
+        w.str(h.md_log_provider, "AWS WAF");
+        w.str(h.md_log_name, "GetSampledRequests");
+        h.aws(w, None, None);
+        if let Some(act) = str_of(get(v, "Action")) {
+            let (aid, a, did, d) = action(act);
+            w.i32(c.action_id, aid);
+            w.str(c.action, a);
+            w.i32(c.disposition_id, did);
+            w.str(c.disposition, d);
+        }
+        // `AWS#AWSManagedRulesSQLiRuleSet#SQLi_BODY`: the rule group, then the rule.
+        if let Some(rule) = str_of(get(v, "RuleNameWithinRuleGroup")).filter(|r| !r.is_empty()) {
+            w.str(c.fw_uid, rule);
+            match rule.rsplit_once('#') {
+                Some((group, name)) => {
+                    w.str(c.fw_category, group);
+                    w.str(c.fw_name, name);
+                }
+                None => w.str(c.fw_name, rule),
+            }
+        }
+        let ip = str_of(get(req, "ClientIP")).map(|ip| super::cloudtrail::canonical_ip(ip).unwrap_or_else(|| ip.to_string()));
+        if let Some(ip) = &ip {
+            w.str(c.src_ip, ip);
+        }
+        if let Some(cc) = str_of(get(req, "Country")).filter(|s| !s.is_empty() && *s != "-") {
+            w.str(c.src_country, cc);
+        }
+        if let Some(m) = method {
+            w.str(c.method, m);
+        }
+        if let Some(ver) = str_of(get(req, "HTTPVersion")) {
+            w.str(c.version, ver);
+        }
+        if let Some(u) = str_of(get(req, "URI")) {
+            w.str(c.url_path, u);
+        }
+        let mut host = None;
+        if let Some(BorrowedValue::Array(headers)) = get(req, "Headers") {
+            for hd in headers.iter() {
+                let (Some(name), Some(value)) = (str_of(get(hd, "Name")), str_of(get(hd, "Value"))) else { continue };
+                w.begin_item(c.headers);
+                w.str(c.header_name, name);
+                w.str(c.header_value, value);
+                w.end_item(c.headers);
+                if name.eq_ignore_ascii_case("user-agent") {
+                    w.str(c.user_agent, value);
+                } else if name.eq_ignore_ascii_case("host") {
+                    host = Some(value);
+                }
+            }
+        }
+        if let Some(hn) = host {
+            w.str(c.url_host, hn);
+            h.observable(w, "http_request.url.hostname", obs::HOSTNAME, hn);
+        }
+        if let Some(ip) = &ip {
+            h.observable(w, "src_endpoint.ip", obs::IP, ip);
+        }
+        h.finish_row(w, v, &self.mapped_sampled, &mut self.buf);
+        Ok(())
     }
 }
 
@@ -130,6 +210,9 @@ impl Normalizer for Waf {
     }
 
     fn append(&mut self, v: &BorrowedValue<'_>, _origin: &Origin) -> Result<(), String> {
+        if get(v, "Request").is_some() && get(v, "httpRequest").is_none() {
+            return self.sampled(v);
+        }
         let req = get(v, "httpRequest").filter(|r| matches!(r, BorrowedValue::Object(_))).ok_or("not a WAF log record: no httpRequest object")?;
         let time = record_time(get(v, "timestamp")).ok_or("not a WAF log record: no timestamp (epoch ms or RFC 3339)")?;
         let acl = str_of(get(v, "webaclId")).ok_or("not a WAF log record: no webaclId")?;
