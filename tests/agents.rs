@@ -49,3 +49,22 @@ fn user_agents_come_first_and_sql_finds_every_agent_action() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("agents[].user_agent: bad regex `(` of agent `x`"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn session_tags_on_assume_role_name_the_agent() {
+    let assume = serde_json::json!({
+        "eventVersion": "1.08", "eventTime": "2026-11-20T14:02:00Z", "eventSource": "sts.amazonaws.com", "eventName": "AssumeRole",
+        "awsRegion": "us-east-1", "sourceIPAddress": "203.0.113.42", "userAgent": "aws-sdk-go-v2/1.30.0",
+        "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/ci", "accountId": "111122223333", "userName": "ci"},
+        "requestParameters": {"roleArn": "arn:aws:iam::111122223333:role/AgentDeployRole", "roleSessionName": "s-42", "tags": [{"key": "Agent", "value": "Deploy-Bot"}]},
+        "eventID": "evt-assume-1", "requestID": "req-assume-1", "recipientAccountId": "111122223333"
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let (input, agents) = (dir.path().join("assume.json"), dir.path().join("agents.toml"));
+    std::fs::write(&input, assume.to_string()).unwrap();
+    std::fs::write(&agents, "builtin_agents = false\n[[agents]]\nname = \"deploy-bot\"\nprincipal_tags = { agent = 'deploy-.*' }\n").unwrap();
+    let out = ocelot().arg("normalize").arg(&input).arg("--agents").arg(&agents).args(["--format", "jsonl"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let e: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(e["actor"]["app_name"], "deploy-bot");
+}

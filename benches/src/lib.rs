@@ -145,6 +145,7 @@ impl OwnedCaller {
             role_arn: self.role_arn.as_deref(),
             session_name: self.session_name.as_deref(),
             source_identity: self.source_identity.as_deref(),
+            tags: &[],
         }
     }
 }

@@ -26,6 +26,10 @@ pub struct AgentRule {
     pub session_name: Vec<String>,
     #[serde(default)]
     pub source_identity: Vec<String>,
+    /// Session tags set when the agent's role session began (`AssumeRole*` requests'
+    /// `tags`): tag key -> regex on its value.
+    #[serde(default)]
+    pub principal_tags: std::collections::BTreeMap<String, String>,
 }
 
 /// What a CloudTrail record says about who called.
@@ -35,6 +39,8 @@ pub struct Caller<'a> {
     pub role_arn: Option<&'a str>,
     pub session_name: Option<&'a str>,
     pub source_identity: Option<&'a str>,
+    /// Session tags as `key=value`.
+    pub tags: &'a [String],
 }
 
 /// The agents shipped with Ocelot: well-known AI coding agents and agent frameworks, by the
@@ -49,6 +55,7 @@ pub fn builtin() -> Vec<AgentRule> {
         role_arn: vec![],
         session_name: session.iter().map(|s| s.to_string()).collect(),
         source_identity: vec![],
+        principal_tags: Default::default(),
     };
     vec![
         rule("claude-code", &[r"(?-u:\b)claude[-_ ]?code(?-u:\b)"], &[r"^claude[-_]?code"]),
@@ -111,6 +118,11 @@ impl Field {
     }
 }
 
+/// A literal for a regex: every character that is not alphanumeric escaped.
+fn escape(s: &str) -> String {
+    s.chars().flat_map(|c| if c.is_ascii_alphanumeric() { vec![c] } else { vec!['\\', c] }).collect()
+}
+
 /// Per-thread scratch space of a search: the matched patterns, the lowercased field.
 pub struct Scratch {
     set: PatternSet,
@@ -121,6 +133,8 @@ pub struct Scratch {
 pub struct Registry {
     rules: Vec<AgentRule>,
     fields: [Field; 4],
+    /// `^key=(?:value regex)$` per principal tag rule.
+    tags: Field,
 }
 
 impl std::fmt::Debug for Registry {
@@ -138,8 +152,8 @@ impl Registry {
             if r.name.trim().is_empty() {
                 return Err(format!("agents[{i}].name: empty; give the agent a name (it becomes actor.app_name)"));
             }
-            if r.user_agent.is_empty() && r.role_arn.is_empty() && r.session_name.is_empty() && r.source_identity.is_empty() {
-                return Err(format!("agents[{i}] (`{}`): no patterns; set at least one of user_agent, role_arn, session_name, source_identity", r.name));
+            if r.user_agent.is_empty() && r.role_arn.is_empty() && r.session_name.is_empty() && r.source_identity.is_empty() && r.principal_tags.is_empty() {
+                return Err(format!("agents[{i}] (`{}`): no patterns; set at least one of user_agent, role_arn, session_name, source_identity, principal_tags", r.name));
             }
         }
         if with_builtin {
@@ -151,7 +165,12 @@ impl Registry {
             Field::new("session_name", &rules, |r| &r.session_name)?,
             Field::new("source_identity", &rules, |r| &r.source_identity)?,
         ];
-        Ok(Registry { rules, fields })
+        let tag_patterns: Vec<AgentRule> = rules
+            .iter()
+            .map(|r| AgentRule { source_identity: r.principal_tags.iter().map(|(k, v)| format!("^{}=(?:{v})$", escape(&k.to_ascii_lowercase()))).collect(), ..r.clone() })
+            .collect();
+        let tags = Field::new("principal_tags", &tag_patterns, |r| &r.source_identity)?;
+        Ok(Registry { rules, fields, tags })
     }
 
     /// The shipped agents only.
@@ -161,14 +180,16 @@ impl Registry {
 
     /// Scratch space for [`Registry::find`], one per thread.
     pub fn scratch(&self) -> Scratch {
-        Scratch { set: PatternSet::new(self.fields.iter().filter_map(|f| f.re.as_ref()).map(|r| r.pattern_len()).max().unwrap_or(0)), buf: String::new() }
+        let len = self.fields.iter().chain([&self.tags]).filter_map(|f| f.re.as_ref()).map(|r| r.pattern_len()).max().unwrap_or(0);
+        Scratch { set: PatternSet::new(len), buf: String::new() }
     }
 
     /// The agent a caller is, if any: the first declared agent any of whose patterns matches.
     /// Fields are matched lowercased (ASCII): write patterns in lowercase.
     pub fn find(&self, c: &Caller<'_>, set: &mut Scratch) -> Option<&AgentRule> {
         let hays = [c.user_agent, c.role_arn, c.session_name, c.source_identity];
-        let best = self.fields.iter().zip(hays).filter_map(|(f, h)| f.first(h, set)).min()?;
+        let by_tag = c.tags.iter().filter_map(|t| self.tags.first(Some(t), set)).min();
+        let best = self.fields.iter().zip(hays).filter_map(|(f, h)| f.first(h, set)).chain(by_tag).min()?;
         self.rules.get(best)
     }
 
@@ -187,7 +208,7 @@ mod tests {
 
     #[test]
     fn first_declared_agent_wins_and_every_field_counts() {
-        let mine = AgentRule { name: "deploy-bot".into(), uid: Some("bot-7".into()), user_agent: vec!["app/deploy-bot".into()], role_arn: vec![], session_name: vec!["^claude-code-ci$".into()], source_identity: vec![] };
+        let mine = AgentRule { name: "deploy-bot".into(), uid: Some("bot-7".into()), user_agent: vec!["app/deploy-bot".into()], role_arn: vec![], session_name: vec!["^claude-code-ci$".into()], source_identity: vec![], principal_tags: Default::default() };
         let r = Registry::new(&[mine], true).unwrap();
         let set = &mut r.scratch();
         let ua = "aws-cli/2.17.0 md/command#s3api.put-bucket-policy exec-env/claude-code";
@@ -196,16 +217,23 @@ mod tests {
         assert_eq!(r.find(&Caller { user_agent: Some(ua), session_name: Some("claude-code-ci"), ..Default::default() }, set).unwrap().name, "deploy-bot");
         assert_eq!(r.find(&Caller { user_agent: Some("Boto3/1.34 md/Botocore#1.34 app/deploy-bot"), ..Default::default() }, set).unwrap().uid.as_deref(), Some("bot-7"));
         assert!(r.find(&Caller { user_agent: Some("console.amazonaws.com"), session_name: Some("alice"), ..Default::default() }, set).is_none());
+        // Session tags: key=value with the value a regex.
+        let tagged = AgentRule { name: "tagged".into(), uid: None, user_agent: vec![], role_arn: vec![], session_name: vec![], source_identity: vec![], principal_tags: [("Agent".to_string(), "ops-.*".to_string())].into() };
+        let t = Registry::new(&[tagged], false).unwrap();
+        let ts = &mut t.scratch();
+        let tags = ["team=sec".to_string(), "Agent=Ops-Bot".to_string()];
+        assert_eq!(t.find(&Caller { tags: &tags, ..Default::default() }, ts).unwrap().name, "tagged");
+        assert!(t.find(&Caller { tags: &["agent=human".to_string()], ..Default::default() }, ts).is_none());
         // Fields are matched lowercased.
         assert_eq!(r.find(&Caller { user_agent: Some("Mozilla/5.0 Claude-Code/2.0"), ..Default::default() }, set).unwrap().name, "claude-code");
     }
 
     #[test]
     fn bad_rules_are_refused_with_the_key() {
-        let bad = AgentRule { name: "x".into(), uid: None, user_agent: vec!["(".into()], role_arn: vec![], session_name: vec![], source_identity: vec![] };
+        let bad = AgentRule { name: "x".into(), uid: None, user_agent: vec!["(".into()], role_arn: vec![], session_name: vec![], source_identity: vec![], principal_tags: Default::default() };
         let e = Registry::new(&[bad], false).unwrap_err();
         assert!(e.starts_with("agents[].user_agent: bad regex `(` of agent `x`"), "{e}");
-        let empty = AgentRule { name: "y".into(), uid: None, user_agent: vec![], role_arn: vec![], session_name: vec![], source_identity: vec![] };
+        let empty = AgentRule { name: "y".into(), uid: None, user_agent: vec![], role_arn: vec![], session_name: vec![], source_identity: vec![], principal_tags: Default::default() };
         assert!(Registry::new(&[empty], false).unwrap_err().contains("no patterns"));
     }
 }

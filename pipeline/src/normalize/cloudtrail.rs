@@ -253,6 +253,7 @@ pub struct CloudTrail {
     w: Writers,
     agents: Arc<Registry>,
     scratch: Scratch,
+    tags: Vec<String>,
     mapped: Consumption,
     buf: Vec<u8>,
     unmapped: Vec<u8>,
@@ -278,7 +279,7 @@ impl CloudTrail {
             account: (account, account_cols.0, account_cols.1, account_cols.2),
         };
         let scratch = agents.scratch();
-        Ok(CloudTrail { w, agents, scratch, mapped: Consumption::new(), buf: Vec::with_capacity(4096), unmapped: Vec::with_capacity(4096) })
+        Ok(CloudTrail { w, agents, scratch, tags: Vec::new(), mapped: Consumption::new(), buf: Vec::with_capacity(4096), unmapped: Vec::with_capacity(4096) })
     }
 }
 
@@ -434,7 +435,7 @@ impl Normalizer for CloudTrail {
             Route::Api(api_activity(rec.name, bool_of(v.get("readOnly"))))
         };
         let (buf, unmapped) = ((&mut self.buf, &self.mapped), &mut self.unmapped);
-        let agent = find_agent(&self.agents, &mut self.scratch, v);
+        let agent = find_agent(&self.agents, &mut self.scratch, &mut self.tags, v);
         match route {
             Route::Api(a) => {
                 let (cw, base, extra) = &mut self.w.api;
@@ -666,14 +667,22 @@ fn write_base(w: &mut BatchWriter, class: &ClassDef, c: &Base, r: &Rec<'_>, acti
 
 /// The agent a record's caller is, by the registry: user agent, role, session name, source
 /// identity.
-fn find_agent<'r>(agents: &'r Registry, scratch: &mut Scratch, v: &Top<'_>) -> Option<&'r AgentRule> {
+fn find_agent<'r>(agents: &'r Registry, scratch: &mut Scratch, tags: &mut Vec<String>, v: &Top<'_>) -> Option<&'r AgentRule> {
     let id = v.get("userIdentity");
     let arn = id.and_then(|i| str_of(get(i, "arn")));
+    // Session tags are on the STS request that starts the session (AssumeRole*, TagSession).
+    tags.clear();
+    if str_of(v.get("eventSource")) == Some("sts.amazonaws.com") {
+        if let Some(BorrowedValue::Array(items)) = v.path(&["requestParameters", "tags"]) {
+            tags.extend(items.iter().filter_map(|t| Some(format!("{}={}", str_of(get(t, "key"))?, str_of(get(t, "value"))?))));
+        }
+    }
     let caller = Caller {
         user_agent: str_of(v.get("userAgent")),
         role_arn: id.and_then(|i| str_of(get_path(i, &["sessionContext", "sessionIssuer", "arn"]))).or(arn.filter(|a| a.contains(":role/"))),
         session_name: arn.filter(|a| a.contains(":assumed-role/")).and_then(|a| a.rsplit('/').next()),
         source_identity: id.and_then(|i| str_of(get_path(i, &["sessionContext", "sourceIdentity"])).or_else(|| str_of(get(i, "sourceIdentity")))),
+        tags,
     };
     agents.find(&caller, scratch)
 }
