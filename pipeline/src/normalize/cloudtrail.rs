@@ -11,6 +11,7 @@ use simd_json::BorrowedValue;
 
 use super::agents::{AgentRule, Caller, Registry, Scratch};
 use super::columns::columns;
+use super::head::{obs, Head};
 use crate::json::{bool_of, encode, get, get_path, is_null, str_of, write_members_except, Consumed, Mapped};
 use super::time::parse_time_ms;
 use super::{ClassWriter, Normalizer, OcsfBatch};
@@ -18,38 +19,10 @@ use crate::decode::Origin;
 
 columns! {
     pub struct Base {
-        activity_id: i32 = "activity_id",
-        activity_name: str = "activity_name",
-        category_uid: i32 = "category_uid",
-        category_name: str = "category_name",
-        class_uid: i32 = "class_uid",
-        class_name: str = "class_name",
-        type_uid: i64 = "type_uid",
-        type_name: str = "type_name",
-        severity_id: i32 = "severity_id",
-        severity: str = "severity",
         status_id: i32 = "status_id",
         status: str = "status",
         status_code: str = "status_code",
         status_detail: str = "status_detail",
-        time: i64 = "time",
-        time_dt: ts = "time_dt",
-        md_uid: str = "metadata.uid",
-        md_version: str = "metadata.version",
-        md_product: str = "metadata.product.name",
-        md_vendor: str = "metadata.product.vendor_name",
-        md_feature: str = "metadata.product.feature.name",
-        md_product_version: str = "metadata.product.version",
-        md_log_version: str = "metadata.log_version",
-        md_log_name: str = "metadata.log_name",
-        md_log_provider: str = "metadata.log_provider",
-        md_event_code: str = "metadata.event_code",
-        md_original_time: str = "metadata.original_time",
-        md_profiles: list = "metadata.profiles",
-        md_labels: list = "metadata.labels",
-        cloud_provider: str = "cloud.provider",
-        cloud_region: str = "cloud.region",
-        cloud_account: str = "cloud.account.uid",
         user_type: str = "actor.user.type",
         user_type_id: i32 = "actor.user.type_id",
         user_uid: str = "actor.user.uid",
@@ -80,12 +53,6 @@ columns! {
         src_svc: str = "src_endpoint.svc_name",
         user_agent: str = "http_request.user_agent",
         host_header: str = "http_request.url.hostname",
-        observables: list = "observables",
-        obs_name: str = "observables.name",
-        obs_type: str = "observables.type",
-        obs_type_id: i32 = "observables.type_id",
-        obs_value: str = "observables.value",
-        unmapped: str = "unmapped",
     }
 }
 
@@ -127,9 +94,9 @@ columns! {
 
 /// Paths written per class: the normalizer's part of each projection.
 pub const PATHS: &[(&str, &[&[&str]])] = &[
-    ("api_activity", &[Base::PATHS, ApiExtra::PATHS]),
-    ("authentication", &[Base::PATHS, Target::PATHS, AuthExtra::PATHS]),
-    ("account_change", &[Base::PATHS, Target::PATHS, AcctExtra::PATHS]),
+    ("api_activity", &[Head::PATHS, Base::PATHS, ApiExtra::PATHS]),
+    ("authentication", &[Head::PATHS, Base::PATHS, Target::PATHS, AuthExtra::PATHS]),
+    ("account_change", &[Head::PATHS, Base::PATHS, Target::PATHS, AcctExtra::PATHS]),
 ];
 
 /// Source fields consumed by the mapping; everything else is kept in `unmapped`.
@@ -242,10 +209,22 @@ fn named_resource_type(source: &str) -> Option<&'static str> {
     }
 }
 
+/// The columns every CloudTrail class has: every source's (`Head`) and CloudTrail's own.
+struct Common {
+    h: Head,
+    c: Base,
+}
+
+impl Common {
+    fn resolve(w: &BatchWriter) -> Result<Common, WriterError> {
+        Ok(Common { h: Head::resolve(w)?, c: Base::resolve(w)? })
+    }
+}
+
 struct Writers {
-    api: (ClassWriter, Base, ApiExtra),
-    auth: (ClassWriter, Base, Target, AuthExtra),
-    account: (ClassWriter, Base, Target, AcctExtra),
+    api: (ClassWriter, Common, ApiExtra),
+    auth: (ClassWriter, Common, Target, AuthExtra),
+    account: (ClassWriter, Common, Target, AcctExtra),
 }
 
 /// The CloudTrail normalizer.
@@ -270,9 +249,9 @@ impl CloudTrail {
         let api = ClassWriter::new("api_activity")?;
         let auth = ClassWriter::new("authentication")?;
         let account = ClassWriter::new("account_change")?;
-        let api_cols = (Base::resolve(&api.writer)?, ApiExtra::resolve(&api.writer)?);
-        let auth_cols = (Base::resolve(&auth.writer)?, Target::resolve(&auth.writer)?, AuthExtra::resolve(&auth.writer)?);
-        let account_cols = (Base::resolve(&account.writer)?, Target::resolve(&account.writer)?, AcctExtra::resolve(&account.writer)?);
+        let api_cols = (Common::resolve(&api.writer)?, ApiExtra::resolve(&api.writer)?);
+        let auth_cols = (Common::resolve(&auth.writer)?, Target::resolve(&auth.writer)?, AuthExtra::resolve(&auth.writer)?);
+        let account_cols = (Common::resolve(&account.writer)?, Target::resolve(&account.writer)?, AcctExtra::resolve(&account.writer)?);
         let w = Writers {
             api: (api, api_cols.0, api_cols.1),
             auth: (auth, auth_cols.0, auth_cols.1, auth_cols.2),
@@ -482,21 +461,9 @@ impl Normalizer for CloudTrail {
     }
 }
 
-fn severity(w: &mut BatchWriter, c: &Base, id: i32) {
-    w.i32(c.severity_id, id);
-    w.str(c.severity, match id {
-        1 => "Informational",
-        2 => "Low",
-        3 => "Medium",
-        4 => "High",
-        5 => "Critical",
-        6 => "Fatal",
-        _ => "Unknown",
-    });
-}
-
-fn write_base(w: &mut BatchWriter, class: &ClassDef, c: &Base, r: &Rec<'_>, activity: i32, (buf, mapped): (&mut Vec<u8>, &Consumption), unmapped: &mut Vec<u8>) {
+fn write_base(w: &mut BatchWriter, class: &ClassDef, cols: &Common, r: &Rec<'_>, activity: i32, (buf, mapped): (&mut Vec<u8>, &Consumption), unmapped: &mut Vec<u8>) {
     let v = r.v;
+    let (h, c) = (&cols.h, &cols.c);
     // For Other (99) OCSF wants the source's own word: the event name, or for an Insights event
     // its type and state ("ApiCallRateInsight Start").
     let insight_label;
@@ -508,21 +475,9 @@ fn write_base(w: &mut BatchWriter, class: &ClassDef, c: &Base, r: &Rec<'_>, acti
         (99, None) => r.name,
         _ => class.activity_name(activity).unwrap_or("Other"),
     };
-    w.i32(c.activity_id, activity);
-    w.str(c.activity_name, activity_name);
-    w.i32(c.category_uid, class.category_uid);
-    w.str(c.category_name, &class.category_name);
-    w.i32(c.class_uid, class.uid);
-    w.str(c.class_name, &class.caption);
-    w.i64(c.type_uid, class.type_uid(activity));
-    buf.clear();
-    buf.extend_from_slice(class.caption.as_bytes());
-    buf.extend_from_slice(b": ");
-    buf.extend_from_slice(class.activity_name(activity).unwrap_or("Other").as_bytes());
-    w.str(c.type_name, std::str::from_utf8(buf).unwrap_or_default());
-    severity(w, c, 1);
-    w.i64(c.time, r.time);
-    w.ts(c.time_dt, r.time);
+    h.classify(w, class, activity, Some(activity_name));
+    h.severity(w, 1);
+    h.time(w, r.time);
 
     // Outcome: an errorCode, or a console sign-in answered "Failure".
     let console_failed = str_of(v.path(&["responseElements", "ConsoleLogin"])) == Some("Failure");
@@ -544,36 +499,27 @@ fn write_base(w: &mut BatchWriter, class: &ClassDef, c: &Base, r: &Rec<'_>, acti
 
     // Metadata.
     if let Some(id) = str_of(v.get("eventID")) {
-        w.str(c.md_uid, id);
+        w.str(h.md_uid, id);
     }
-    w.str(c.md_version, ocelot_schemas::OCSF_VERSION);
-    w.str(c.md_product, "CloudTrail");
-    w.str(c.md_vendor, "AWS");
-    w.str(c.md_log_provider, "CloudTrail");
+    h.product(w, "CloudTrail", "AWS", &["cloud", "datetime"]);
+    w.str(h.md_log_provider, "CloudTrail");
     if let Some(cat) = str_of(v.get("eventCategory")) {
-        w.str(c.md_feature, cat);
-        w.str(c.md_log_name, cat);
+        w.str(h.md_feature, cat);
+        w.str(h.md_log_name, cat);
     }
     if let Some(ver) = str_of(v.get("eventVersion")) {
         // The record format version; the ocsf-examples mappings put it in product.version.
-        w.str(c.md_log_version, ver);
-        w.str(c.md_product_version, ver);
+        w.str(h.md_log_version, ver);
+        w.str(h.md_product_version, ver);
     }
     if let Some(t) = str_of(v.get("eventType")) {
-        w.str(c.md_event_code, t);
+        w.str(h.md_event_code, t);
     }
-    w.str(c.md_original_time, r.time_text);
-    w.push_str(c.md_profiles, "cloud");
-    w.push_str(c.md_profiles, "datetime");
+    w.str(h.md_original_time, r.time_text);
 
     // Cloud.
-    w.str(c.cloud_provider, "AWS");
-    if let Some(region) = r.region {
-        w.str(c.cloud_region, region);
-    }
-    if let Some(acct) = str_of(v.get("recipientAccountId")).or_else(|| str_of(v.path(&["userIdentity", "accountId"]))) {
-        w.str(c.cloud_account, acct);
-    }
+    let account = str_of(v.get("recipientAccountId")).or_else(|| str_of(v.path(&["userIdentity", "accountId"])));
+    h.aws(w, r.region, account);
 
     // Actor. Service events (no user identity, or one without a principal) are acted by the
     // service: `actor.invoked_by` names it, so OCSF's required actor is never empty.
@@ -630,13 +576,13 @@ fn write_base(w: &mut BatchWriter, class: &ClassDef, c: &Base, r: &Rec<'_>, acti
 
     // Observables: the values analysts pivot on.
     if let Some(ip) = &ip_seen {
-        observable(w, c, "src_endpoint.ip", "IP Address", 2, ip);
+        h.observable(w, "src_endpoint.ip", obs::IP, ip);
     }
     if let Some(d) = domain_seen {
-        observable(w, c, "src_endpoint.domain", "Hostname", 1, d);
+        h.observable(w, "src_endpoint.domain", obs::HOSTNAME, d);
     }
     if let Some(name) = user_name {
-        observable(w, c, "actor.user.name", "User Name", 4, name);
+        h.observable(w, "actor.user.name", obs::USER_NAME, name);
     }
 
     unmapped.clear();
@@ -661,7 +607,7 @@ fn write_base(w: &mut BatchWriter, class: &ClassDef, c: &Base, r: &Rec<'_>, acti
         }
     };
     if write_members_except(v.raw, consumed, unmapped) {
-        w.str(c.unmapped, std::str::from_utf8(unmapped).unwrap_or_default());
+        w.str(h.unmapped, std::str::from_utf8(unmapped).unwrap_or_default());
     }
 }
 
@@ -688,21 +634,14 @@ fn find_agent<'r>(agents: &'r Registry, scratch: &mut Scratch, tags: &mut Vec<St
 }
 
 /// A recognized agent is the actor's app, and a label (`agent:<name>`).
-fn write_agent(w: &mut BatchWriter, c: &Base, agent: Option<&AgentRule>) {
+fn write_agent(w: &mut BatchWriter, cols: &Common, agent: Option<&AgentRule>) {
     let Some(a) = agent else { return };
+    let (h, c) = (&cols.h, &cols.c);
     w.str(c.app_name, &a.name);
     w.str(c.app_uid, a.uid.as_deref().unwrap_or(&a.name));
-    w.push_str(c.md_labels, &format!("agent:{}", a.name));
+    w.push_str(h.md_labels, &format!("agent:{}", a.name));
 }
 
-fn observable(w: &mut BatchWriter, c: &Base, name: &str, kind: &str, type_id: i32, value: &str) {
-    w.begin_item(c.observables);
-    w.str(c.obs_name, name);
-    w.str(c.obs_type, kind);
-    w.i32(c.obs_type_id, type_id);
-    w.str(c.obs_value, value);
-    w.end_item(c.observables);
-}
 
 /// Who a record says acted, from `userIdentity` (and, for IAM Identity Center sign-ins,
 /// `onBehalfOf` and `additionalEventData.UserName`).

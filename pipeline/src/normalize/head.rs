@@ -66,11 +66,15 @@ impl Head {
         w.i32(self.class_uid, class.uid);
         w.str(self.class_name, &class.caption);
         w.i64(self.type_uid, class.type_uid(activity));
-        let mut type_name = String::with_capacity(class.caption.len() + caption.len() + 2);
-        type_name.push_str(&class.caption);
-        type_name.push_str(": ");
-        type_name.push_str(caption);
-        w.str(self.type_name, &type_name);
+        // "<Class>: <Activity>", built in a reused buffer: this runs once per event.
+        thread_local!(static TYPE_NAME: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) });
+        TYPE_NAME.with_borrow_mut(|t| {
+            t.clear();
+            t.push_str(&class.caption);
+            t.push_str(": ");
+            t.push_str(caption);
+            w.str(self.type_name, t);
+        });
     }
 
     pub fn severity(&self, w: &mut BatchWriter, id: i32) {

@@ -1,7 +1,7 @@
 //! AWS WAF web ACL logs (WAFv2 and Classic) to OCSF 1.8.0 HTTP Activity (4002) with the
 //! `security_control` profile. The mapping and its reasons: `docs/mappings/waf.md`.
 
-use ocelot_schemas::WriterError;
+use ocelot_schemas::{BatchWriter, WriterError};
 use simd_json::BorrowedValue;
 
 use super::columns::columns;
@@ -110,11 +110,7 @@ impl Waf {
         w.str(h.md_log_name, "GetSampledRequests");
         h.aws(w, None, None);
         if let Some(act) = str_of(get(v, "Action")) {
-            let (aid, a, did, d) = action(act);
-            w.i32(c.action_id, aid);
-            w.str(c.action, a);
-            w.i32(c.disposition_id, did);
-            w.str(c.disposition, d);
+            write_action(w, c, act);
         }
         // `AWS#AWSManagedRulesSQLiRuleSet#SQLi_BODY`: the rule group, then the rule.
         if let Some(rule) = str_of(get(v, "RuleNameWithinRuleGroup")).filter(|r| !r.is_empty()) {
@@ -143,21 +139,7 @@ impl Waf {
         if let Some(u) = str_of(get(req, "URI")) {
             w.str(c.url_path, u);
         }
-        let mut host = None;
-        if let Some(BorrowedValue::Array(headers)) = get(req, "Headers") {
-            for hd in headers.iter() {
-                let (Some(name), Some(value)) = (str_of(get(hd, "Name")), str_of(get(hd, "Value"))) else { continue };
-                w.begin_item(c.headers);
-                w.str(c.header_name, name);
-                w.str(c.header_value, value);
-                w.end_item(c.headers);
-                if name.eq_ignore_ascii_case("user-agent") {
-                    w.str(c.user_agent, value);
-                } else if name.eq_ignore_ascii_case("host") {
-                    host = Some(value);
-                }
-            }
-        }
+        let host = write_headers(w, c, get(req, "Headers"), ("Name", "Value"));
         if let Some(hn) = host {
             w.str(c.url_host, hn);
             h.observable(w, "http_request.url.hostname", obs::HOSTNAME, hn);
@@ -170,20 +152,45 @@ impl Waf {
     }
 }
 
+/// The action and disposition of a WAF action word.
+fn write_action(w: &mut BatchWriter, c: &Http, act: &str) {
+    let (aid, a, did, d) = action(act);
+    w.i32(c.action_id, aid);
+    w.str(c.action, a);
+    w.i32(c.disposition_id, did);
+    w.str(c.disposition, d);
+}
+
+/// Every header as sent (logs write `name`/`value`, the API `Name`/`Value`); the ones OCSF
+/// names get their own fields too. Returns the Host header.
+fn write_headers<'v>(w: &mut BatchWriter, c: &Http, headers: Option<&'v BorrowedValue<'_>>, (name_key, value_key): (&str, &str)) -> Option<&'v str> {
+    let Some(BorrowedValue::Array(headers)) = headers else { return None };
+    let mut host = None;
+    for hd in headers.iter() {
+        let (Some(name), Some(value)) = (str_of(get(hd, name_key)), str_of(get(hd, value_key))) else { continue };
+        w.begin_item(c.headers);
+        w.str(c.header_name, name);
+        w.str(c.header_value, value);
+        w.end_item(c.headers);
+        if name.eq_ignore_ascii_case("user-agent") {
+            w.str(c.user_agent, value);
+        } else if name.eq_ignore_ascii_case("referer") {
+            w.str(c.referrer, value);
+        } else if name.eq_ignore_ascii_case("host") {
+            host = Some(value);
+        } else if name.eq_ignore_ascii_case("x-forwarded-for") {
+            for ip in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                w.push_str(c.xff, ip);
+            }
+        }
+    }
+    host
+}
+
 /// HTTP Activity's activity from the request method.
 fn method_activity(method: &str) -> i32 {
-    match method.to_ascii_uppercase().as_str() {
-        "CONNECT" => 1,
-        "DELETE" => 2,
-        "GET" => 3,
-        "HEAD" => 4,
-        "OPTIONS" => 5,
-        "POST" => 6,
-        "PUT" => 7,
-        "TRACE" => 8,
-        "PATCH" => 9,
-        _ => 99,
-    }
+    const METHODS: [(&str, i32); 9] = [("GET", 3), ("POST", 6), ("PUT", 7), ("DELETE", 2), ("HEAD", 4), ("OPTIONS", 5), ("PATCH", 9), ("CONNECT", 1), ("TRACE", 8)];
+    METHODS.iter().find(|(m, _)| m.eq_ignore_ascii_case(method)).map_or(99, |(_, id)| *id)
 }
 
 /// (action_id, action, disposition_id, disposition) of a WAF action. CAPTCHA and CHALLENGE
@@ -254,11 +261,7 @@ impl Normalizer for Waf {
         // What was done.
         let act = str_of(get(v, "action")).unwrap_or("");
         if !act.is_empty() {
-            let (aid, a, did, d) = action(act);
-            w.i32(c.action_id, aid);
-            w.str(c.action, a);
-            w.i32(c.disposition_id, did);
-            w.str(c.disposition, d);
+            write_action(w, c, act);
         }
         let rule = str_of(get(v, "terminatingRuleId"));
         write_rule(w, c, v, rule);
@@ -299,28 +302,7 @@ impl Normalizer for Waf {
         }
         // The host is the Host header the client sent; `httpRequest.host` (newer logs) only
         // stands in when there is none, and stays in `unmapped` either way.
-        let mut host = None;
-        if let Some(BorrowedValue::Array(headers)) = get(req, "headers") {
-            for hd in headers.iter() {
-                let (Some(name), Some(value)) = (str_of(get(hd, "name")), str_of(get(hd, "value"))) else { continue };
-                // Every header is kept as sent; the ones OCSF names get their own fields too.
-                w.begin_item(c.headers);
-                w.str(c.header_name, name);
-                w.str(c.header_value, value);
-                w.end_item(c.headers);
-                if name.eq_ignore_ascii_case("user-agent") {
-                    w.str(c.user_agent, value);
-                } else if name.eq_ignore_ascii_case("referer") {
-                    w.str(c.referrer, value);
-                } else if name.eq_ignore_ascii_case("host") {
-                    host = Some(value);
-                } else if name.eq_ignore_ascii_case("x-forwarded-for") {
-                    for ip in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                        w.push_str(c.xff, ip);
-                    }
-                }
-            }
-        }
+        let host = write_headers(w, c, get(req, "headers"), ("name", "value"));
         let host = host.or_else(|| str_of(get(req, "host")).filter(|s| !s.is_empty()));
         let scheme = str_of(get(req, "scheme")).filter(|s| !s.is_empty());
         if let Some(hn) = host {
@@ -408,7 +390,7 @@ fn ja4_tls_version(ja4: &str) -> Option<&'static str> {
 
 /// The terminating rule: its id and type, what matched, and the rule group or rate-based
 /// rule it belongs to.
-fn write_rule(w: &mut ocelot_schemas::BatchWriter, c: &Http, v: &BorrowedValue<'_>, rule: Option<&str>) {
+fn write_rule(w: &mut BatchWriter, c: &Http, v: &BorrowedValue<'_>, rule: Option<&str>) {
     let Some(rule) = rule else { return };
     w.str(c.fw_uid, rule);
     if let Some(t) = str_of(get(v, "terminatingRuleType")) {
