@@ -187,6 +187,7 @@ impl Normalizer for AgentLogs {
     }
 
     fn append(&mut self, v: &BorrowedValue<'_>, _origin: &Origin) -> Result<(), String> {
+        let mut consumed = None;
         let e = if let Some(span) = get(v, "span") {
             otlp_span(span, get(v, "resource"))?
         } else if let Some(log) = get(v, "logRecord") {
@@ -195,12 +196,10 @@ impl Normalizer for AgentLogs {
             mcp(v, None)?
         } else if let Some(msg) = get(v, "message").filter(|m| get(m, "jsonrpc").is_some()) {
             mcp(msg, Some(v))?
-        } else if str_of(get(v, "schemaType")) == Some("ModelInvocationLog") {
-            super::ai_logs::bedrock(v)?
-        } else if str_of(get(v, "object")) == Some("organization.audit_log") || get(v, "effective_at").is_some() && get(v, "actor").is_some() {
-            super::ai_logs::openai(v)?
-        } else if get(v, "organization_id").is_some() && get(v, "actor").is_some() {
-            super::ai_logs::anthropic(v)?
+        } else if let Some(f) = super::ai_logs::format(v) {
+            let (e, m) = super::ai_logs::parse(f, v)?;
+            consumed = Some(m);
+            e
         } else {
             return Err("not an agent record: expected an OTLP span or log record, an MCP JSON-RPC message, a Bedrock model invocation log, or an Anthropic / OpenAI audit log entry".into());
         };
@@ -210,7 +209,7 @@ impl Normalizer for AgentLogs {
         let h = &self.head;
         let w = &mut self.cw.writer;
         self.buf.clear();
-        let written = match super::ai_logs::mapped(v) {
+        let written = match consumed {
             Some(m) => crate::json::write_unmapped(v, m, &[], &mut self.buf),
             None => unmapped(v, &mut self.buf),
         };

@@ -11,27 +11,55 @@ use super::agent::{verb_activity, Event};
 use super::time::parse_time_ms;
 use crate::json::{get, get_path, i64_of, str_of, Mapped};
 
-/// What each format's mapping consumes (the rest goes to `unmapped`), by the record's format.
-pub(super) fn mapped(v: &BorrowedValue<'_>) -> Option<&'static Mapped> {
+/// The AI services' log formats this module reads.
+#[derive(Clone, Copy)]
+pub(crate) enum Format {
+    Bedrock,
+    OpenAi,
+    Anthropic,
+}
+
+/// Which format a record is in, from the keys only it has (used by `auto` too).
+pub(crate) fn format(v: &BorrowedValue<'_>) -> Option<Format> {
+    if str_of(get(v, "schemaType")) == Some("ModelInvocationLog") {
+        Some(Format::Bedrock)
+    } else if get(v, "actor").is_none() {
+        None
+    } else if str_of(get(v, "object")) == Some("organization.audit_log") || get(v, "effective_at").is_some() {
+        Some(Format::OpenAi)
+    } else if get(v, "organization_id").is_some() {
+        Some(Format::Anthropic)
+    } else {
+        None
+    }
+}
+
+/// Parses a record of a known format, with what its mapping consumes (the rest goes to
+/// `unmapped`).
+pub(super) fn parse<'v>(f: Format, v: &'v BorrowedValue<'v>) -> Result<(Event<'v>, &'static Mapped), String> {
     static BEDROCK: OnceLock<Mapped> = OnceLock::new();
     static OPENAI: OnceLock<Mapped> = OnceLock::new();
     static ANTHROPIC: OnceLock<Mapped> = OnceLock::new();
-    if str_of(get(v, "schemaType")) == Some("ModelInvocationLog") {
-        return Some(BEDROCK.get_or_init(|| {
-            Mapped::new(&["timestamp", "accountId", "region", "requestId", "operation", "modelId", "identity.arn", "input.inputBodyJson", "output.outputBodyJson", "input.inputTokenCount", "output.outputTokenCount"])
-        }));
-    }
-    if get(v, "effective_at").is_some() && get(v, "actor").is_some() {
-        return Some(OPENAI.get_or_init(|| {
-            Mapped::new(&["id", "type", "effective_at", "actor.session.user.id", "actor.session.user.email", "actor.session.ip_address", "actor.session.user_agent", "actor.api_key.id", "actor.api_key.user.id", "actor.api_key.user.email"])
-        }));
-    }
-    if get(v, "organization_id").is_some() && get(v, "actor").is_some() {
-        return Some(ANTHROPIC.get_or_init(|| {
-            Mapped::new(&["id", "type", "created_at", "actor.user_id", "actor.email_address", "actor.api_key_id", "actor.ip_address", "actor.user_agent", "mcp_server_id", "mcp_server_name", "resource_id", "resource_type", "target_id", "target_type"])
-        }));
-    }
-    None
+    Ok(match f {
+        Format::Bedrock => (
+            bedrock(v)?,
+            BEDROCK.get_or_init(|| {
+                Mapped::new(&["timestamp", "accountId", "region", "requestId", "operation", "modelId", "identity.arn", "input.inputBodyJson", "output.outputBodyJson", "input.inputTokenCount", "output.outputTokenCount"])
+            }),
+        ),
+        Format::OpenAi => (
+            openai(v)?,
+            OPENAI.get_or_init(|| {
+                Mapped::new(&["id", "type", "effective_at", "actor.session.user.id", "actor.session.user.email", "actor.session.ip_address", "actor.session.user_agent", "actor.api_key.id", "actor.api_key.user.id", "actor.api_key.user.email"])
+            }),
+        ),
+        Format::Anthropic => (
+            anthropic(v)?,
+            ANTHROPIC.get_or_init(|| {
+                Mapped::new(&["id", "type", "created_at", "actor.user_id", "actor.email_address", "actor.api_key_id", "actor.ip_address", "actor.user_agent", "mcp_server_id", "mcp_server_name", "resource_id", "resource_type", "target_id", "target_type"])
+            }),
+        ),
+    })
 }
 
 /// The activity an audit event's verb names: created, deleted, updated, viewed...
@@ -46,7 +74,7 @@ fn audit_activity(verb: &str) -> i32 {
 }
 
 /// A Bedrock model invocation log record: the model call.
-pub(super) fn bedrock<'v>(v: &'v BorrowedValue<'v>) -> Result<Event<'v>, String> {
+fn bedrock<'v>(v: &'v BorrowedValue<'v>) -> Result<Event<'v>, String> {
     let t = str_of(get(v, "timestamp")).ok_or("bad Bedrock invocation log: no timestamp")?;
     let time = parse_time_ms(t).ok_or_else(|| format!("bad Bedrock invocation log: timestamp `{t}` is not a time"))?;
     let op = str_of(get(v, "operation")).ok_or("bad Bedrock invocation log: no operation")?;
@@ -78,7 +106,7 @@ pub(super) fn bedrock<'v>(v: &'v BorrowedValue<'v>) -> Result<Event<'v>, String>
 }
 
 /// An OpenAI organisation audit log entry (`/v1/organization/audit_logs`).
-pub(super) fn openai<'v>(v: &'v BorrowedValue<'v>) -> Result<Event<'v>, String> {
+fn openai<'v>(v: &'v BorrowedValue<'v>) -> Result<Event<'v>, String> {
     let kind = str_of(get(v, "type")).ok_or("bad OpenAI audit log entry: no type")?;
     let secs = i64_of(get(v, "effective_at")).ok_or("bad OpenAI audit log entry: effective_at is not epoch seconds")?;
     let mut e = Event { time: secs * 1000, product: "OpenAI Platform", vendor: "OpenAI", ..Default::default() };
@@ -106,7 +134,7 @@ pub(super) fn openai<'v>(v: &'v BorrowedValue<'v>) -> Result<Event<'v>, String> 
 }
 
 /// An Anthropic organisation activity (audit) log entry.
-pub(super) fn anthropic<'v>(v: &'v BorrowedValue<'v>) -> Result<Event<'v>, String> {
+fn anthropic<'v>(v: &'v BorrowedValue<'v>) -> Result<Event<'v>, String> {
     let kind = str_of(get(v, "type")).ok_or("bad Anthropic audit log entry: no type")?;
     let t = str_of(get(v, "created_at")).ok_or("bad Anthropic audit log entry: no created_at")?;
     let time = parse_time_ms(t).ok_or_else(|| format!("bad Anthropic audit log entry: created_at `{t}` is not RFC 3339"))?;

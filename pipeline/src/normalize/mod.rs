@@ -129,10 +129,7 @@ pub fn detect(v: &BorrowedValue<'_>) -> Option<&'static str> {
     }
     // Agent telemetry: OTLP spans / log records (split by the decoder), MCP JSON-RPC.
     // Bedrock model invocation logs; Anthropic and OpenAI organisation audit logs.
-    if has("span") && has("resource") || has("logRecord") && has("resource") || has("jsonrpc") || crate::json::get(v, "message").is_some_and(|m| crate::json::get(m, "jsonrpc").is_some())
-        || crate::json::str_of(crate::json::get(v, "schemaType")) == Some("ModelInvocationLog")
-        || has("actor") && (has("effective_at") || has("organization_id"))
-    {
+    if has("span") && has("resource") || has("logRecord") && has("resource") || has("jsonrpc") || crate::json::get(v, "message").is_some_and(|m| crate::json::get(m, "jsonrpc").is_some()) || ai_logs::format(v).is_some() {
         return Some("agent");
     }
     // Security Hub findings (ASFF).
