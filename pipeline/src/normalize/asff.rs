@@ -472,56 +472,99 @@ fn write_remediation(w: &mut BatchWriter, c: &Remediation, v: &BorrowedValue<'_>
 /// GuardDuty (and kin) say what they saw in `Action`: an API call, a connection, a probe, a
 /// DNS request. Each is one evidence.
 fn write_evidence(w: &mut BatchWriter, h: &Head, e: &Evidence, v: &BorrowedValue<'_>) {
-    let Some(action) = get(v, "Action") else {
-        write_guardduty_product_fields(w, h, e, v);
-        return;
+    match get(v, "Action") {
+        Some(action) => write_action(w, h, e, action, &ActionKeys::ASFF),
+        None => write_guardduty_product_fields(w, h, e, v),
+    }
+}
+
+/// The key names of a GuardDuty-style action: ASFF writes them in PascalCase, GuardDuty's own
+/// findings in lowerCamelCase; the shape is the same.
+pub(super) struct ActionKeys {
+    api_call: &'static str,
+    api: &'static str,
+    service: &'static str,
+    error: &'static str,
+    remote: &'static str,
+    ipv4: &'static str,
+    country: [&'static str; 2],
+    city: [&'static str; 2],
+    network: &'static str,
+    remote_port: &'static str,
+    local_port: &'static str,
+    port: &'static str,
+    protocol: &'static str,
+    direction: &'static str,
+    probe: [&'static str; 2],
+    dns: [&'static str; 2],
+}
+
+impl ActionKeys {
+    pub(super) const ASFF: ActionKeys = ActionKeys {
+        api_call: "AwsApiCallAction", api: "Api", service: "ServiceName", error: "ErrorCode", remote: "RemoteIpDetails", ipv4: "IpAddressV4",
+        country: ["Country", "CountryName"], city: ["City", "CityName"], network: "NetworkConnectionAction", remote_port: "RemotePortDetails",
+        local_port: "LocalPortDetails", port: "Port", protocol: "Protocol", direction: "ConnectionDirection", probe: ["PortProbeAction", "PortProbeDetails"],
+        dns: ["DnsRequestAction", "Domain"],
     };
-    let remote = |a, w: &mut BatchWriter| remote_ip(a, w, e);
+    pub(super) const GUARDDUTY: ActionKeys = ActionKeys {
+        api_call: "awsApiCallAction", api: "api", service: "serviceName", error: "errorCode", remote: "remoteIpDetails", ipv4: "ipAddressV4",
+        country: ["country", "countryName"], city: ["city", "cityName"], network: "networkConnectionAction", remote_port: "remotePortDetails",
+        local_port: "localPortDetails", port: "port", protocol: "protocol", direction: "connectionDirection", probe: ["portProbeAction", "portProbeDetails"],
+        dns: ["dnsRequestAction", "domain"],
+    };
+}
+
+/// What GuardDuty (and kin) saw, as evidence: an API call, a connection, port probes, a DNS
+/// request, one evidence each. GuardDuty writes empty objects for the kinds of action that did
+/// not happen: those give none.
+pub(super) fn write_action(w: &mut BatchWriter, h: &Head, e: &Evidence, action: &BorrowedValue<'_>, k: &ActionKeys) {
     let mut ips = Vec::new();
-    if let Some(api) = get(action, "AwsApiCallAction").filter(|a| get(a, "Api").is_some()) {
+    let port = |a: &BorrowedValue<'_>, key: &str| i64_of(get_path(a, &[key, k.port])).and_then(|p| i32::try_from(p).ok());
+    let has_ip = |a: &BorrowedValue<'_>| get_path(a, &[k.remote, k.ipv4]).is_some();
+    if let Some(api) = get(action, k.api_call).filter(|a| get(a, k.api).is_some()) {
         w.begin_item(e.evidences);
-        if let Some(op) = str_of(get(api, "Api")) {
-            w.str(e.api_operation, op);
+        for (col, key) in [(e.api_operation, k.api), (e.api_service, k.service), (e.api_error, k.error)] {
+            if let Some(s) = str_of(get(api, key)) {
+                w.str(col, s);
+            }
         }
-        if let Some(s) = str_of(get(api, "ServiceName")) {
-            w.str(e.api_service, s);
-        }
-        ips.extend(remote(api, w));
+        ips.extend(remote_ip(api, w, e, k));
         w.end_item(e.evidences);
     }
-    // GuardDuty writes empty objects for the kinds of action that did not happen.
-    let port = |a: &BorrowedValue<'_>, key: &str| i64_of(get_path(a, &[key, "Port"])).and_then(|p| i32::try_from(p).ok());
-    let net = get(action, "NetworkConnectionAction").filter(|n| get_path(n, &["RemoteIpDetails", "IpAddressV4"]).is_some() || port(n, "LocalPortDetails").is_some());
-    if let Some(net) = net {
+    if let Some(net) = get(action, k.network).filter(|n| has_ip(n) || port(n, k.local_port).is_some()) {
         w.begin_item(e.evidences);
-        ips.extend(remote(net, w));
-        if let Some(p) = port(net, "RemotePortDetails") {
+        ips.extend(remote_ip(net, w, e, k));
+        if let Some(p) = port(net, k.remote_port) {
             w.i32(e.src_port, p);
         }
-        if let Some(p) = port(net, "LocalPortDetails") {
+        if let Some(p) = port(net, k.local_port) {
             w.i32(e.dst_port, p);
         }
-        if let Some(p) = str_of(get(net, "Protocol")) {
+        if let Some(p) = str_of(get(net, k.protocol)) {
             w.str(e.protocol, p);
         }
-        match str_of(get(net, "ConnectionDirection")) {
-            Some("INBOUND") => (w.i32(e.direction_id, 1), w.str(e.direction, "Inbound")),
-            Some("OUTBOUND") => (w.i32(e.direction_id, 2), w.str(e.direction, "Outbound")),
-            _ => ((), ()),
+        let direction = match str_of(get(net, k.direction)) {
+            Some("INBOUND") => Some((1, "Inbound")),
+            Some("OUTBOUND") => Some((2, "Outbound")),
+            _ => None,
         };
+        if let Some((id, name)) = direction {
+            w.i32(e.direction_id, id);
+            w.str(e.direction, name);
+        }
         w.end_item(e.evidences);
     }
-    if let Some(BorrowedValue::Array(probes)) = get_path(action, &["PortProbeAction", "PortProbeDetails"]) {
-        for p in probes.iter().filter(|p| get_path(p, &["RemoteIpDetails", "IpAddressV4"]).is_some()) {
+    if let Some(BorrowedValue::Array(probes)) = get_path(action, &k.probe) {
+        for p in probes.iter().filter(|p| has_ip(p)) {
             w.begin_item(e.evidences);
-            ips.extend(remote(p, w));
-            if let Some(p) = port(p, "LocalPortDetails") {
-                w.i32(e.dst_port, p);
+            ips.extend(remote_ip(p, w, e, k));
+            if let Some(port) = port(p, k.local_port) {
+                w.i32(e.dst_port, port);
             }
             w.end_item(e.evidences);
         }
     }
-    if let Some(d) = str_of(get_path(action, &["DnsRequestAction", "Domain"])) {
+    if let Some(d) = str_of(get_path(action, &k.dns)) {
         w.begin_item(e.evidences);
         w.str(e.query, d);
         w.end_item(e.evidences);
@@ -561,15 +604,16 @@ fn write_guardduty_product_fields(w: &mut BatchWriter, h: &Head, e: &Evidence, v
 }
 
 /// The remote side of an action: the source endpoint. Returns its IP.
-fn remote_ip<'v>(a: &'v BorrowedValue<'_>, w: &mut BatchWriter, e: &Evidence) -> Option<&'v str> {
-    let ip = str_of(get_path(a, &["RemoteIpDetails", "IpAddressV4"]));
+fn remote_ip<'v>(a: &'v BorrowedValue<'_>, w: &mut BatchWriter, e: &Evidence, k: &ActionKeys) -> Option<&'v str> {
+    let remote = get(a, k.remote)?;
+    let ip = str_of(get(remote, k.ipv4));
     if let Some(ip) = ip {
         w.str(e.src_ip, ip);
     }
-    if let Some(c) = str_of(get_path(a, &["RemoteIpDetails", "Country", "CountryName"])) {
+    if let Some(c) = str_of(get_path(remote, &k.country)) {
         w.str(e.src_country, c);
     }
-    if let Some(c) = str_of(get_path(a, &["RemoteIpDetails", "City", "CityName"])) {
+    if let Some(c) = str_of(get_path(remote, &k.city)) {
         w.str(e.src_city, c);
     }
     ip

@@ -3,10 +3,10 @@
 //! come through Security Hub are ASFF (`asff.rs`); both give the same `finding_info.uid` (the
 //! finding ARN), so the two routes meet. The mapping: `docs/mappings/guardduty.md`.
 
-use ocelot_schemas::{BatchWriter, WriterError};
+use ocelot_schemas::WriterError;
 use simd_json::BorrowedValue;
 
-use super::asff::{both, Evidence, Finding};
+use super::asff::{both, write_action, ActionKeys, Evidence, Finding};
 use super::columns::columns;
 use super::head::{obs, Head};
 use super::time::parse_time_ms;
@@ -183,7 +183,7 @@ impl Normalizer for GuardDuty {
         }
 
         if let Some(action) = service.and_then(|s| get(s, "action")) {
-            write_action(w, h, e, action);
+            write_action(w, h, e, action, &ActionKeys::GUARDDUTY);
         }
 
         h.finish_row(w, v, &self.mapped, &mut self.buf);
@@ -196,69 +196,6 @@ impl Normalizer for GuardDuty {
 
     fn take_batches(&mut self) -> Result<Vec<OcsfBatch>, WriterError> {
         self.cw.batches()
-    }
-}
-
-/// What GuardDuty saw, as evidence: an API call, a connection, a DNS request.
-fn write_action(w: &mut BatchWriter, h: &Head, e: &Evidence, action: &BorrowedValue<'_>) {
-    let remote = |a: &BorrowedValue<'_>, w: &mut BatchWriter| -> Option<String> {
-        let ip = str_of(get_path(a, &["remoteIpDetails", "ipAddressV4"]));
-        if let Some(ip) = ip {
-            w.str(e.src_ip, ip);
-        }
-        if let Some(c) = str_of(get_path(a, &["remoteIpDetails", "country", "countryName"])) {
-            w.str(e.src_country, c);
-        }
-        if let Some(c) = str_of(get_path(a, &["remoteIpDetails", "city", "cityName"])) {
-            w.str(e.src_city, c);
-        }
-        ip.map(str::to_string)
-    };
-    let mut ips = Vec::new();
-    if let Some(api) = get(action, "awsApiCallAction").filter(|a| get(a, "api").is_some()) {
-        w.begin_item(e.evidences);
-        for (col, key) in [(e.api_operation, "api"), (e.api_service, "serviceName"), (e.api_error, "errorCode")] {
-            if let Some(s) = str_of(get(api, key)) {
-                w.str(col, s);
-            }
-        }
-        ips.extend(remote(api, w));
-        w.end_item(e.evidences);
-    }
-    if let Some(net) = get(action, "networkConnectionAction").filter(|n| get_path(n, &["remoteIpDetails", "ipAddressV4"]).is_some()) {
-        w.begin_item(e.evidences);
-        ips.extend(remote(net, w));
-        let port = |key: &str| i64_of(get_path(net, &[key, "port"])).and_then(|p| i32::try_from(p).ok());
-        if let Some(p) = port("remotePortDetails") {
-            w.i32(e.src_port, p);
-        }
-        if let Some(p) = port("localPortDetails") {
-            w.i32(e.dst_port, p);
-        }
-        if let Some(p) = str_of(get(net, "protocol")) {
-            w.str(e.protocol, p);
-        }
-        match str_of(get(net, "connectionDirection")) {
-            Some("INBOUND") => {
-                w.i32(e.direction_id, 1);
-                w.str(e.direction, "Inbound");
-            }
-            Some("OUTBOUND") => {
-                w.i32(e.direction_id, 2);
-                w.str(e.direction, "Outbound");
-            }
-            _ => {}
-        }
-        w.end_item(e.evidences);
-    }
-    if let Some(d) = str_of(get_path(action, &["dnsRequestAction", "domain"])) {
-        w.begin_item(e.evidences);
-        w.str(e.query, d);
-        w.end_item(e.evidences);
-        h.observable(w, "evidences.query.hostname", obs::HOSTNAME, d);
-    }
-    for ip in ips {
-        h.observable(w, "evidences.src_endpoint.ip", obs::IP, &ip);
     }
 }
 
