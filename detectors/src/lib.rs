@@ -1,3 +1,9 @@
-//! Ocelot's detection engine: SQL (DataFusion) and pattern/Sigma detectors over OCSF Arrow
-//! batches, emitting OCSF Detection Findings. Not built yet; the crate holds its place in the
-//! one-way dependency chain `schemas <- detectors <- pipeline <- ocelot`.
+//! Ocelot's detection engine over OCSF Arrow batches: Sigma rules (compiled to one
+//! regex-automata automaton per field), their correlations, and OCSF Detection Findings.
+
+pub mod fields;
+pub mod rule;
+pub mod sigma;
+
+pub use rule::{Attack, RuleMeta, Severity};
+pub use sigma::{Hit, LoadOptions, SigmaSet};

@@ -1,0 +1,231 @@
+//! Sigma rules over OCSF batches. rsigma-parser reads the YAML and conditions; this module
+//! compiles every rule's string matching into one regex-automata automaton per field (one pass
+//! per field value finds every pattern of every rule that matches it), and evaluates conditions
+//! per row. A prefilter on `eventName`/`eventSource` picks the rules a row can match before any
+//! other field is read.
+
+mod compile;
+mod correlate;
+mod values;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use arrow::array::RecordBatch;
+use regex_automata::meta::Regex;
+use regex_automata::{Input, PatternSet};
+
+use crate::fields::{BatchFields, RowJson, Source};
+use crate::rule::RuleMeta;
+pub use compile::Compiled;
+pub use correlate::{Aggregation, Correlation};
+use values::Test;
+
+/// A loaded Sigma rule set, ready to evaluate.
+pub struct SigmaSet {
+    pub rules: Vec<SigmaRule>,
+    /// Correlation rules (Sigma 2) and legacy `| count()` aggregations, over `rules`' matches.
+    pub correlations: Vec<Correlation>,
+    /// Rules that could not be loaded, with the reason (`rules validate` reports them).
+    pub rejected: Vec<(PathBuf, String)>,
+    fields: Vec<Source>,
+    automata: Vec<Option<FieldAutomaton>>,
+    pattern_count: usize,
+    /// Rules that any row may match (no guard on eventName/eventSource).
+    unguarded: Vec<usize>,
+    /// Guard pattern -> rules it admits.
+    guards: HashMap<u32, Vec<usize>>,
+    guard_fields: Vec<usize>,
+}
+
+pub struct SigmaRule {
+    pub meta: RuleMeta,
+    pub path: PathBuf,
+    expr: Expr,
+    /// The legacy aggregation of the condition (`| count() by x > n`), if any.
+    pub aggregation: Option<Aggregation>,
+    /// The rule's `name`, by which correlations may refer to it.
+    pub name: Option<String>,
+    /// Whether a match is a finding of its own (false for rules only correlations use).
+    pub generate: bool,
+}
+
+/// A rule's condition, over item indices.
+#[derive(Debug, Clone)]
+enum Expr {
+    And(Vec<Expr>),
+    Or(Vec<Expr>),
+    Not(Box<Expr>),
+    AtLeast(u64, Vec<Expr>),
+    Item(Item),
+}
+
+#[derive(Debug, Clone)]
+struct Item {
+    field: usize,
+    all: bool,
+    tests: Vec<Test>,
+}
+
+struct FieldAutomaton {
+    regex: Regex,
+    /// Automaton pattern index -> rule set pattern id.
+    ids: Vec<u32>,
+}
+
+/// Which rule matched which row of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Hit {
+    pub rule: usize,
+    pub row: usize,
+}
+
+/// Options for loading rules.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Values of `%name%` placeholders for the `expand` modifier.
+    pub placeholders: HashMap<String, Vec<String>>,
+}
+
+impl SigmaSet {
+    /// Loads every `.yml`/`.yaml` under `dir` (recursively) whose logsource is AWS CloudTrail.
+    pub fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<SigmaSet, String> {
+        let mut files = Vec::new();
+        collect(dir, &mut files).map_err(|e| format!("{}: {e}", dir.display()))?;
+        files.sort();
+        let mut docs = Vec::new();
+        for f in files {
+            let text = std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+            docs.push((f, text));
+        }
+        compile::compile(docs, opts)
+    }
+
+    /// Compiles rules given as (name, YAML text), e.g. embedded in tests.
+    pub fn from_texts(docs: Vec<(PathBuf, String)>, opts: &LoadOptions) -> Result<SigmaSet, String> {
+        compile::compile(docs, opts)
+    }
+
+    /// Evaluates every rule against every row; hits in row order.
+    pub fn eval(&self, batch: &RecordBatch) -> Vec<Hit> {
+        let fields = BatchFields::new(batch, &self.fields);
+        let mut json = RowJson::default();
+        let mut set = PatternSet::new(self.pattern_count.max(1));
+        let mut scratch = Scratch { done: vec![false; self.fields.len()], set: &mut set };
+        let mut candidates: Vec<usize> = Vec::new();
+        let mut hits = Vec::new();
+        for row in 0..batch.num_rows() {
+            json.reset(row);
+            scratch.done.iter_mut().for_each(|d| *d = false);
+            scratch.set.clear();
+            // Prefilter: only rules whose guard pattern matched, plus the unguarded ones.
+            candidates.clear();
+            candidates.extend_from_slice(&self.unguarded);
+            for &f in &self.guard_fields {
+                self.run_field(f, row, &fields, &mut json, &mut scratch);
+            }
+            for p in scratch.set.iter() {
+                if let Some(rules) = self.guards.get(&(p.as_usize() as u32)) {
+                    candidates.extend_from_slice(rules);
+                }
+            }
+            if candidates.is_empty() {
+                continue;
+            }
+            candidates.sort_unstable();
+            candidates.dedup();
+            for &r in &candidates {
+                if self.eval_expr(&self.rules[r].expr, row, &fields, &mut json, &mut scratch) {
+                    hits.push(Hit { rule: r, row });
+                }
+            }
+        }
+        hits
+    }
+
+    /// Runs field `f`'s automaton on its value in `row` once, recording matched patterns.
+    fn run_field(&self, f: usize, row: usize, fields: &BatchFields<'_>, json: &mut RowJson, s: &mut Scratch<'_>) {
+        if s.done[f] {
+            return;
+        }
+        s.done[f] = true;
+        let Some(a) = &self.automata[f] else { return };
+        let Some(v) = fields.value(f, row, json) else { return };
+        let mut local = PatternSet::new(a.regex.pattern_len());
+        a.regex.which_overlapping_matches(&Input::new(v.as_ref()), &mut local);
+        for p in local.iter() {
+            s.set.insert(regex_automata::PatternID::new_unchecked(a.ids[p.as_usize()] as usize));
+        }
+    }
+
+    fn eval_expr(&self, e: &Expr, row: usize, fields: &BatchFields<'_>, json: &mut RowJson, s: &mut Scratch<'_>) -> bool {
+        match e {
+            Expr::And(xs) => xs.iter().all(|x| self.eval_expr(x, row, fields, json, s)),
+            Expr::Or(xs) => xs.iter().any(|x| self.eval_expr(x, row, fields, json, s)),
+            Expr::Not(x) => !self.eval_expr(x, row, fields, json, s),
+            Expr::AtLeast(n, xs) => xs.iter().filter(|x| self.eval_expr(x, row, fields, json, s)).take(*n as usize).count() as u64 >= *n,
+            Expr::Item(item) => {
+                self.run_field(item.field, row, fields, json, s);
+                let mut test = |t: &Test| self.eval_test(item.field, t, row, fields, json, s);
+                if item.all { item.tests.iter().all(&mut test) } else { item.tests.iter().any(&mut test) }
+            }
+        }
+    }
+
+    fn eval_test(&self, field: usize, t: &Test, row: usize, fields: &BatchFields<'_>, json: &mut RowJson, s: &mut Scratch<'_>) -> bool {
+        let matched = |ids: &[u32], s: &Scratch<'_>| ids.iter().any(|&p| s.set.contains(regex_automata::PatternID::new_unchecked(p as usize)));
+        match t {
+            Test::Patterns(ids) => matched(ids, s),
+            Test::NotPatterns(ids) => fields.value(field, row, json).is_some() && !matched(ids, s),
+            Test::Null => fields.value(field, row, json).is_none(),
+            Test::Exists(want) => fields.value(field, row, json).is_some() == *want,
+            Test::Cidr(net) => fields.value(field, row, json).and_then(|v| v.trim().parse().ok()).is_some_and(|ip| net.contains(ip)),
+            Test::Cmp(op, n) => fields.value(field, row, json).and_then(|v| v.trim().parse::<f64>().ok()).is_some_and(|v| op.holds(v, *n)),
+            Test::FieldRef { other, anchor, cased } => {
+                let Some(theirs) = fields.value(*other, row, json).map(|v| v.into_owned()) else { return false };
+                let Some(ours) = fields.value(field, row, json) else { return false };
+                let (a, b) = if *cased { (ours.into_owned(), theirs) } else { (ours.to_lowercase(), theirs.to_lowercase()) };
+                match anchor {
+                    values::Anchor::Whole => a == b,
+                    values::Anchor::Contains => a.contains(&b),
+                    values::Anchor::StartsWith => a.starts_with(&b),
+                    values::Anchor::EndsWith => a.ends_with(&b),
+                }
+            }
+        }
+    }
+
+    /// The OCSF columns a rule reads (for `rules validate`).
+    pub fn columns_of(&self, rule: usize) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        walk(&self.rules[rule].expr, &mut |i: &Item| out.extend(self.fields[i.field].columns()));
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
+
+fn walk(e: &Expr, f: &mut impl FnMut(&Item)) {
+    match e {
+        Expr::And(xs) | Expr::Or(xs) | Expr::AtLeast(_, xs) => xs.iter().for_each(|x| walk(x, f)),
+        Expr::Not(x) => walk(x, f),
+        Expr::Item(i) => f(i),
+    }
+}
+
+struct Scratch<'a> {
+    done: Vec<bool>,
+    set: &'a mut PatternSet,
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
+        if p.is_dir() {
+            collect(&p, out)?;
+        } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml")) {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
