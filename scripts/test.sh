@@ -4,12 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The lake read-back test reads Parquet with pyarrow, a reader that is not ours.
+# The lake read-back test reads Parquet with pyarrow, a reader that is not ours; the Sigma test
+# compares our matches with pySigma's SQLite backend.
 venv="${CARGO_TARGET_DIR:-target}/test-venv"
-if ! "$venv/bin/python" -c 'import pyarrow' 2>/dev/null; then
-  echo "setting up $venv with pyarrow (once)"
+if ! "$venv/bin/python" -c 'import pyarrow, sigma.backends.sqlite' 2>/dev/null; then
+  echo "setting up $venv with pyarrow, pysigma and pysigma-backend-sqlite (once)"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check pyarrow
+  "$venv/bin/pip" install --quiet --disable-pip-version-check pyarrow 'pysigma>=1,<3' 'pysigma-backend-sqlite>=1,<3'
 fi
 export OCELOT_TEST_PYTHON="$(cd "$venv" && pwd)/bin/python"
 

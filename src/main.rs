@@ -11,7 +11,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use ocelot_pipeline::decode::Limits;
 use ocelot_pipeline::ingest::{expand_inputs, Ingest, Output, Summary};
 use ocelot_pipeline::lake::{query, DeadLetterStore, LakeWriter, WriterOptions};
+use ocelot_pipeline::detect::{load_rules, Detect, TimeRange};
 use ocelot_pipeline::{classes, generate, normalize, runtime};
+use ocelot_detectors::{EngineOptions, LoadOptions};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -89,6 +91,44 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Run the detection rules over files or the lake; findings as OCSF Detection Finding JSON lines.
+    ///
+    /// The same engine `ocelot run` uses: Sigma rules for AWS CloudTrail (the shipped SigmaHQ
+    /// rules, or --rules DIR) evaluated on the OCSF rows the CloudTrail normalizer writes, with
+    /// their correlations. Hits of one rule by one principal within --suppress-minutes update one
+    /// finding, whose uid is derived from (rule, principal, period): a replay gives the same
+    /// uids. Files are normalized first (as `ocelot normalize`; bad input is dead-lettered to
+    /// stderr); with --lake and no files, the lake's CloudTrail tables are replayed.
+    Detect {
+        /// Files or directories of raw events (any source `normalize` reads); `-` reads stdin.
+        inputs: Vec<PathBuf>,
+        /// Replay this lake instead of reading files.
+        #[arg(long, conflicts_with = "inputs")]
+        lake: Option<PathBuf>,
+        /// A directory of rules instead of the shipped ones (Sigma .yml, recursively).
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// Only events at or after this time (RFC 3339, or epoch milliseconds).
+        #[arg(long, value_parser = parse_time_arg)]
+        since: Option<i64>,
+        /// Only events before this time (RFC 3339, or epoch milliseconds).
+        #[arg(long, value_parser = parse_time_arg)]
+        until: Option<i64>,
+        /// Write findings here (OCSF JSON lines) instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Hits of one rule by one principal within this many minutes update one finding.
+        #[arg(long, default_value_t = 60)]
+        suppress_minutes: u32,
+        /// AI agents to recognize (as `normalize --agents`).
+        #[arg(long)]
+        agents: Option<PathBuf>,
+    },
+    /// The detection rules: list them, or validate a rule directory.
+    Rules {
+        #[command(subcommand)]
+        action: RulesAction,
+    },
     /// Print an OCSF class: its attributes and the Arrow schema Ocelot writes for it.
     Schema {
         /// A class name (api_activity) or class_uid (6003).
@@ -110,6 +150,22 @@ enum Command {
         /// Where to write the demo lake (replaced if it exists and holds only a lake).
         #[arg(long, default_value = "lake-demo")]
         lake: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesAction {
+    /// List the rules with id, kind, severity, ATT&CK techniques and title.
+    List {
+        /// A rule directory instead of the shipped rules.
+        #[arg(long)]
+        rules: Option<PathBuf>,
+    },
+    /// Load every rule; report the ones that do not load and why, and the OCSF columns each
+    /// rule reads. Exits 1 if any rule was rejected.
+    Validate {
+        #[arg(long)]
+        rules: Option<PathBuf>,
     },
 }
 
@@ -219,6 +275,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { samples, lake } => demo(&samples, &lake),
+        Command::Detect { inputs, lake, rules, since, until, out, suppress_minutes, agents } => {
+            let detect = detect_cmd(&inputs, lake.as_deref(), rules.as_deref(), TimeRange { since, until }, suppress_minutes, agents.as_deref())?;
+            let mut sink: Box<dyn Write> = match &out {
+                Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("--out {}", p.display()))?)),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+            };
+            detect.write_jsonl(&mut sink)?;
+            print_detect_summary(&detect);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rules { action } => rules_cmd(action),
     }
 }
 
@@ -248,6 +315,91 @@ fn normalize_cmd(inputs: &[PathBuf], lake: Option<&Path>, format: Format, source
     }
     bar.finish_and_clear();
     Ok(ingest.finish(started)?)
+}
+
+fn parse_time_arg(s: &str) -> Result<i64, String> {
+    s.parse::<i64>().ok().or_else(|| normalize::time::parse_time_ms(s)).ok_or_else(|| format!("`{s}` is not RFC 3339 (2026-11-01T00:00:00Z) nor epoch milliseconds"))
+}
+
+fn detect_cmd(inputs: &[PathBuf], lake: Option<&Path>, rules: Option<&Path>, range: TimeRange, suppress_minutes: u32, agents: Option<&Path>) -> Result<Detect> {
+    let set = load_rules(rules, &LoadOptions::default()).map_err(anyhow::Error::msg)?;
+    for (path, why) in &set.rejected {
+        tracing::warn!(rule = %path.display(), reason = %why, "rule not loaded");
+    }
+    let opts = EngineOptions { suppression_ms: i64::from(suppress_minutes.max(1)) * 60_000 };
+    let mut detect = Detect::new(set, opts, range);
+    match (lake, inputs.is_empty()) {
+        (Some(l), _) => detect.replay_lake(l).with_context(|| format!("replaying {}", l.display()))?,
+        (None, true) => bail!("give files or directories to read, or --lake DIR to replay a lake"),
+        (None, false) => {
+            let registry = match agents {
+                Some(p) => normalize::agents::AgentsFile::load(p).map_err(anyhow::Error::msg)?,
+                None => normalize::agents::Registry::builtin(),
+            };
+            let normalizer = normalize::with_agents("auto", std::sync::Arc::new(registry)).map_err(anyhow::Error::msg)?;
+            let mut ingest = Ingest::new(normalizer, Output::Detect(Box::new(detect)), DeadLetterStore::to_stderr(), Limits::default());
+            for f in expand_inputs(inputs)? {
+                if f.as_os_str() == "-" {
+                    ingest.stdin(std::io::stdin().lock())?;
+                } else {
+                    ingest.file(&f).with_context(|| format!("reading {}", f.display()))?;
+                }
+            }
+            let summary = ingest.finish(Instant::now())?;
+            if summary.dead_lettered > 0 {
+                eprintln!("{} inputs dead-lettered (reasons above)", summary.dead_lettered);
+            }
+            let Output::Detect(d) = ingest.output else { unreachable!("built with Output::Detect above") };
+            detect = *d;
+        }
+    }
+    Ok(detect)
+}
+
+fn print_detect_summary(d: &Detect) {
+    let findings = d.findings();
+    let s = d.engine.stats();
+    eprintln!("{} events, {} rule hits, {} findings ({} rules loaded)", d.events, s.hits, findings.len(), d.engine.rules().rules.len());
+    let mut per_rule: std::collections::BTreeMap<(&str, &str), (usize, u64)> = Default::default();
+    for f in &findings {
+        let e = per_rule.entry((f.rule.severity.name(), f.rule.title.as_str())).or_default();
+        e.0 += 1;
+        e.1 += f.count;
+    }
+    for ((sev, title), (n, count)) in per_rule {
+        eprintln!("  {sev:<13} {n:>4} findings {count:>6} events  {title}");
+    }
+}
+
+fn rules_cmd(action: RulesAction) -> Result<ExitCode> {
+    match action {
+        RulesAction::List { rules } => {
+            let set = load_rules(rules.as_deref(), &LoadOptions::default()).map_err(anyhow::Error::msg)?;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{:<38} {:<11} {:<13} {:<22} title", "id", "kind", "severity", "attack")?;
+            for r in &set.rules {
+                let attack: Vec<&str> = r.meta.attacks.iter().map(|a| a.technique.as_str()).collect();
+                writeln!(out, "{:<38} {:<11} {:<13} {:<22} {}", r.meta.id, r.meta.kind, r.meta.severity.name(), attack.join(","), r.meta.title)?;
+            }
+            for c in set.correlations.iter().filter(|c| c.rules.len() > 1 || set.rules[c.rules[0]].meta.id != c.meta.id) {
+                writeln!(out, "{:<38} {:<11} {:<13} {:<22} {}", c.meta.id, "correlation", c.meta.severity.name(), "", c.meta.title)?;
+            }
+            writeln!(out, "{} rules, {} correlations, {} not loaded (ocelot rules validate says why)", set.rules.len(), set.correlations.len(), set.rejected.len())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        RulesAction::Validate { rules } => {
+            let set = load_rules(rules.as_deref(), &LoadOptions::default()).map_err(anyhow::Error::msg)?;
+            let mut out = std::io::stdout().lock();
+            for (i, r) in set.rules.iter().enumerate() {
+                writeln!(out, "ok      {}  {}  reads {}", r.path.display(), r.meta.id, set.columns_of(i).join(", "))?;
+            }
+            for (p, why) in &set.rejected {
+                writeln!(out, "REJECT  {}  {why}", p.display())?;
+            }
+            writeln!(out, "{} rules loaded, {} rejected", set.rules.len(), set.rejected.len())?;
+            Ok(if set.rejected.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+    }
 }
 
 fn progress_bar(total: u64) -> indicatif::ProgressBar {

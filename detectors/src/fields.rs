@@ -56,7 +56,8 @@ const JSON: &[(&str, &str)] = &[("requestParameters", "api.request.data"), ("res
 /// How one field is read.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Source {
-    Columns(&'static [&'static str]),
+    /// The first non-null of these columns, else the field under `unmapped`.
+    Columns(&'static str, &'static [&'static str]),
     Flag { column: &'static str, yes: &'static str, no: &'static str },
     /// A path under a JSON text column, else under `unmapped.<root>`.
     Json { column: &'static str, root: &'static str, path: Vec<String> },
@@ -69,8 +70,8 @@ impl Source {
     /// The source of a CloudTrail field name (`None`: keyword search).
     pub fn of(field: Option<&str>) -> Source {
         let Some(field) = field else { return Source::Keywords };
-        if let Some((_, cols)) = COLUMNS.iter().find(|(f, _)| *f == field) {
-            return Source::Columns(cols);
+        if let Some((f, cols)) = COLUMNS.iter().find(|(f, _)| *f == field) {
+            return Source::Columns(f, cols);
         }
         if let Some((_, column, yes, no)) = FLAGS.iter().find(|(f, ..)| *f == field) {
             return Source::Flag { column, yes, no };
@@ -86,7 +87,7 @@ impl Source {
     /// The OCSF columns this source reads (for `rules validate` and docs).
     pub fn columns(&self) -> Vec<&'static str> {
         match self {
-            Source::Columns(c) => c.to_vec(),
+            Source::Columns(_, c) => c.iter().copied().chain(["unmapped"]).collect(),
             Source::Flag { column, .. } => vec![column],
             Source::Json { column, .. } => vec![column, "unmapped"],
             Source::Unmapped(_) => vec!["unmapped"],
@@ -149,7 +150,8 @@ pub struct BatchFields<'b> {
 }
 
 enum Resolved<'b> {
-    Columns(Vec<Option<ArrayRef>>),
+    /// The columns, then the same field under `unmapped` (what the normalizer left there).
+    Columns(Vec<Option<ArrayRef>>, Vec<String>),
     Flag(Option<ArrayRef>, &'static str, &'static str),
     Json { column: Option<ArrayRef>, root: &'b str, path: &'b [String], slot: usize },
     Unmapped(&'b [String]),
@@ -178,7 +180,7 @@ impl<'b> BatchFields<'b> {
         let resolved = sources
             .iter()
             .map(|s| match s {
-                Source::Columns(cols) => Resolved::Columns(cols.iter().map(|c| column(batch, c)).collect()),
+                Source::Columns(field, cols) => Resolved::Columns(cols.iter().map(|c| column(batch, c)).collect(), field.split('.').map(str::to_string).collect()),
                 Source::Flag { column: c, yes, no } => Resolved::Flag(column(batch, c), yes, no),
                 Source::Json { column: c, root, path } => {
                     let slot = JSON.iter().position(|(r, _)| r == root).unwrap_or(0);
@@ -196,7 +198,10 @@ impl<'b> BatchFields<'b> {
     pub fn value<'s>(&'s self, i: usize, row: usize, json: &'s mut RowJson) -> Option<Cow<'s, str>> {
         debug_assert_eq!(json.row, row);
         match &self.resolved[i] {
-            Resolved::Columns(cols) => cols.iter().find_map(|c| str_at(c, row)).map(Cow::Borrowed),
+            Resolved::Columns(cols, path) => match cols.iter().find_map(|c| str_at(c, row)) {
+                Some(v) => Some(Cow::Borrowed(v)),
+                None => lookup(self.unmapped_json(row, json)?, path),
+            },
             Resolved::Flag(c, yes, no) => {
                 let b = c.as_ref()?.as_boolean_opt()?;
                 b.is_valid(row).then(|| Cow::Borrowed(if b.value(row) { *yes } else { *no }))
@@ -288,7 +293,7 @@ mod tests {
 
     #[test]
     fn sources_follow_the_documented_mapping() {
-        assert_eq!(Source::of(Some("eventName")), Source::Columns(&["api.operation"]));
+        assert_eq!(Source::of(Some("eventName")), Source::Columns("eventName", &["api.operation"]));
         assert!(matches!(Source::of(Some("requestParameters.userName")), Source::Json { column: "api.request.data", root: "requestParameters", ref path } if path == &["userName"]));
         assert!(matches!(Source::of(Some("userIdentity.sessionContext.sessionIssuer.type")), Source::Unmapped(ref p) if p.len() == 4));
         assert_eq!(Source::of(None), Source::Keywords);

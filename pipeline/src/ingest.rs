@@ -19,6 +19,8 @@ pub enum Output {
     Lake(LakeWriter),
     /// OCSF JSON lines (to stdout, for piping).
     Jsonl(Box<dyn Write + Send>),
+    /// Into the detection engine (`ocelot detect`).
+    Detect(Box<crate::detect::Detect>),
 }
 
 impl Output {
@@ -26,6 +28,7 @@ impl Output {
         match self {
             Output::Lake(l) => l.append(b),
             Output::Jsonl(w) => ocsf_json::write_batch(&b.batch, w),
+            Output::Detect(d) => d.batch(&b.batch),
         }
     }
 
@@ -33,6 +36,7 @@ impl Output {
         match self {
             Output::Lake(l) => l.flush().map(|_| ()),
             Output::Jsonl(w) => w.flush(),
+            Output::Detect(_) => Ok(()),
         }
     }
 }

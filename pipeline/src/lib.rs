@@ -3,6 +3,7 @@
 
 pub mod classes;
 pub mod decode;
+pub mod detect;
 pub mod generate;
 pub mod ingest;
 pub mod json;

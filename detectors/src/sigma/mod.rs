@@ -5,7 +5,7 @@
 //! other field is read.
 
 mod compile;
-mod correlate;
+pub mod correlate;
 mod values;
 
 use std::collections::HashMap;
@@ -101,6 +101,12 @@ impl SigmaSet {
         compile::compile(docs, opts)
     }
 
+    /// The Sigma rules shipped in the binary (`detectors/rules/sigma/`).
+    pub fn shipped(opts: &LoadOptions) -> Result<SigmaSet, String> {
+        let docs = crate::SHIPPED.iter().filter(|(p, _)| p.starts_with("sigma/") && (p.ends_with(".yml") || p.ends_with(".yaml")));
+        compile::compile(docs.map(|(p, t)| (PathBuf::from("rules").join(p), t.to_string())).collect(), opts)
+    }
+
     /// Compiles rules given as (name, YAML text), e.g. embedded in tests.
     pub fn from_texts(docs: Vec<(PathBuf, String)>, opts: &LoadOptions) -> Result<SigmaSet, String> {
         compile::compile(docs, opts)
@@ -108,13 +114,18 @@ impl SigmaSet {
 
     /// Evaluates every rule against every row; hits in row order.
     pub fn eval(&self, batch: &RecordBatch) -> Vec<Hit> {
+        self.eval_rows(batch, &(0..batch.num_rows()).collect::<Vec<_>>())
+    }
+
+    /// Evaluates every rule against the given rows; hits in row order.
+    pub fn eval_rows(&self, batch: &RecordBatch, rows: &[usize]) -> Vec<Hit> {
         let fields = BatchFields::new(batch, &self.fields);
         let mut json = RowJson::default();
         let mut set = PatternSet::new(self.pattern_count.max(1));
         let mut scratch = Scratch { done: vec![false; self.fields.len()], set: &mut set };
         let mut candidates: Vec<usize> = Vec::new();
         let mut hits = Vec::new();
-        for row in 0..batch.num_rows() {
+        for &row in rows {
             json.reset(row);
             scratch.done.iter_mut().for_each(|d| *d = false);
             scratch.set.clear();

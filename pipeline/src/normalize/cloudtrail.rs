@@ -591,10 +591,12 @@ fn write_base(w: &mut BatchWriter, class: &ClassDef, cols: &Common, r: &Rec<'_>,
     // that is not a list.
     let keep_request = request_id.is_none();
     let keep_resources = v.get("resources").is_some_and(|r| !matches!(r, BorrowedValue::Array(_)));
+    // An empty `errorCode` is not an error, yet not the same as none: kept as it came.
+    let keep_error = r.error_code.is_none();
     let consumed = |i: usize, k: &str| {
         // Members the mapping does not read (most of what is unmapped) need no lookup.
         let slot = if v.members <= MAX_ORDERED { v.order[i] } else { top_slot(k).map_or(NONE, |s| s as u8) };
-        if slot == NONE || keep_request && k == "requestParameters" || keep_resources && k == "resources" {
+        if slot == NONE || keep_request && k == "requestParameters" || keep_resources && k == "resources" || keep_error && k == "errorCode" {
             return Consumed::Nothing;
         }
         match mapped.slot[slot as usize] {

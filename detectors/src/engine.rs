@@ -1,0 +1,159 @@
+//! The engine `ocelot run` and `ocelot detect` share: OCSF batches in, findings out.
+//!
+//! Single-event rules group their hits by principal (actor and account) within a suppression
+//! period: repeated hits update one finding (count, last seen, related events) whose uid is
+//! derived from (rule, group, period). Correlations fire once per qualifying window. State is
+//! bounded: open findings leave once their period is over (they were already emitted), and
+//! correlation windows are bounded per group and in number of groups.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+
+use crate::event::{EventSummary, Summaries};
+use crate::fields::{BatchFields, RowJson, Source, column};
+use crate::finding::Finding;
+use crate::rule::RuleMeta;
+use crate::sigma::SigmaSet;
+use crate::sigma::correlate::{Entry, State};
+
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Hits of one rule by one principal within this period update one finding.
+    pub suppression_ms: i64,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions { suppression_ms: 3_600_000 }
+    }
+}
+
+/// Counters the runtime exports as metrics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stats {
+    pub events: u64,
+    pub hits: u64,
+    pub findings_emitted: u64,
+    pub open_findings: usize,
+    pub correlation_groups: usize,
+    pub correlation_entries: usize,
+}
+
+pub struct Engine {
+    sigma: SigmaSet,
+    metas: Vec<Arc<RuleMeta>>,
+    corr_metas: Vec<Arc<RuleMeta>>,
+    /// Per Sigma rule: the (correlation, position in it) that use its hits.
+    uses: Vec<Vec<(usize, usize)>>,
+    corr_sources: Vec<Source>,
+    /// Per correlation, per referenced rule: indices into `corr_sources` of the group fields
+    /// and of the value field.
+    corr_fields: Vec<Vec<(Vec<usize>, Option<usize>)>>,
+    state: State,
+    open: HashMap<String, Finding>,
+    watermark: i64,
+    opts: EngineOptions,
+    stats: Stats,
+}
+
+impl Engine {
+    pub fn new(sigma: SigmaSet, opts: EngineOptions) -> Engine {
+        let metas = sigma.rules.iter().map(|r| Arc::new(r.meta.clone())).collect();
+        let corr_metas = sigma.correlations.iter().map(|c| Arc::new(c.meta.clone())).collect();
+        let mut uses = vec![Vec::new(); sigma.rules.len()];
+        let mut corr_sources: Vec<Source> = Vec::new();
+        let mut source = |name: &str| {
+            let s = Source::of(Some(name));
+            corr_sources.iter().position(|x| *x == s).unwrap_or_else(|| {
+                corr_sources.push(s);
+                corr_sources.len() - 1
+            })
+        };
+        let mut corr_fields = Vec::new();
+        for (ci, c) in sigma.correlations.iter().enumerate() {
+            let mut per_rule = Vec::new();
+            for (pos, &r) in c.rules.iter().enumerate() {
+                uses[r].push((ci, pos));
+                let group = c.group_fields[pos].iter().map(|f| source(f)).collect();
+                let value = c.value_fields[pos].as_deref().map(&mut source);
+                per_rule.push((group, value));
+            }
+            corr_fields.push(per_rule);
+        }
+        Engine { sigma, metas, corr_metas, uses, corr_sources, corr_fields, state: State::default(), open: HashMap::new(), watermark: i64::MIN, opts, stats: Stats::default() }
+    }
+
+    pub fn rules(&self) -> &SigmaSet {
+        &self.sigma
+    }
+
+    pub fn stats(&self) -> Stats {
+        Stats { open_findings: self.open.len(), correlation_groups: self.state.groups(), correlation_entries: self.state.entries(), ..self.stats }
+    }
+
+    /// Runs every rule over a batch; returns the findings it created or updated (each once).
+    pub fn process(&mut self, batch: &RecordBatch) -> Vec<Finding> {
+        // Sigma rules for AWS CloudTrail read CloudTrail's events only.
+        let product = column(batch, "metadata.product.name");
+        let rows: Vec<usize> = match product.as_ref().and_then(|p| p.as_string_opt::<i32>()) {
+            Some(p) => (0..batch.num_rows()).filter(|&i| p.is_valid(i) && p.value(i) == "CloudTrail").collect(),
+            None => Vec::new(),
+        };
+        self.stats.events += batch.num_rows() as u64;
+        let summaries = Summaries::new(batch);
+        if let Some(max) = (0..batch.num_rows()).map(|r| summaries.time(r)).max() {
+            self.watermark = self.watermark.max(max);
+        }
+        let hits = self.sigma.eval_rows(batch, &rows);
+        self.stats.hits += hits.len() as u64;
+        let corr_values = (!self.corr_sources.is_empty()).then(|| BatchFields::new(batch, &self.corr_sources));
+        let mut json = RowJson::default();
+        let mut touched: BTreeMap<String, ()> = BTreeMap::new();
+        let mut cached: Option<(usize, EventSummary)> = None;
+        for hit in hits {
+            if cached.as_ref().is_none_or(|(r, _)| *r != hit.row) {
+                cached = Some((hit.row, summaries.get(hit.row)));
+            }
+            let Some((_, ev)) = &cached else { continue };
+            if self.sigma.rules[hit.rule].generate {
+                let group = format!("{}|{}", ev.actor_uid.as_deref().unwrap_or("-"), ev.account.as_deref().unwrap_or("-"));
+                let ws = ev.time.div_euclid(self.opts.suppression_ms) * self.opts.suppression_ms;
+                let meta = &self.metas[hit.rule];
+                let f = Finding::new(meta.clone(), group, ws, ev);
+                let f = self.open.entry(f.uid.clone()).or_insert(f);
+                f.add(ev);
+                touched.insert(f.uid.clone(), ());
+            }
+            let Some(values) = &corr_values else { continue };
+            for &(ci, pos) in &self.uses[hit.rule] {
+                json.reset(hit.row);
+                let (group_idx, value_idx) = &self.corr_fields[ci][pos];
+                let group: Vec<String> = group_idx.iter().map(|&i| values.value(i, hit.row, &mut json).map(|v| v.into_owned()).unwrap_or_default()).collect();
+                let value = value_idx.and_then(|i| values.value(i, hit.row, &mut json).map(|v| v.into_owned()));
+                let c = &self.sigma.correlations[ci];
+                let entry = Entry { time: ev.time, rule: pos, value, uid: ev.uid.clone() };
+                if let Some(fired) = self.state.observe(ci, c, group.join("|"), entry) {
+                    let first = fired.events.iter().map(|e| e.time).min().unwrap_or(ev.time);
+                    let span = c.timespan_ms.max(1);
+                    let mut f = Finding::new(self.corr_metas[ci].clone(), fired.group.clone(), first.div_euclid(span) * span, ev);
+                    f.add(ev);
+                    f.count = fired.events.len() as u64;
+                    f.first_seen = first;
+                    f.related = fired.events.iter().map(|e| e.uid.clone()).take(crate::finding::MAX_RELATED).collect();
+                    f.context.insert("correlation".into(), serde_json::json!({"group_by": c.group_fields[pos], "timespan_ms": c.timespan_ms}));
+                    touched.insert(f.uid.clone(), ());
+                    self.open.insert(f.uid.clone(), f);
+                }
+            }
+        }
+        let out: Vec<Finding> = touched.keys().filter_map(|u| self.open.get(u).cloned()).collect();
+        self.stats.findings_emitted += out.len() as u64;
+        // Periods that are over cannot be updated any more by events in order; keep one more
+        // period for late events.
+        let horizon = self.watermark.saturating_sub(2 * self.opts.suppression_ms);
+        self.open.retain(|_, f| f.window_start >= horizon || f.rule.kind == "correlation" && f.last_seen >= horizon);
+        out
+    }
+}
