@@ -108,7 +108,7 @@ impl Engine {
         }
         let hits = self.sigma.eval_rows(batch, &rows);
         self.stats.hits += hits.len() as u64;
-        let corr_values = (!self.corr_sources.is_empty()).then(|| BatchFields::new(batch, &self.corr_sources));
+        let corr_values = (!self.sigma.correlations.is_empty()).then(|| BatchFields::new(batch, &self.corr_sources));
         let mut json = RowJson::default();
         let mut touched: BTreeMap<String, ()> = BTreeMap::new();
         let mut cached: Option<(usize, EventSummary)> = None;

@@ -26,13 +26,16 @@ pub struct Aggregation {
 /// Splits a legacy `condition: expr | count(...) by f op n` off the YAML (rsigma reads the
 /// rest); the text is returned unchanged when there is none.
 pub fn split_legacy(text: &str) -> Result<(String, Option<String>), String> {
-    if !text.contains('|') || !text.contains("count(") {
+    if !text.contains('|') || !(text.contains("count(") || text.contains("near ")) {
         return Ok((text.to_string(), None));
     }
     let mut doc: yaml_serde::Value = yaml_serde::from_str(text).map_err(|e| format!("YAML: {e}"))?;
     let Some(cond) = doc.get_mut("detection").and_then(|d| d.get_mut("condition")) else { return Ok((text.to_string(), None)) };
     let Some(s) = cond.as_str().map(str::to_string) else { return Ok((text.to_string(), None)) };
     let Some((expr, agg)) = s.split_once('|') else { return Ok((text.to_string(), None)) };
+    if agg.trim_start().starts_with("near ") {
+        return Err(format!("legacy `| near` (in `{s}`) is not supported: write it as a Sigma 2 `temporal` correlation rule"));
+    }
     *cond = yaml_serde::Value::String(expr.trim().to_string());
     let text = yaml_serde::to_string(&doc).map_err(|e| format!("YAML: {e}"))?;
     Ok((text, Some(agg.trim().to_string())))
