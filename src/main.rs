@@ -167,6 +167,13 @@ enum RulesAction {
         #[arg(long)]
         rules: Option<PathBuf>,
     },
+    /// Run each rule's own test cases (`-- fires:` / `-- quiet:` event files): a must-fire case
+    /// must give a finding of that rule, a must-not-fire case none. Exits 1 on any failure.
+    Test {
+        /// The rule directory whose cases to run (its case paths are relative to it).
+        #[arg(long, default_value = "detectors/rules")]
+        rules: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -323,10 +330,10 @@ fn parse_time_arg(s: &str) -> Result<i64, String> {
 
 fn detect_cmd(inputs: &[PathBuf], lake: Option<&Path>, rules: Option<&Path>, range: TimeRange, suppress_minutes: u32, agents: Option<&Path>) -> Result<Detect> {
     let set = load_rules(rules, &LoadOptions::default()).map_err(anyhow::Error::msg)?;
-    for (path, why) in &set.rejected {
+    for (path, why) in set.0.rejected.iter().chain(&set.1.rejected) {
         tracing::warn!(rule = %path.display(), reason = %why, "rule not loaded");
     }
-    let opts = EngineOptions { suppression_ms: i64::from(suppress_minutes.max(1)) * 60_000 };
+    let opts = EngineOptions { suppression_ms: i64::from(suppress_minutes.max(1)) * 60_000, hold_windows: true };
     let mut detect = Detect::new(set, opts, range);
     match (lake, inputs.is_empty()) {
         (Some(l), _) => detect.replay_lake(l).with_context(|| format!("replaying {}", l.display()))?,
@@ -351,6 +358,7 @@ fn detect_cmd(inputs: &[PathBuf], lake: Option<&Path>, rules: Option<&Path>, ran
             }
             let Output::Detect(d) = ingest.output else { unreachable!("built with Output::Detect above") };
             detect = *d;
+            detect.finish();
         }
     }
     Ok(detect)
@@ -359,7 +367,8 @@ fn detect_cmd(inputs: &[PathBuf], lake: Option<&Path>, rules: Option<&Path>, ran
 fn print_detect_summary(d: &Detect) {
     let findings = d.findings();
     let s = d.engine.stats();
-    eprintln!("{} events, {} rule hits, {} findings ({} rules loaded)", d.events, s.hits, findings.len(), d.engine.rules().rules.len());
+    let rules = d.engine.rules().rules.len() + d.engine.sql().map_or(0, |s| s.rules.len());
+    eprintln!("{} events, {} Sigma rule hits, {} findings ({rules} rules loaded)", d.events, s.hits, findings.len());
     let mut per_rule: std::collections::BTreeMap<(&str, &str), (usize, u64)> = Default::default();
     for f in &findings {
         let e = per_rule.entry((f.rule.severity.name(), f.rule.title.as_str())).or_default();
@@ -374,30 +383,55 @@ fn print_detect_summary(d: &Detect) {
 fn rules_cmd(action: RulesAction) -> Result<ExitCode> {
     match action {
         RulesAction::List { rules } => {
-            let set = load_rules(rules.as_deref(), &LoadOptions::default()).map_err(anyhow::Error::msg)?;
+            let (sigma, sql) = load_rules(rules.as_deref(), &LoadOptions::default()).map_err(anyhow::Error::msg)?;
             let mut out = std::io::stdout().lock();
-            writeln!(out, "{:<38} {:<11} {:<13} {:<22} title", "id", "kind", "severity", "attack")?;
-            for r in &set.rules {
-                let attack: Vec<&str> = r.meta.attacks.iter().map(|a| a.technique.as_str()).collect();
-                writeln!(out, "{:<38} {:<11} {:<13} {:<22} {}", r.meta.id, r.meta.kind, r.meta.severity.name(), attack.join(","), r.meta.title)?;
+            writeln!(out, "{:<40} {:<11} {:<13} {:<22} title", "id", "kind", "severity", "attack")?;
+            let row = |out: &mut std::io::StdoutLock, m: &ocelot_detectors::RuleMeta| {
+                let attack: Vec<&str> = m.attacks.iter().map(|a| a.technique.as_str()).collect();
+                writeln!(out, "{:<40} {:<11} {:<13} {:<22} {}", m.id, m.kind, m.severity.name(), attack.join(","), m.title)
+            };
+            for r in &sql.rules {
+                row(&mut out, &r.meta)?;
             }
-            for c in set.correlations.iter().filter(|c| c.rules.len() > 1 || set.rules[c.rules[0]].meta.id != c.meta.id) {
-                writeln!(out, "{:<38} {:<11} {:<13} {:<22} {}", c.meta.id, "correlation", c.meta.severity.name(), "", c.meta.title)?;
+            for r in &sigma.rules {
+                row(&mut out, &r.meta)?;
             }
-            writeln!(out, "{} rules, {} correlations, {} not loaded (ocelot rules validate says why)", set.rules.len(), set.correlations.len(), set.rejected.len())?;
+            for c in sigma.correlations.iter().filter(|c| c.rules.len() > 1 || sigma.rules[c.rules[0]].meta.id != c.meta.id) {
+                row(&mut out, &c.meta)?;
+            }
+            let rejected = sigma.rejected.len() + sql.rejected.len();
+            writeln!(out, "{} SQL rules, {} Sigma rules, {} Sigma correlations; {rejected} not loaded (ocelot rules validate says why)", sql.rules.len(), sigma.rules.len(), sigma.correlations.len())?;
             Ok(ExitCode::SUCCESS)
         }
         RulesAction::Validate { rules } => {
-            let set = load_rules(rules.as_deref(), &LoadOptions::default()).map_err(anyhow::Error::msg)?;
+            let (sigma, sql) = load_rules(rules.as_deref(), &LoadOptions::default()).map_err(anyhow::Error::msg)?;
             let mut out = std::io::stdout().lock();
-            for (i, r) in set.rules.iter().enumerate() {
-                writeln!(out, "ok      {}  {}  reads {}", r.path.display(), r.meta.id, set.columns_of(i).join(", "))?;
+            for r in &sql.rules {
+                writeln!(out, "ok      {}  {}  reads {}", r.path.display(), r.meta.id, r.tables.join(", "))?;
             }
-            for (p, why) in &set.rejected {
+            for (i, r) in sigma.rules.iter().enumerate() {
+                writeln!(out, "ok      {}  {}  reads {}", r.path.display(), r.meta.id, sigma.columns_of(i).join(", "))?;
+            }
+            let rejected: Vec<_> = sigma.rejected.iter().chain(&sql.rejected).collect();
+            for (p, why) in &rejected {
                 writeln!(out, "REJECT  {}  {why}", p.display())?;
             }
-            writeln!(out, "{} rules loaded, {} rejected", set.rules.len(), set.rejected.len())?;
-            Ok(if set.rejected.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            writeln!(out, "{} rules loaded, {} rejected", sigma.rules.len() + sql.rules.len(), rejected.len())?;
+            Ok(if rejected.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        RulesAction::Test { rules } => {
+            if !rules.is_dir() {
+                bail!("--rules {}: no such directory (run from the repository root, or point --rules at a rule directory)", rules.display());
+            }
+            let results = ocelot_pipeline::detect::test_rules(&rules).map_err(anyhow::Error::msg)?;
+            let mut out = std::io::stdout().lock();
+            for r in &results {
+                let want = if r.must_fire { "fires" } else { "quiet" };
+                writeln!(out, "{}  {:<34} {want}  {:<3} findings  {}", if r.passed() { "ok  " } else { "FAIL" }, r.rule, r.findings, r.events.display())?;
+            }
+            let failed = results.iter().filter(|r| !r.passed()).count();
+            writeln!(out, "{} cases, {failed} failed", results.len())?;
+            Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
     }
 }

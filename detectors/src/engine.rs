@@ -17,16 +17,20 @@ use crate::finding::Finding;
 use crate::rule::RuleMeta;
 use crate::sigma::SigmaSet;
 use crate::sigma::correlate::{Entry, State};
+use crate::sql::{self, SqlSet};
 
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
     /// Hits of one rule by one principal within this period update one finding.
     pub suppression_ms: i64,
+    /// Keep every SQL window open until `finish` (replays of files, whose order need not be
+    /// event-time order: nothing is late then). Streaming closes windows on the watermark.
+    pub hold_windows: bool,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { suppression_ms: 3_600_000 }
+        EngineOptions { suppression_ms: 3_600_000, hold_windows: false }
     }
 }
 
@@ -43,6 +47,8 @@ pub struct Stats {
 
 pub struct Engine {
     sigma: SigmaSet,
+    sql: Option<SqlSet>,
+    sql_metas: Vec<Arc<RuleMeta>>,
     metas: Vec<Arc<RuleMeta>>,
     corr_metas: Vec<Arc<RuleMeta>>,
     /// Per Sigma rule: the (correlation, position in it) that use its hits.
@@ -59,7 +65,8 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(sigma: SigmaSet, opts: EngineOptions) -> Engine {
+    pub fn new(sigma: SigmaSet, sql: Option<SqlSet>, opts: EngineOptions) -> Engine {
+        let sql_metas = sql.as_ref().map(|s| s.rules.iter().map(|r| Arc::new(r.meta.clone())).collect()).unwrap_or_default();
         let metas = sigma.rules.iter().map(|r| Arc::new(r.meta.clone())).collect();
         let corr_metas = sigma.correlations.iter().map(|c| Arc::new(c.meta.clone())).collect();
         let mut uses = vec![Vec::new(); sigma.rules.len()];
@@ -82,19 +89,24 @@ impl Engine {
             }
             corr_fields.push(per_rule);
         }
-        Engine { sigma, metas, corr_metas, uses, corr_sources, corr_fields, state: State::default(), open: HashMap::new(), watermark: i64::MIN, opts, stats: Stats::default() }
+        Engine { sigma, sql, sql_metas, metas, corr_metas, uses, corr_sources, corr_fields, state: State::default(), open: HashMap::new(), watermark: i64::MIN, opts, stats: Stats::default() }
     }
 
     pub fn rules(&self) -> &SigmaSet {
         &self.sigma
     }
 
+    pub fn sql(&self) -> Option<&SqlSet> {
+        self.sql.as_ref()
+    }
+
     pub fn stats(&self) -> Stats {
         Stats { open_findings: self.open.len(), correlation_groups: self.state.groups(), correlation_entries: self.state.entries(), ..self.stats }
     }
 
-    /// Runs every rule over a batch; returns the findings it created or updated (each once).
-    pub fn process(&mut self, batch: &RecordBatch) -> Vec<Finding> {
+    /// Runs every rule over a batch of OCSF class `table` (`api_activity`...); returns the
+    /// findings it created or updated (each once).
+    pub fn process(&mut self, batch: &RecordBatch, table: &str) -> Vec<Finding> {
         // Sigma rules for AWS CloudTrail read CloudTrail's events only.
         let product = column(batch, "metadata.product.name");
         let rows: Vec<usize> = match product.as_ref().and_then(|p| p.as_string_opt::<i32>()) {
@@ -148,6 +160,15 @@ impl Engine {
                 }
             }
         }
+        if let Some(sql) = self.sql.as_mut() {
+            let watermark = if self.opts.hold_windows { i64::MIN } else { self.watermark };
+            let outputs = sql.process(batch, table, watermark);
+            for o in outputs {
+                for uid in self.sql_findings(o) {
+                    touched.insert(uid, ());
+                }
+            }
+        }
         let out: Vec<Finding> = touched.keys().filter_map(|u| self.open.get(u).cloned()).collect();
         self.stats.findings_emitted += out.len() as u64;
         // Periods that are over cannot be updated any more by events in order; keep one more
@@ -156,4 +177,75 @@ impl Engine {
         self.open.retain(|_, f| f.window_start >= horizon || f.rule.kind == "correlation" && f.last_seen >= horizon);
         out
     }
+
+    /// Evaluates every open window (end of a replay, shutdown); returns the findings made.
+    pub fn finish(&mut self) -> Vec<Finding> {
+        let Some(sql) = self.sql.as_mut() else { return Vec::new() };
+        let outputs = sql.flush();
+        let mut touched = BTreeMap::new();
+        for o in outputs {
+            for uid in self.sql_findings(o) {
+                touched.insert(uid, ());
+            }
+        }
+        let out: Vec<Finding> = touched.keys().filter_map(|u| self.open.get(u).cloned()).collect();
+        self.stats.findings_emitted += out.len() as u64;
+        out
+    }
+
+    /// One finding per result row of a SQL rule; returns their uids.
+    fn sql_findings(&mut self, o: sql::Output) -> Vec<String> {
+        let rule = &self.sql.as_ref().expect("outputs come from the SQL set").rules[o.rule];
+        let meta = self.sql_metas[o.rule].clone();
+        // Evidence events by uid, from the rows the query read.
+        let mut events: HashMap<String, EventSummary> = HashMap::new();
+        for b in &o.inputs {
+            let s = Summaries::new(b);
+            for r in 0..b.num_rows() {
+                if let Some(u) = s.uid(r) {
+                    events.entry(u).or_insert_with(|| s.get(r));
+                }
+            }
+        }
+        let mut made = Vec::new();
+        for row in 0..o.rows.num_rows() {
+            let uids = uids_at(&o.rows, row);
+            let evs: Vec<&EventSummary> = uids.iter().filter_map(|u| events.get(u)).collect();
+            let Some(first) = evs.iter().min_by_key(|e| e.time) else { continue };
+            let group = if rule.group_by.is_empty() { "-".to_string() } else { rule.group_by.iter().map(|g| sql::text_at(&o.rows, g, row).unwrap_or_default()).collect::<Vec<_>>().join("|") };
+            let ws = o.window_start.unwrap_or_else(|| first.time.div_euclid(self.opts.suppression_ms) * self.opts.suppression_ms);
+            let fresh = Finding::new(meta.clone(), group, ws, first);
+            let f = self.open.entry(fresh.uid.clone()).or_insert(fresh);
+            let mut sorted = evs.clone();
+            sorted.sort_by_key(|e| e.time);
+            for e in sorted {
+                f.add(e);
+            }
+            for (i, field) in o.rows.schema().fields().iter().enumerate() {
+                if matches!(field.name().as_str(), "uids" | "uid") || o.rows.column(i).is_null(row) {
+                    continue;
+                }
+                if let Some(v) = sql::text_at(&o.rows, field.name(), row) {
+                    f.context.insert(field.name().clone(), serde_json::Value::String(v));
+                }
+            }
+            made.push(f.uid.clone());
+        }
+        made
+    }
+}
+
+/// The evidence uids of a result row: a `uids` list or a `uid` string.
+fn uids_at(rows: &RecordBatch, row: usize) -> Vec<String> {
+    if let Some(list) = rows.column_by_name("uids").and_then(|c| c.as_list_opt::<i32>().cloned()) {
+        if list.is_null(row) {
+            return Vec::new();
+        }
+        let v = list.value(row);
+        return match v.as_string_opt::<i32>() {
+            Some(s) => s.iter().flatten().map(str::to_string).collect(),
+            None => Vec::new(),
+        };
+    }
+    sql::text_at(rows, "uid", row).into_iter().collect()
 }

@@ -132,6 +132,17 @@ pub fn column(batch: &RecordBatch, path: &str) -> Option<ArrayRef> {
     })
 }
 
+/// A struct's child with the struct's nulls folded in.
+pub fn column_with_parent_nulls(parent: &StructArray, child: &ArrayRef) -> ArrayRef {
+    match child.as_string_opt::<i32>() {
+        Some(s) => {
+            let (o, v, n) = s.clone().into_parts();
+            std::sync::Arc::new(StringArray::new(o, v, NullBuffer::union(n.as_ref(), parent.nulls())))
+        }
+        None => child.clone(),
+    }
+}
+
 fn str_at(a: &Option<ArrayRef>, row: usize) -> Option<&str> {
     text_at(a.as_ref()?, row)
 }

@@ -7,6 +7,8 @@ pub mod fields;
 pub mod finding;
 pub mod rule;
 pub mod sigma;
+pub mod sql;
+pub mod verbs;
 
 pub use engine::{Engine, EngineOptions, Stats};
 pub use finding::Finding;

@@ -1,24 +1,30 @@
 //! Detection over normalized batches: `ocelot detect` replays files or the lake through the
 //! same engine the streaming runtime runs, and keeps the latest state of each finding.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::filter_record_batch;
+use ocelot_detectors::sql::SqlSet;
 use ocelot_detectors::{Engine, EngineOptions, Finding, LoadOptions, SigmaSet};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-/// The CloudTrail classes Sigma rules read, as lake tables.
-pub const DETECT_TABLES: &[&str] = &["api_activity", "authentication", "account_change"];
+use crate::classes::{class_and_projection, WRITTEN_CLASSES};
 
-/// The rule set: the shipped one, or every rule under `dir`.
-pub fn load_rules(dir: Option<&Path>, opts: &LoadOptions) -> Result<SigmaSet, String> {
+/// The rules: the shipped ones, or every rule under `dir` (Sigma `.yml`, SQL `.sql`).
+pub fn load_rules(dir: Option<&Path>, opts: &LoadOptions) -> Result<(SigmaSet, SqlSet), String> {
+    let schemas = class_schemas()?;
     match dir {
-        Some(d) => SigmaSet::load_dir(d, opts),
-        None => SigmaSet::shipped(opts),
+        Some(d) => Ok((SigmaSet::load_dir(d, opts)?, SqlSet::load_dir(d, schemas)?)),
+        None => Ok((SigmaSet::shipped(opts)?, SqlSet::shipped(schemas)?)),
     }
+}
+
+/// The Arrow schema of every class Ocelot writes, by table name (what SQL rules read).
+pub fn class_schemas() -> Result<HashMap<String, arrow::datatypes::SchemaRef>, String> {
+    WRITTEN_CLASSES.iter().map(|c| class_and_projection(c).map(|(_, s)| (c.to_string(), s)).map_err(|e| e.to_string())).collect()
 }
 
 /// An event-time range (epoch ms, inclusive start, exclusive end).
@@ -43,17 +49,25 @@ pub struct Detect {
 }
 
 impl Detect {
-    pub fn new(rules: SigmaSet, opts: EngineOptions, range: TimeRange) -> Detect {
-        Detect { engine: Engine::new(rules, opts), findings: BTreeMap::new(), range, events: 0 }
+    pub fn new((sigma, sql): (SigmaSet, SqlSet), opts: EngineOptions, range: TimeRange) -> Detect {
+        Detect { engine: Engine::new(sigma, Some(sql), opts), findings: BTreeMap::new(), range, events: 0 }
     }
 
-    pub fn batch(&mut self, batch: &RecordBatch) -> io::Result<()> {
+    /// Feeds a batch of class `table`.
+    pub fn batch(&mut self, batch: &RecordBatch, table: &str) -> io::Result<()> {
         let batch = self.in_range(batch)?;
         self.events += batch.num_rows() as u64;
-        for f in self.engine.process(&batch) {
+        for f in self.engine.process(&batch, table) {
             self.findings.insert(f.uid.clone(), f);
         }
         Ok(())
+    }
+
+    /// Evaluates the windows still open: call once the input is over.
+    pub fn finish(&mut self) {
+        for f in self.engine.finish() {
+            self.findings.insert(f.uid.clone(), f);
+        }
     }
 
     fn in_range(&self, batch: &RecordBatch) -> io::Result<RecordBatch> {
@@ -85,24 +99,27 @@ impl Detect {
     /// Replays the lake's CloudTrail tables, file by file in path order (partitions are by day,
     /// so this is close to event-time order).
     pub fn replay_lake(&mut self, lake: &Path) -> io::Result<()> {
-        let mut files: Vec<PathBuf> = Vec::new();
-        for t in DETECT_TABLES {
+        let mut files: Vec<(PathBuf, &str)> = Vec::new();
+        for t in WRITTEN_CLASSES {
             let dir = lake.join(t);
             if dir.is_dir() {
-                collect_parquet(&dir, &mut files)?;
+                let mut found = Vec::new();
+                collect_parquet(&dir, &mut found)?;
+                files.extend(found.into_iter().map(|f| (f, *t)));
             }
         }
         if files.is_empty() {
-            return Err(io::Error::new(io::ErrorKind::NotFound, format!("{}: no CloudTrail tables ({}) in this lake", lake.display(), DETECT_TABLES.join(", "))));
+            return Err(io::Error::new(io::ErrorKind::NotFound, format!("{}: no class tables ({}) in this lake", lake.display(), WRITTEN_CLASSES.join(", "))));
         }
         // Day partitions first, so the engine sees time roughly in order across tables.
-        files.sort_by_key(|p| (day_of(p), p.clone()));
-        for f in files {
+        files.sort_by_key(|(p, _)| (day_of(p), p.clone()));
+        for (f, table) in files {
             let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&f)?).map_err(io::Error::other)?.with_batch_size(64 * 1024).build().map_err(io::Error::other)?;
             for b in reader {
-                self.batch(&b.map_err(io::Error::other)?)?;
+                self.batch(&b.map_err(io::Error::other)?, table)?;
             }
         }
+        self.finish();
         Ok(())
     }
 }
@@ -121,4 +138,46 @@ fn collect_parquet(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// One rule test case and how it went.
+#[derive(Debug, Clone)]
+pub struct CaseResult {
+    pub rule: String,
+    pub events: PathBuf,
+    pub must_fire: bool,
+    pub findings: usize,
+}
+
+impl CaseResult {
+    pub fn passed(&self) -> bool {
+        self.must_fire == (self.findings > 0)
+    }
+}
+
+/// Runs the must-fire / must-not-fire cases of every SQL rule under `dir`: each case's events
+/// (any source, paths relative to `dir`) through an engine holding that rule alone.
+pub fn test_rules(dir: &Path) -> Result<Vec<CaseResult>, String> {
+    let all = SqlSet::load_dir(dir, class_schemas()?)?;
+    if let Some((p, why)) = all.rejected.first() {
+        return Err(format!("{}: {why}", p.display()));
+    }
+    let mut results = Vec::new();
+    for rule in &all.rules {
+        for case in &rule.cases {
+            let text = std::fs::read_to_string(&rule.path).map_err(|e| format!("{}: {e}", rule.path.display()))?;
+            let sql = SqlSet::new(vec![(rule.path.clone(), text)], class_schemas()?)?;
+            let sigma = SigmaSet::from_texts(Vec::new(), &LoadOptions::default())?;
+            let detect = Detect { engine: Engine::new(sigma, Some(sql), EngineOptions { hold_windows: true, ..EngineOptions::default() }), findings: BTreeMap::new(), range: TimeRange::default(), events: 0 };
+            let events = dir.join(&case.events);
+            let normalizer = crate::normalize::by_kind("auto")?;
+            let mut ingest = crate::ingest::Ingest::new(normalizer, crate::ingest::Output::Detect(Box::new(detect)), crate::lake::DeadLetterStore::to_stderr(), crate::decode::Limits::default());
+            ingest.file(&events).map_err(|e| format!("{} (a case of {}): {e}", events.display(), rule.meta.id))?;
+            ingest.finish(std::time::Instant::now()).map_err(|e| e.to_string())?;
+            let crate::ingest::Output::Detect(mut d) = ingest.output else { unreachable!("built with Output::Detect") };
+            d.finish();
+            results.push(CaseResult { rule: rule.meta.id.clone(), events: case.events.clone(), must_fire: case.fires, findings: d.findings().len() });
+        }
+    }
+    Ok(results)
 }

@@ -28,7 +28,7 @@ impl Output {
         match self {
             Output::Lake(l) => l.append(b),
             Output::Jsonl(w) => ocsf_json::write_batch(&b.batch, w),
-            Output::Detect(d) => d.batch(&b.batch),
+            Output::Detect(d) => d.batch(&b.batch, &b.class.name),
         }
     }
 

@@ -11,7 +11,7 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::datasource::MemTable;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::SessionContext;
 
 use crate::classes::{class_and_projection, WRITTEN_CLASSES};
 
@@ -20,13 +20,8 @@ pub const PARTITION_COLUMNS: &[&str] = &["region", "accountId", "eventDay"];
 
 /// A DataFusion session with the lake's tables registered.
 pub async fn session(lake: &Path) -> Result<SessionContext> {
-    // Identifiers keep their case (`accountId`, `eventDay`) as OCSF and Security Lake spell them.
-    let mut config = SessionConfig::new().with_information_schema(true);
-    config.options_mut().sql_parser.enable_ident_normalization = false;
-    // The generic and PostgreSQL dialects read `user` as the USER function, so
-    // `actor.user.name`, the field analysts want most, would not parse. DuckDB's does not.
-    config.options_mut().sql_parser.dialect = datafusion::common::config::Dialect::DuckDB;
-    let ctx = SessionContext::new_with_config(config);
+    // The detectors' settings and functions (`is_mutation`...), so a rule's query runs as is.
+    let ctx = ocelot_detectors::sql::session(ocelot_detectors::sql::session_config());
     for class in WRITTEN_CLASSES {
         let (_, schema) = class_and_projection(class).map_err(|e| DataFusionError::External(Box::new(e)))?;
         let dir = lake.join(class);

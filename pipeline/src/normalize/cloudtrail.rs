@@ -156,29 +156,10 @@ fn account_activity(source: &str, name: &str) -> Option<i32> {
     })
 }
 
-/// API Activity's create/read/update/delete from the operation's leading verb (the first
-/// capitalised word; two for `Batch...`), so `BatchGetItem` is a read and `Getaway` is not a
-/// `Get`; `readOnly` decides for verbs the table does not know.
+/// API Activity's create/read/update/delete from the operation's leading verb (the table is
+/// the detectors', so detections and the normalizer agree on what a mutation is).
 pub(crate) fn api_activity(name: &str, read_only: Option<bool>) -> i32 {
-    let word_end = |from: usize| name[from..].char_indices().skip(1).find(|(_, c)| c.is_ascii_uppercase() || c.is_ascii_digit()).map_or(name.len(), |(i, _)| from + i);
-    let first = word_end(0);
-    let verb = if &name[..first] == "Batch" { &name[..word_end(first)] } else { &name[..first] };
-    let id = match verb {
-        "Create" | "Run" | "Allocate" | "Import" | "Register" | "Add" | "Copy" | "Issue" | "Request" | "BatchCreate" | "BatchPut" => 1,
-        "Get" | "Describe" | "List" | "Head" | "Lookup" | "Search" | "Scan" | "Query" | "Select" | "BatchGet" | "Download" | "Decrypt"
-        | "Retrieve" | "Check" | "Verify" | "Preview" | "Test" | "BatchDescribe" => 2,
-        "Update" | "Modify" | "Put" | "Set" | "Change" | "Attach" | "Associate" | "Enable" | "Disable" | "Tag" | "Untag" | "Start"
-        | "Stop" | "Reboot" | "Replace" | "Reset" | "Authorize" | "Revoke" | "Upload" | "Restore" | "Send" | "Invoke" | "Assume"
-        | "Apply" | "Accept" | "Reject" | "Encrypt" | "BatchUpdate" => 3,
-        "Delete" | "Remove" | "Terminate" | "Deregister" | "Detach" | "Disassociate" | "Release" | "Purge" | "Cancel" | "Deactivate"
-        | "Destroy" | "BatchDelete" => 4,
-        _ => 0,
-    };
-    match (id, read_only) {
-        (0, Some(true)) => 2,
-        (0, _) => 99,
-        (id, _) => id,
-    }
+    ocelot_detectors::verbs::activity_id(name, read_only)
 }
 
 /// The resource type a request parameter names, if it names one.
@@ -862,13 +843,6 @@ mod tests {
 
     #[test]
     fn verbs_pick_activities() {
-        assert_eq!(api_activity("CreateBucket", None), 1);
-        assert_eq!(api_activity("RunInstances", None), 1);
-        assert_eq!(api_activity("DescribeDirectConnectGateways", None), 2);
-        assert_eq!(api_activity("BatchGetSecretValue", None), 2);
-        assert_eq!(api_activity("PutBucketPolicy", None), 3);
-        assert_eq!(api_activity("TerminateInstances", None), 4);
-        assert_eq!(api_activity("Getaway", None), 99);
         assert_eq!(api_activity("Frobnicate", Some(true)), 2);
         assert_eq!(api_activity("Frobnicate", Some(false)), 99);
         assert_eq!(auth_activity("signin.amazonaws.com", "ConsoleLogin"), Some(1));

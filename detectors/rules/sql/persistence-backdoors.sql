@@ -1,0 +1,25 @@
+-- id: ocelot.persistence-backdoors
+-- title: Code or access path planted: Lambda code or permissions, EC2 user data or SSH keys, federation tokens
+-- description: A Lambda function's code replaced, or the function opened to any principal or
+-- description: another account; an EC2 instance's user data (its boot script) modified; an SSH key
+-- description: pushed through EC2 Instance Connect; a federation token issued to an IAM user
+-- description: (it outlives the user's key being disabled).
+-- severity: medium
+-- attack: T1546, T1098.004, T1021.004, T1550.001
+-- tactics: persistence, lateral-movement
+-- table: api_activity
+-- group_by: principal
+-- filter: (api.service.name = 'lambda.amazonaws.com' AND (api.operation LIKE 'UpdateFunctionCode%' OR api.operation LIKE 'AddPermission%' AND (json_get(api.request.data, 'principal') = '*' OR json_get(api.request.data, 'principal') NOT LIKE '%.amazonaws.com')))
+-- filter: OR (api.service.name = 'ec2.amazonaws.com' AND api.operation = 'ModifyInstanceAttribute' AND json_get(api.request.data, 'userData') IS NOT NULL)
+-- filter: OR (api.service.name = 'ec2-instance-connect.amazonaws.com' AND api.operation = 'SendSSHPublicKey')
+-- filter: OR (api.service.name = 'sts.amazonaws.com' AND api.operation = 'GetFederationToken')
+-- fires: ../../samples/cloudtrail/stratus/aws.persistence.lambda-backdoor-function.jsonl
+-- fires: ../../samples/cloudtrail/stratus/aws.persistence.lambda-overwrite-code.jsonl
+-- fires: ../../samples/cloudtrail/stratus/aws.execution.ec2-user-data.jsonl
+-- fires: ../../samples/cloudtrail/stratus/aws.lateral-movement.ec2-instance-connect.jsonl
+-- fires: ../../samples/cloudtrail/stratus/aws.persistence.sts-federation-token.jsonl
+-- quiet: ../../samples/cloudtrail/stratus/aws.discovery.ec2-download-user-data.jsonl
+
+SELECT metadata.uid AS uid, actor.user.uid AS principal, actor.app_name AS agent,
+       api.service.name AS service, api.operation AS operation, status
+FROM api_activity

@@ -1,0 +1,341 @@
+//! SQL detectors (DataFusion). A rule keeps only the rows its `filter` keeps, buffers them in
+//! event-time windows (tumbling or hopping), and runs its query over a window once the
+//! watermark (the newest event time seen, minus the rule's lateness) passes the window's end.
+//! Events older than a closed window are late: counted, not silently lost. Each rule has a
+//! memory budget: past it, the oldest window is evaluated early (logged, counted). Rules
+//! without a window run on each batch's kept rows.
+
+pub mod rule;
+pub mod udf;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, new_null_array};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::DFSchema;
+use datafusion::datasource::MemTable;
+use datafusion::physical_plan::PhysicalExpr;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+pub use rule::{Case, SqlRule, Window};
+
+/// The session settings the detectors and `ocelot sql` share: identifiers keep their case
+/// (`accountId`), and DuckDB's dialect, which reads `actor.user.name` (the generic and
+/// PostgreSQL dialects take `user` for the USER function).
+pub fn session_config() -> SessionConfig {
+    let mut config = SessionConfig::new().with_information_schema(true);
+    config.options_mut().sql_parser.enable_ident_normalization = false;
+    config.options_mut().sql_parser.dialect = datafusion::common::config::Dialect::DuckDB;
+    config
+}
+
+/// A session with the rules' functions registered.
+pub fn session(config: SessionConfig) -> SessionContext {
+    let ctx = SessionContext::new_with_config(config);
+    udf::register(&ctx);
+    ctx
+}
+
+/// One result row of a rule: a finding to make.
+pub struct Output {
+    pub rule: usize,
+    /// The window's start (None for per-batch rules).
+    pub window_start: Option<i64>,
+    /// The query's result rows (one finding per row).
+    pub rows: RecordBatch,
+    /// The rows the query read, to find the evidence events in.
+    pub inputs: Vec<RecordBatch>,
+}
+
+/// Counters per rule.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RuleStats {
+    pub kept_rows: u64,
+    pub late_events: u64,
+    pub budget_exceeded: u64,
+    pub buffered_bytes: usize,
+    pub runs: u64,
+}
+
+#[derive(Default)]
+struct State {
+    /// Compiled filter for the last batch schema seen, per table.
+    filters: HashMap<String, (SchemaRef, Arc<dyn PhysicalExpr>)>,
+    /// Window start -> kept batches, per table.
+    windows: BTreeMap<i64, HashMap<String, Vec<RecordBatch>>>,
+    /// Windows that start before this are closed.
+    closed_before: i64,
+    stats: RuleStats,
+    warned_budget: bool,
+}
+
+pub struct SqlSet {
+    pub rules: Vec<SqlRule>,
+    pub rejected: Vec<(PathBuf, String)>,
+    states: Vec<State>,
+    schemas: HashMap<String, SchemaRef>,
+    ctx: SessionContext,
+    rt: tokio::runtime::Runtime,
+}
+
+impl SqlSet {
+    /// Compiles rules given as (path, text) against the class schemas (table name -> Arrow
+    /// schema): a rule whose query does not plan is rejected with the planner's message.
+    pub fn new(docs: Vec<(PathBuf, String)>, schemas: HashMap<String, SchemaRef>) -> Result<SqlSet, String> {
+        let rt = tokio::runtime::Builder::new_current_thread().build().map_err(|e| format!("detection runtime: {e}"))?;
+        let ctx = session(session_config().with_target_partitions(1));
+        let mut set = SqlSet { rules: Vec::new(), rejected: Vec::new(), states: Vec::new(), schemas, ctx, rt };
+        for (path, text) in docs {
+            match SqlRule::parse(&path, &text).and_then(|r| set.check(&r).map(|_| r)) {
+                Ok(r) => {
+                    set.rules.push(r);
+                    set.states.push(State { closed_before: i64::MIN, ..State::default() });
+                }
+                Err(e) => set.rejected.push((path, e)),
+            }
+        }
+        Ok(set)
+    }
+
+    /// Plans the rule's filter and query against empty tables of its classes.
+    fn check(&self, r: &SqlRule) -> Result<(), String> {
+        for t in &r.tables {
+            let schema = self.schemas.get(t).ok_or_else(|| format!("{}: table `{t}` is not a class Ocelot writes (known: {})", r.path.display(), self.table_names().join(", ")))?;
+            if let Some(f) = &r.filter {
+                compile_filter(&self.ctx, schema, f).map_err(|e| format!("{}: filter on {t}: {e}", r.path.display()))?;
+            }
+        }
+        self.register(&r.tables, &HashMap::new()).map_err(|e| format!("{}: {e}", r.path.display()))?;
+        let plan = self.rt.block_on(async { self.ctx.sql(&r.query).await.map(|df| df.schema().clone()) }).map_err(|e| format!("{}: query: {e}", r.path.display()))?;
+        let has = |n: &str| plan.fields().iter().any(|f| f.name() == n);
+        if !has("uids") && !has("uid") {
+            return Err(format!("{}: the query must return the evidence events' uids: a `uids` list (array_agg(metadata.uid)) or a `uid` column", r.path.display()));
+        }
+        for g in &r.group_by {
+            if !has(g) {
+                return Err(format!("{}: group_by names `{g}`, which the query does not return", r.path.display()));
+            }
+        }
+        Ok(())
+    }
+
+    fn table_names(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.schemas.keys().map(String::as_str).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Registers each table with the given batches (aligned to the class schema) or empty.
+    fn register(&self, tables: &[String], data: &HashMap<String, Vec<RecordBatch>>) -> datafusion::common::Result<()> {
+        for t in tables {
+            let schema = self.schemas.get(t).cloned().ok_or_else(|| datafusion::common::DataFusionError::Plan(format!("unknown table {t}")))?;
+            let batches: Vec<RecordBatch> = data.get(t).map(|b| b.iter().map(|b| align(b, &schema)).collect()).unwrap_or_default();
+            self.ctx.deregister_table(t.as_str())?;
+            self.ctx.register_table(t.as_str(), Arc::new(MemTable::try_new(schema, vec![batches])?))?;
+        }
+        Ok(())
+    }
+
+    pub fn stats(&self, rule: usize) -> RuleStats {
+        let s = &self.states[rule];
+        RuleStats { buffered_bytes: s.windows.values().flat_map(|w| w.values().flatten()).map(RecordBatch::get_array_memory_size).sum(), ..s.stats }
+    }
+
+    /// Feeds a batch of class `table`; runs what is due. `watermark` is the newest event time
+    /// the engine has seen.
+    pub fn process(&mut self, batch: &RecordBatch, table: &str, watermark: i64) -> Vec<Output> {
+        let mut out = Vec::new();
+        for i in 0..self.rules.len() {
+            if !self.rules[i].tables.iter().any(|t| t == table) {
+                continue;
+            }
+            let kept = match self.keep(i, batch, table) {
+                Ok(k) => k,
+                Err(e) => {
+                    tracing::warn!(rule = %self.rules[i].meta.id, error = %e, "rule filter failed on a batch; the rule skips it");
+                    continue;
+                }
+            };
+            if kept.num_rows() == 0 {
+                continue;
+            }
+            self.states[i].stats.kept_rows += kept.num_rows() as u64;
+            match self.rules[i].window {
+                None => {
+                    let data = HashMap::from([(table.to_string(), vec![kept])]);
+                    out.extend(self.run(i, None, data));
+                }
+                Some(w) => self.buffer(i, w, kept, table),
+            }
+        }
+        for i in 0..self.rules.len() {
+            out.extend(self.close_due(i, watermark));
+        }
+        out
+    }
+
+    /// Runs every open window now (end of a replay, shutdown).
+    pub fn flush(&mut self) -> Vec<Output> {
+        let mut out = Vec::new();
+        for i in 0..self.rules.len() {
+            out.extend(self.close_due(i, i64::MAX));
+        }
+        out
+    }
+
+    fn keep(&mut self, i: usize, batch: &RecordBatch, table: &str) -> Result<RecordBatch, String> {
+        let Some(filter) = self.rules[i].filter.clone() else { return Ok(batch.clone()) };
+        let state = &mut self.states[i];
+        let fresh = state.filters.get(table).is_none_or(|(s, _)| s != &batch.schema());
+        if fresh {
+            let expr = compile_filter(&self.ctx, &batch.schema(), &filter).map_err(|e| e.to_string())?;
+            state.filters.insert(table.to_string(), (batch.schema(), expr));
+        }
+        let (_, expr) = &state.filters[table];
+        let mask = expr.evaluate(batch).and_then(|v| v.into_array(batch.num_rows())).map_err(|e| e.to_string())?;
+        let mask: &BooleanArray = mask.as_boolean_opt().ok_or("the filter is not a boolean expression")?;
+        filter_record_batch(batch, mask).map_err(|e| e.to_string())
+    }
+
+    fn buffer(&mut self, i: usize, w: Window, kept: RecordBatch, table: &str) {
+        let time = kept.column_by_name("time").and_then(|t| t.as_primitive_opt::<arrow::datatypes::Int64Type>().cloned());
+        let Some(time) = time else { return };
+        let state = &mut self.states[i];
+        // Rows by every window (start) that contains them.
+        let mut by_window: BTreeMap<i64, Vec<bool>> = BTreeMap::new();
+        for row in 0..kept.num_rows() {
+            let t = time.value(row);
+            let last_start = t.div_euclid(w.slide_ms) * w.slide_ms;
+            let mut start = last_start;
+            while start > t - w.size_ms {
+                if start < state.closed_before {
+                    if start == last_start {
+                        state.stats.late_events += 1;
+                    }
+                } else {
+                    by_window.entry(start).or_insert_with(|| vec![false; kept.num_rows()])[row] = true;
+                }
+                start -= w.slide_ms;
+            }
+        }
+        if state.stats.late_events > 0 && by_window.is_empty() {
+            tracing::debug!(rule = %self.rules[i].meta.id, late = state.stats.late_events, "late events past the rule's lateness");
+        }
+        for (start, mask) in by_window {
+            if let Ok(rows) = filter_record_batch(&kept, &BooleanArray::from(mask)) {
+                state.windows.entry(start).or_default().entry(table.to_string()).or_default().push(rows);
+            }
+        }
+    }
+
+    fn close_due(&mut self, i: usize, watermark: i64) -> Vec<Output> {
+        let Some(w) = self.rules[i].window else { return Vec::new() };
+        let horizon = watermark.saturating_sub(self.rules[i].lateness_ms);
+        let mut out = Vec::new();
+        loop {
+            let state = &mut self.states[i];
+            let Some((&start, _)) = state.windows.first_key_value() else { break };
+            let over_budget = self.stats(i).buffered_bytes > self.rules[i].budget_bytes;
+            let state = &mut self.states[i];
+            if start.saturating_add(w.size_ms) > horizon && !over_budget {
+                break;
+            }
+            if over_budget && start.saturating_add(w.size_ms) > horizon {
+                state.stats.budget_exceeded += 1;
+                if !state.warned_budget {
+                    state.warned_budget = true;
+                    tracing::warn!(rule = %self.rules[i].meta.id, budget_bytes = self.rules[i].budget_bytes, "rule state over its memory budget: evaluating its oldest window early");
+                }
+            }
+            let data = state.windows.remove(&start).unwrap_or_default();
+            state.closed_before = state.closed_before.max(start + w.slide_ms);
+            out.extend(self.run(i, Some(start), data));
+        }
+        out
+    }
+
+    fn run(&mut self, i: usize, window_start: Option<i64>, data: HashMap<String, Vec<RecordBatch>>) -> Option<Output> {
+        self.states[i].stats.runs += 1;
+        let rule = &self.rules[i];
+        let result = self.register(&rule.tables, &data).and_then(|_| self.rt.block_on(async { self.ctx.sql(&rule.query).await?.collect().await }));
+        let batches = match result {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(rule = %rule.meta.id, error = %e, "rule query failed");
+                return None;
+            }
+        };
+        let rows = arrow::compute::concat_batches(&batches.first()?.schema(), &batches).ok()?;
+        if rows.num_rows() == 0 {
+            return None;
+        }
+        let inputs = data.into_values().flatten().collect();
+        Some(Output { rule: i, window_start, rows, inputs })
+    }
+
+    /// Loads `.sql` rules under a directory (recursively).
+    pub fn load_dir(dir: &Path, schemas: HashMap<String, SchemaRef>) -> Result<SqlSet, String> {
+        let mut files = Vec::new();
+        collect(dir, &mut files).map_err(|e| format!("{}: {e}", dir.display()))?;
+        files.sort();
+        let docs = files.into_iter().map(|f| std::fs::read_to_string(&f).map(|t| (f.clone(), t)).map_err(|e| format!("{}: {e}", f.display()))).collect::<Result<_, _>>()?;
+        SqlSet::new(docs, schemas)
+    }
+
+    /// The SQL rules shipped in the binary (`detectors/rules/sql/`).
+    pub fn shipped(schemas: HashMap<String, SchemaRef>) -> Result<SqlSet, String> {
+        let docs = crate::SHIPPED.iter().filter(|(p, _)| p.starts_with("sql/") && p.ends_with(".sql"));
+        SqlSet::new(docs.map(|(p, t)| (PathBuf::from("rules").join(p), t.to_string())).collect(), schemas)
+    }
+}
+
+fn compile_filter(ctx: &SessionContext, schema: &SchemaRef, sql: &str) -> datafusion::common::Result<Arc<dyn PhysicalExpr>> {
+    let df = DFSchema::try_from(schema.as_ref().clone())?;
+    let expr = ctx.parse_sql_expr(sql, &df)?;
+    ctx.create_physical_expr(expr, &df)
+}
+
+/// A batch with exactly `schema`'s columns: same-named columns of the same type are kept,
+/// the rest are null (files written with an older projection read like that).
+fn align(batch: &RecordBatch, schema: &SchemaRef) -> RecordBatch {
+    if batch.schema() == *schema {
+        return batch.clone();
+    }
+    let cols: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|f| match batch.column_by_name(f.name()) {
+            Some(c) if c.data_type() == f.data_type() => c.clone(),
+            _ => new_null_array(f.data_type(), batch.num_rows()),
+        })
+        .collect();
+    RecordBatch::try_new(schema.clone(), cols).unwrap_or_else(|_| RecordBatch::new_empty(schema.clone()))
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
+        if p.is_dir() {
+            collect(&p, out)?;
+        } else if p.extension().is_some_and(|x| x == "sql") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// The string value of a result column at a row (for group keys and context).
+pub fn text_at(rows: &RecordBatch, name: &str, row: usize) -> Option<String> {
+    let c = rows.column_by_name(name)?;
+    if c.is_null(row) {
+        return None;
+    }
+    match c.data_type() {
+        DataType::Utf8 => Some(c.as_string::<i32>().value(row).to_string()),
+        DataType::Utf8View => Some(c.as_string_view().value(row).to_string()),
+        _ => arrow::util::display::array_value_to_string(c, row).ok(),
+    }
+}

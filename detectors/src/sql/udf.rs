@@ -1,0 +1,95 @@
+//! SQL functions the rules use, registered once per session (the detection engine's and
+//! `ocelot sql`'s alike). Documented in docs/detection/sql.md.
+//!
+//! - `is_mutation(operation)`: create, update or delete (not a read, not an unknown verb).
+//! - `mutation_kind(operation)`: `create`, `read`, `update`, `delete` or `other`.
+//! - `is_destructive(operation)`: a delete verb, or `Stop*` / `Disable*`.
+//! - `is_agent(actor)`: the actor is an AI agent the registry recognized (`actor.app_name`
+//!   set); also takes the `app_name` string itself.
+//! - `json_get(json_text, 'a.b.c')`: the value at a dotted path of a JSON text column
+//!   (`api.request.data`, `unmapped`), as text: objects entered by key, arrays on the way
+//!   searched member by member, objects and arrays returned as compact JSON.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, StringArray};
+use arrow::datatypes::DataType;
+use datafusion::common::{Result, exec_err};
+use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility, create_udf};
+use datafusion::prelude::SessionContext;
+
+use crate::verbs;
+
+fn over_strings<T>(args: &[ColumnarValue], f: impl Fn(&str) -> T, build: impl Fn(Vec<Option<T>>) -> ArrayRef) -> Result<ColumnarValue> {
+    let [arg] = args else { return exec_err!("expects one argument: the operation name") };
+    let arr = arg.to_array(1)?;
+    let Some(s) = arr.as_string_opt::<i32>() else { return exec_err!("expects a string (api.operation)") };
+    let out = build(s.iter().map(|v| v.map(&f)).collect());
+    Ok(match arg {
+        ColumnarValue::Scalar(_) => ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&out, 0)?),
+        ColumnarValue::Array(_) => ColumnarValue::Array(out),
+    })
+}
+
+fn bool_udf(name: &str, f: fn(&str) -> bool) -> ScalarUDF {
+    create_udf(name, vec![DataType::Utf8], DataType::Boolean, Volatility::Immutable, Arc::new(move |args: &[ColumnarValue]| over_strings(args, f, |v| Arc::new(BooleanArray::from(v)))))
+}
+
+/// `is_agent(actor)`: any argument type, so it takes the `actor` struct of every class.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct IsAgent {
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for IsAgent {
+    fn name(&self) -> &str {
+        "is_agent"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Boolean)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let [arg] = args.args.as_slice() else { return exec_err!("is_agent expects one argument: actor") };
+        let arr = arg.to_array(args.number_rows)?;
+        let app = match arr.data_type() {
+            DataType::Struct(_) => {
+                let st = arr.as_struct();
+                match st.column_by_name("app_name") {
+                    Some(a) => crate::fields::column_with_parent_nulls(st, a),
+                    None => return Ok(ColumnarValue::Array(Arc::new(BooleanArray::from(vec![false; arr.len()])))),
+                }
+            }
+            DataType::Utf8 => arr.clone(),
+            other => return exec_err!("is_agent expects the actor struct or its app_name, not {other}"),
+        };
+        let s = app.as_string_opt::<i32>().cloned().unwrap_or_else(|| StringArray::new_null(arr.len()));
+        let out: BooleanArray = (0..s.len()).map(|i| Some(s.is_valid(i) && !s.value(i).is_empty())).collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
+fn json_get(args: &[ColumnarValue]) -> Result<ColumnarValue> {
+    let [doc, path] = args else { return exec_err!("json_get expects (json_text, 'dotted.path')") };
+    let ColumnarValue::Scalar(path) = path else { return exec_err!("json_get's path must be a constant string") };
+    let Some(path) = path.try_as_str().flatten() else { return exec_err!("json_get's path must be a string") };
+    let path: Vec<String> = path.split('.').map(str::to_string).collect();
+    over_strings(std::slice::from_ref(doc), |text| serde_json::from_str::<serde_json::Value>(text).ok().and_then(|v| crate::fields::lookup(&v, &path).map(|c| c.into_owned())), |v| Arc::new(StringArray::from(v.into_iter().map(Option::flatten).collect::<Vec<_>>())))
+}
+
+/// Registers the functions on a session.
+pub fn register(ctx: &SessionContext) {
+    ctx.register_udf(bool_udf("is_mutation", verbs::is_mutation));
+    ctx.register_udf(bool_udf("is_destructive", verbs::is_destructive));
+    ctx.register_udf(create_udf(
+        "mutation_kind",
+        vec![DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| over_strings(args, verbs::mutation_kind, |v| Arc::new(StringArray::from(v)))),
+    ));
+    ctx.register_udf(create_udf("json_get", vec![DataType::Utf8, DataType::Utf8], DataType::Utf8, Volatility::Immutable, Arc::new(json_get)));
+    ctx.register_udf(ScalarUDF::new_from_impl(IsAgent { signature: Signature::any(1, Volatility::Immutable) }));
+}
