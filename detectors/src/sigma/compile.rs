@@ -232,8 +232,11 @@ pub(super) fn compile(docs: Vec<(PathBuf, String)>, opts: &LoadOptions) -> Resul
             let mark = (b.patterns.len(), b.fields.len());
             let expr = (|| {
                 let mut named = HashMap::new();
-                for (name, d) in &r.detection.named {
-                    named.insert(name.clone(), b.detection(d, opts)?);
+                // In name order, so what a rule compiles to (and its first error) is stable.
+                let mut names: Vec<&String> = r.detection.named.keys().collect();
+                names.sort();
+                for name in names {
+                    named.insert(name.clone(), b.detection(&r.detection.named[name], opts)?);
                 }
                 let conds = r.detection.conditions.iter().map(|c| condition(c, &named)).collect::<Result<Vec<_>, String>>()?;
                 Ok::<_, String>(if conds.len() == 1 { conds.into_iter().next().unwrap_or(Expr::Or(vec![])) } else { Expr::Or(conds) })
