@@ -330,7 +330,8 @@ fn parse_time_arg(s: &str) -> Result<i64, String> {
 
 fn detect_cmd(inputs: &[PathBuf], lake: Option<&Path>, rules: Option<&Path>, range: TimeRange, suppress_minutes: u32, agents: Option<&Path>) -> Result<Detect> {
     let set = load_rules(rules, &LoadOptions::default()).map_err(anyhow::Error::msg)?;
-    for (path, why) in set.0.rejected.iter().chain(&set.1.rejected) {
+    let rejected = set.sigma.rejected.iter().chain(set.sql.iter().flat_map(|s| &s.rejected)).chain(set.patterns.iter().flat_map(|p| &p.rejected));
+    for (path, why) in rejected {
         tracing::warn!(rule = %path.display(), reason = %why, "rule not loaded");
     }
     let opts = EngineOptions { suppression_ms: i64::from(suppress_minutes.max(1)) * 60_000, hold_windows: true };
@@ -367,7 +368,7 @@ fn detect_cmd(inputs: &[PathBuf], lake: Option<&Path>, rules: Option<&Path>, ran
 fn print_detect_summary(d: &Detect) {
     let findings = d.findings();
     let s = d.engine.stats();
-    let rules = d.engine.rules().rules.len() + d.engine.sql().map_or(0, |s| s.rules.len());
+    let rules = d.engine.rules().rules.len() + d.engine.sql().map_or(0, |s| s.rules.len()) + d.engine.patterns().map_or(0, |p| p.rules.len());
     eprintln!("{} events, {} Sigma rule hits, {} findings ({rules} rules loaded)", d.events, s.hits, findings.len());
     let mut per_rule: std::collections::BTreeMap<(&str, &str), (usize, u64)> = Default::default();
     for f in &findings {
@@ -383,7 +384,8 @@ fn print_detect_summary(d: &Detect) {
 fn rules_cmd(action: RulesAction) -> Result<ExitCode> {
     match action {
         RulesAction::List { rules } => {
-            let (sigma, sql) = load_rules(rules.as_deref(), &LoadOptions::default()).map_err(anyhow::Error::msg)?;
+            let set = load_rules(rules.as_deref(), &LoadOptions::default()).map_err(anyhow::Error::msg)?;
+            let (sigma, sql, patterns) = (&set.sigma, set.sql.as_ref().expect("loaded"), set.patterns.as_ref().expect("loaded"));
             let mut out = std::io::stdout().lock();
             writeln!(out, "{:<40} {:<11} {:<13} {:<22} title", "id", "kind", "severity", "attack")?;
             let row = |out: &mut std::io::StdoutLock, m: &ocelot_detectors::RuleMeta| {
@@ -393,30 +395,37 @@ fn rules_cmd(action: RulesAction) -> Result<ExitCode> {
             for r in &sql.rules {
                 row(&mut out, &r.meta)?;
             }
+            for r in &patterns.rules {
+                row(&mut out, &r.meta)?;
+            }
             for r in &sigma.rules {
                 row(&mut out, &r.meta)?;
             }
             for c in sigma.correlations.iter().filter(|c| c.rules.len() > 1 || sigma.rules[c.rules[0]].meta.id != c.meta.id) {
                 row(&mut out, &c.meta)?;
             }
-            let rejected = sigma.rejected.len() + sql.rejected.len();
-            writeln!(out, "{} SQL rules, {} Sigma rules, {} Sigma correlations; {rejected} not loaded (ocelot rules validate says why)", sql.rules.len(), sigma.rules.len(), sigma.correlations.len())?;
+            let rejected = sigma.rejected.len() + sql.rejected.len() + patterns.rejected.len();
+            writeln!(out, "{} SQL rules, {} pattern rules, {} Sigma rules, {} Sigma correlations; {rejected} not loaded (ocelot rules validate says why)", sql.rules.len(), patterns.rules.len(), sigma.rules.len(), sigma.correlations.len())?;
             Ok(ExitCode::SUCCESS)
         }
         RulesAction::Validate { rules } => {
-            let (sigma, sql) = load_rules(rules.as_deref(), &LoadOptions::default()).map_err(anyhow::Error::msg)?;
+            let set = load_rules(rules.as_deref(), &LoadOptions::default()).map_err(anyhow::Error::msg)?;
+            let (sigma, sql, patterns) = (&set.sigma, set.sql.as_ref().expect("loaded"), set.patterns.as_ref().expect("loaded"));
             let mut out = std::io::stdout().lock();
+            for r in &patterns.rules {
+                writeln!(out, "ok      {}  {}  reads {}", r.path.display(), r.meta.id, r.columns.join(", "))?;
+            }
             for r in &sql.rules {
                 writeln!(out, "ok      {}  {}  reads {}", r.path.display(), r.meta.id, r.tables.join(", "))?;
             }
             for (i, r) in sigma.rules.iter().enumerate() {
                 writeln!(out, "ok      {}  {}  reads {}", r.path.display(), r.meta.id, sigma.columns_of(i).join(", "))?;
             }
-            let rejected: Vec<_> = sigma.rejected.iter().chain(&sql.rejected).collect();
+            let rejected: Vec<_> = sigma.rejected.iter().chain(&sql.rejected).chain(&patterns.rejected).collect();
             for (p, why) in &rejected {
                 writeln!(out, "REJECT  {}  {why}", p.display())?;
             }
-            writeln!(out, "{} rules loaded, {} rejected", sigma.rules.len() + sql.rules.len(), rejected.len())?;
+            writeln!(out, "{} rules loaded, {} rejected", sigma.rules.len() + sql.rules.len() + patterns.rules.len(), rejected.len())?;
             Ok(if rejected.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         RulesAction::Test { rules } => {

@@ -84,3 +84,57 @@ fn a_lake_replay_finds_what_the_files_give() {
     let none = detect(&["--lake", lake.to_str().unwrap(), "--since", "2030-01-01T00:00:00Z"]);
     assert!(none.is_empty());
 }
+
+fn by_rule<'f>(findings: &'f [Value], rule: &str) -> Vec<&'f Value> {
+    findings.iter().filter(|f| f["finding_info"]["analytic"]["uid"] == rule).collect()
+}
+
+fn ctx<'f>(f: &'f Value, key: &str) -> &'f str {
+    f["unmapped"][key].as_str().unwrap_or_default()
+}
+
+#[test]
+fn agent_sessions_trip_the_ai_rules_with_agent_conversation_and_approval() {
+    let findings = detect(&["samples/agent/session", "samples/agent/cleanup"]);
+    let schema = ocelot_schemas::schema();
+    let class = schema.class("detection_finding").unwrap();
+    for f in &findings {
+        assert!(ocelot_schemas::validate_event(schema, class, f).is_empty(), "{f:#}");
+    }
+
+    // Rule 2: destructive changes nobody approved, each with its agent, conversation, approval.
+    let unapproved = by_rule(&findings, "ocelot.agent-destructive-unapproved");
+    let find = |conv: &str| unapproved.iter().find(|f| ctx(f, "conversation") == conv).unwrap_or_else(|| panic!("no rule-2 finding for {conv}: {unapproved:#?}"));
+    let rejected = find("conv-7f3a9c2e");
+    assert_eq!((ctx(rejected, "agent"), ctx(rejected, "approval"), ctx(rejected, "tool_calls"), ctx(rejected, "operations")), ("infra-agent", "rejected_but_executed", "toolu_03", "TerminateInstances"));
+    assert_eq!(ctx(rejected, "human"), "alice@example.com");
+    assert_eq!(rejected["actor"]["app_name"], "infra-agent");
+    let mcp = find("mcp-4d1e");
+    assert_eq!((ctx(mcp, "approval"), ctx(mcp, "operations")), ("no_decision", "DeleteBucket"));
+    assert_eq!(ctx(find("mcp-9b2c"), "approval"), "no_decision");
+    assert_eq!(unapproved.len(), 3, "the human-approved and config-approved calls are not destructive: {unapproved:#?}");
+
+    // Rule 1: the clean-up agent changed 14 resources in 3 minutes.
+    let blast = by_rule(&findings, "ocelot.agent-blast-radius");
+    assert_eq!(blast.len(), 1);
+    assert_eq!((ctx(blast[0], "agent"), ctx(blast[0], "resources_changed")), ("ops-agent", "14"));
+    assert_eq!(blast[0]["finding_info"]["related_events"].as_array().unwrap().len(), 14);
+
+    // Rule 5: data destroyed, in both sessions.
+    let destroyed = by_rule(&findings, "ocelot.agent-data-destruction");
+    assert_eq!(destroyed.len(), 2);
+    let cleanup = destroyed.iter().find(|f| ctx(f, "conversation") == "mcp-9b2c").unwrap();
+    assert!(ctx(cleanup, "operations").contains("DeleteDBInstance") && ctx(cleanup, "resources_destroyed").contains("orders-db"));
+
+    // Rule 9: the commands themselves, before any cloud call.
+    let commands = by_rule(&findings, "ocelot.agent-destructive-commands");
+    let cmd = |conv: &str| commands.iter().find(|f| ctx(f, "conversation") == conv).map(|f| ctx(f, "matched")).unwrap_or_default();
+    assert_eq!(cmd("mcp-4d1e"), "aws s3 rb --force");
+    assert!(cmd("mcp-9b2c").contains("--skip-final-snapshot") && cmd("mcp-9b2c").contains("aws s3 rb --force"), "{}", cmd("mcp-9b2c"));
+
+    // A benign session trips none of Ocelot's rules (SigmaHQ's low-severity "AWS STS AssumeRole
+    // Misuse" fires on any assumed-role call, the benign agent's included).
+    let benign = detect(&["samples/agent/benign"]);
+    let ours: Vec<&Value> = benign.iter().filter(|f| f["finding_info"]["analytic"]["uid"].as_str().unwrap().starts_with("ocelot.")).collect();
+    assert!(ours.is_empty(), "{ours:#?}");
+}

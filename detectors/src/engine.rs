@@ -17,7 +17,16 @@ use crate::finding::Finding;
 use crate::rule::RuleMeta;
 use crate::sigma::SigmaSet;
 use crate::sigma::correlate::{Entry, State};
+use crate::agent_link::Linker;
+use crate::pattern::PatternRules;
 use crate::sql::{self, SqlSet};
+
+/// Every kind of rule an engine runs.
+pub struct RuleSets {
+    pub sigma: SigmaSet,
+    pub sql: Option<SqlSet>,
+    pub patterns: Option<PatternRules>,
+}
 
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
@@ -49,6 +58,8 @@ pub struct Engine {
     sigma: SigmaSet,
     sql: Option<SqlSet>,
     sql_metas: Vec<Arc<RuleMeta>>,
+    patterns: Option<PatternRules>,
+    pattern_metas: Vec<Arc<RuleMeta>>,
     metas: Vec<Arc<RuleMeta>>,
     corr_metas: Vec<Arc<RuleMeta>>,
     /// Per Sigma rule: the (correlation, position in it) that use its hits.
@@ -58,6 +69,7 @@ pub struct Engine {
     /// and of the value field.
     corr_fields: Vec<Vec<(Vec<usize>, Option<usize>)>>,
     state: State,
+    linker: Linker,
     open: HashMap<String, Finding>,
     watermark: i64,
     opts: EngineOptions,
@@ -65,7 +77,8 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(sigma: SigmaSet, sql: Option<SqlSet>, opts: EngineOptions) -> Engine {
+    pub fn new(RuleSets { sigma, sql, patterns }: RuleSets, opts: EngineOptions) -> Engine {
+        let pattern_metas = patterns.as_ref().map(|p| p.rules.iter().map(|r| Arc::new(r.meta.clone())).collect()).unwrap_or_default();
         let sql_metas = sql.as_ref().map(|s| s.rules.iter().map(|r| Arc::new(r.meta.clone())).collect()).unwrap_or_default();
         let metas = sigma.rules.iter().map(|r| Arc::new(r.meta.clone())).collect();
         let corr_metas = sigma.correlations.iter().map(|c| Arc::new(c.meta.clone())).collect();
@@ -89,7 +102,7 @@ impl Engine {
             }
             corr_fields.push(per_rule);
         }
-        Engine { sigma, sql, sql_metas, metas, corr_metas, uses, corr_sources, corr_fields, state: State::default(), open: HashMap::new(), watermark: i64::MIN, opts, stats: Stats::default() }
+        Engine { sigma, sql, sql_metas, patterns, pattern_metas, metas, corr_metas, uses, corr_sources, corr_fields, state: State::default(), linker: Linker::default(), open: HashMap::new(), watermark: i64::MIN, opts, stats: Stats::default() }
     }
 
     pub fn rules(&self) -> &SigmaSet {
@@ -98,6 +111,10 @@ impl Engine {
 
     pub fn sql(&self) -> Option<&SqlSet> {
         self.sql.as_ref()
+    }
+
+    pub fn patterns(&self) -> Option<&PatternRules> {
+        self.patterns.as_ref()
     }
 
     pub fn stats(&self) -> Stats {
@@ -160,9 +177,38 @@ impl Engine {
                 }
             }
         }
+        if let Some(p) = &self.patterns {
+            for hit in p.eval(batch, table) {
+                let rule = &p.rules[hit.rule];
+                let ev = summaries.get(hit.row);
+                let group = rule.group_by.iter().map(|c| column(batch, c).and_then(|a| a.as_string_opt::<i32>().filter(|s| s.is_valid(hit.row)).map(|s| s.value(hit.row).to_string())).unwrap_or_default()).collect::<Vec<_>>().join("|");
+                let ws = ev.time.div_euclid(self.opts.suppression_ms) * self.opts.suppression_ms;
+                let fresh = Finding::new(self.pattern_metas[hit.rule].clone(), group, ws, &ev);
+                let f = self.open.entry(fresh.uid.clone()).or_insert(fresh);
+                f.add(&ev);
+                let mut matched: Vec<String> = f.context.get("matched").and_then(|m| m.as_str()).map(|m| m.split(", ").map(str::to_string).collect()).unwrap_or_default();
+                for m in hit.matched {
+                    if !matched.contains(&m) {
+                        matched.push(m);
+                    }
+                }
+                f.context.insert("matched".into(), serde_json::Value::String(matched.join(", ")));
+                f.context.entry("text").or_insert_with(|| serde_json::Value::String(hit.text.chars().take(500).collect()));
+                // Who: the agent, its conversation and the person it works for, as telemetry names them.
+                for (key, path) in [("agent", "actor.app_name"), ("conversation", "actor.session.uid"), ("human", "actor.user.name")] {
+                    if let Some(v) = column(batch, path).and_then(|a| a.as_string_opt::<i32>().filter(|s| s.is_valid(hit.row)).map(|s| s.value(hit.row).to_string())) {
+                        f.context.entry(key).or_insert(serde_json::Value::String(v));
+                    }
+                }
+                touched.insert(f.uid.clone(), ());
+            }
+        }
+        if table == "api_activity" {
+            self.linker.observe(batch);
+        }
         if let Some(sql) = self.sql.as_mut() {
             let watermark = if self.opts.hold_windows { i64::MIN } else { self.watermark };
-            let outputs = sql.process(batch, table, watermark);
+            let outputs = sql.process(batch, table, watermark, &self.linker);
             for o in outputs {
                 for uid in self.sql_findings(o) {
                     touched.insert(uid, ());
@@ -181,7 +227,7 @@ impl Engine {
     /// Evaluates every open window (end of a replay, shutdown); returns the findings made.
     pub fn finish(&mut self) -> Vec<Finding> {
         let Some(sql) = self.sql.as_mut() else { return Vec::new() };
-        let outputs = sql.flush();
+        let outputs = sql.flush(&self.linker);
         let mut touched = BTreeMap::new();
         for o in outputs {
             for uid in self.sql_findings(o) {

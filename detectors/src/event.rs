@@ -54,6 +54,8 @@ const STR_COLUMNS: [&str; 12] = [
 /// The columns of one batch that summaries read.
 pub struct Summaries {
     strs: Vec<Option<ArrayRef>>,
+    /// What names a record without `metadata.uid` (agent telemetry): span, session, call.
+    alt: [Option<ArrayRef>; 4],
     time: Option<ArrayRef>,
     class_uid: Option<ArrayRef>,
     type_uid: Option<ArrayRef>,
@@ -82,6 +84,7 @@ impl Summaries {
     pub fn new(batch: &RecordBatch) -> Summaries {
         Summaries {
             strs: STR_COLUMNS.iter().map(|c| column(batch, c)).collect(),
+            alt: ["trace.span.uid", "actor.session.uid", "api.request.uid", "activity_name"].map(|c| column(batch, c)),
             time: column(batch, "time"),
             class_uid: column(batch, "class_uid"),
             type_uid: column(batch, "type_uid"),
@@ -94,14 +97,19 @@ impl Summaries {
         int_at(&self.time, row).unwrap_or(0)
     }
 
+    /// `metadata.uid`; for agent telemetry without one, its span id, else
+    /// `session/call/activity@time` (stable across replays).
     pub fn uid(&self, row: usize) -> Option<String> {
-        str_at(&self.strs[0], row)
+        str_at(&self.strs[0], row).or_else(|| str_at(&self.alt[0], row)).or_else(|| {
+            let call = str_at(&self.alt[2], row)?;
+            Some(format!("{}/{call}/{}@{}", str_at(&self.alt[1], row).unwrap_or_default(), str_at(&self.alt[3], row).unwrap_or_default(), self.time(row)))
+        })
     }
 
     pub fn get(&self, row: usize) -> EventSummary {
         let s = |i: usize| str_at(&self.strs[i], row);
         EventSummary {
-            uid: s(0).unwrap_or_default(),
+            uid: self.uid(row).unwrap_or_default(),
             time: self.time(row),
             class_uid: int_at(&self.class_uid, row).unwrap_or(0),
             type_uid: int_at(&self.type_uid, row),

@@ -122,6 +122,28 @@ impl Finding {
         }
     }
 
+    /// One line for people: the rule, and who (agent, for whom, approval) when known.
+    pub fn message(&self) -> String {
+        let c = |k: &str| self.context.get(k).and_then(Value::as_str).filter(|v| !v.is_empty());
+        let mut m = self.rule.title.clone();
+        if let Some(agent) = c("agent") {
+            m.push_str(&format!(": agent {agent}"));
+            if let Some(h) = c("human") {
+                m.push_str(&format!(" working for {h}"));
+            }
+            if let Some(conv) = c("conversation") {
+                m.push_str(&format!(", conversation {conv}"));
+            }
+            if let Some(a) = c("approval") {
+                m.push_str(&format!(", approval {a}"));
+            }
+        }
+        if let Some(ops) = c("operations").or(c("operation")) {
+            m.push_str(&format!(" ({ops})"));
+        }
+        m
+    }
+
     /// The finding as an OCSF 1.8.0 Detection Finding.
     pub fn to_ocsf(&self) -> Value {
         let rule = &self.rule;
@@ -177,6 +199,14 @@ impl Finding {
         if let Some(actor) = first.and_then(EventSummary::actor) {
             f["actor"] = actor;
         }
+        // The agent a rule established (through its tool calls) is the actor's application.
+        if let Some(agent) = self.context.get("agent").and_then(Value::as_str).filter(|a| !a.is_empty()) {
+            if !f["actor"].is_object() {
+                f["actor"] = json!({});
+            }
+            f["actor"]["app_name"] = json!(agent);
+        }
+        f["message"] = json!(self.message());
         if let Some(e) = first {
             let mut cloud = json!({"provider": "AWS"});
             if let Some(r) = &e.region {

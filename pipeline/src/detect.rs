@@ -7,19 +7,21 @@ use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::filter_record_batch;
+use ocelot_detectors::pattern::PatternRules;
 use ocelot_detectors::sql::SqlSet;
-use ocelot_detectors::{Engine, EngineOptions, Finding, LoadOptions, SigmaSet};
+use ocelot_detectors::{Engine, EngineOptions, Finding, LoadOptions, RuleSets, SigmaSet};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::classes::{class_and_projection, WRITTEN_CLASSES};
 
-/// The rules: the shipped ones, or every rule under `dir` (Sigma `.yml`, SQL `.sql`).
-pub fn load_rules(dir: Option<&Path>, opts: &LoadOptions) -> Result<(SigmaSet, SqlSet), String> {
+/// The rules: the shipped ones, or every rule under `dir` (Sigma `.yml`, SQL `.sql`, pattern
+/// `.toml`).
+pub fn load_rules(dir: Option<&Path>, opts: &LoadOptions) -> Result<RuleSets, String> {
     let schemas = class_schemas()?;
-    match dir {
-        Some(d) => Ok((SigmaSet::load_dir(d, opts)?, SqlSet::load_dir(d, schemas)?)),
-        None => Ok((SigmaSet::shipped(opts)?, SqlSet::shipped(schemas)?)),
-    }
+    Ok(match dir {
+        Some(d) => RuleSets { sigma: SigmaSet::load_dir(d, opts)?, sql: Some(SqlSet::load_dir(d, schemas)?), patterns: Some(PatternRules::load_dir(d)?) },
+        None => RuleSets { sigma: SigmaSet::shipped(opts)?, sql: Some(SqlSet::shipped(schemas)?), patterns: Some(PatternRules::shipped()?) },
+    })
 }
 
 /// The Arrow schema of every class Ocelot writes, by table name (what SQL rules read).
@@ -49,8 +51,8 @@ pub struct Detect {
 }
 
 impl Detect {
-    pub fn new((sigma, sql): (SigmaSet, SqlSet), opts: EngineOptions, range: TimeRange) -> Detect {
-        Detect { engine: Engine::new(sigma, Some(sql), opts), findings: BTreeMap::new(), range, events: 0 }
+    pub fn new(rules: RuleSets, opts: EngineOptions, range: TimeRange) -> Detect {
+        Detect { engine: Engine::new(rules, opts), findings: BTreeMap::new(), range, events: 0 }
     }
 
     /// Feeds a batch of class `table`.
@@ -158,25 +160,42 @@ impl CaseResult {
 /// Runs the must-fire / must-not-fire cases of every SQL rule under `dir`: each case's events
 /// (any source, paths relative to `dir`) through an engine holding that rule alone.
 pub fn test_rules(dir: &Path) -> Result<Vec<CaseResult>, String> {
-    let all = SqlSet::load_dir(dir, class_schemas()?)?;
-    if let Some((p, why)) = all.rejected.first() {
+    let sql = SqlSet::load_dir(dir, class_schemas()?)?;
+    let patterns = PatternRules::load_dir(dir)?;
+    if let Some((p, why)) = sql.rejected.first().or(patterns.rejected.first()) {
         return Err(format!("{}: {why}", p.display()));
     }
+    // Each rule alone: (id, cases, the rule set holding it).
+    let mut runs: Vec<(String, Vec<ocelot_detectors::sql::Case>, Box<dyn Fn() -> Result<RuleSets, String>>)> = Vec::new();
+    for rule in &sql.rules {
+        let path = rule.path.clone();
+        runs.push((rule.meta.id.clone(), rule.cases.clone(), Box::new(move || {
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok(RuleSets { sigma: SigmaSet::from_texts(Vec::new(), &LoadOptions::default())?, sql: Some(SqlSet::new(vec![(path.clone(), text)], class_schemas()?)?), patterns: None })
+        })));
+    }
+    for rule in &patterns.rules {
+        let path = rule.path.clone();
+        runs.push((rule.meta.id.clone(), rule.cases.clone(), Box::new(move || {
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok(RuleSets { sigma: SigmaSet::from_texts(Vec::new(), &LoadOptions::default())?, sql: None, patterns: Some(PatternRules::new(vec![(path.clone(), text)])?) })
+        })));
+    }
     let mut results = Vec::new();
-    for rule in &all.rules {
-        for case in &rule.cases {
-            let text = std::fs::read_to_string(&rule.path).map_err(|e| format!("{}: {e}", rule.path.display()))?;
-            let sql = SqlSet::new(vec![(rule.path.clone(), text)], class_schemas()?)?;
-            let sigma = SigmaSet::from_texts(Vec::new(), &LoadOptions::default())?;
-            let detect = Detect { engine: Engine::new(sigma, Some(sql), EngineOptions { hold_windows: true, ..EngineOptions::default() }), findings: BTreeMap::new(), range: TimeRange::default(), events: 0 };
+    for (id, cases, rules) in runs {
+        for case in cases {
+            let detect = Detect::new(rules()?, EngineOptions { hold_windows: true, ..EngineOptions::default() }, TimeRange::default());
             let events = dir.join(&case.events);
             let normalizer = crate::normalize::by_kind("auto")?;
             let mut ingest = crate::ingest::Ingest::new(normalizer, crate::ingest::Output::Detect(Box::new(detect)), crate::lake::DeadLetterStore::to_stderr(), crate::decode::Limits::default());
-            ingest.file(&events).map_err(|e| format!("{} (a case of {}): {e}", events.display(), rule.meta.id))?;
+            let files = crate::ingest::expand_inputs(std::slice::from_ref(&events)).map_err(|e| format!("{} (a case of {id}): {e}", events.display()))?;
+            for f in files {
+                ingest.file(&f).map_err(|e| format!("{} (a case of {id}): {e}", f.display()))?;
+            }
             ingest.finish(std::time::Instant::now()).map_err(|e| e.to_string())?;
             let crate::ingest::Output::Detect(mut d) = ingest.output else { unreachable!("built with Output::Detect") };
             d.finish();
-            results.push(CaseResult { rule: rule.meta.id.clone(), events: case.events.clone(), must_fire: case.fires, findings: d.findings().len() });
+            results.push(CaseResult { rule: id.clone(), events: case.events.clone(), must_fire: case.fires, findings: d.findings().len() });
         }
     }
     Ok(results)

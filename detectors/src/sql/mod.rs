@@ -22,6 +22,11 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 pub use rule::{Case, SqlRule, Window};
 
+use crate::agent_link::Linker;
+
+/// The table of agent links every rule may read (see `agent_link`).
+pub const AGENT_LINKS: &str = "agent_links";
+
 /// The session settings the detectors and `ocelot sql` share: identifiers keep their case
 /// (`accountId`), and DuckDB's dialect, which reads `actor.user.name` (the generic and
 /// PostgreSQL dialects take `user` for the USER function).
@@ -84,7 +89,8 @@ pub struct SqlSet {
 impl SqlSet {
     /// Compiles rules given as (path, text) against the class schemas (table name -> Arrow
     /// schema): a rule whose query does not plan is rejected with the planner's message.
-    pub fn new(docs: Vec<(PathBuf, String)>, schemas: HashMap<String, SchemaRef>) -> Result<SqlSet, String> {
+    pub fn new(docs: Vec<(PathBuf, String)>, mut schemas: HashMap<String, SchemaRef>) -> Result<SqlSet, String> {
+        schemas.insert(AGENT_LINKS.into(), Linker::schema());
         let rt = tokio::runtime::Builder::new_current_thread().build().map_err(|e| format!("detection runtime: {e}"))?;
         let ctx = session(session_config().with_target_partitions(1));
         let mut set = SqlSet { rules: Vec::new(), rejected: Vec::new(), states: Vec::new(), schemas, ctx, rt };
@@ -108,7 +114,7 @@ impl SqlSet {
                 compile_filter(&self.ctx, schema, f).map_err(|e| format!("{}: filter on {t}: {e}", r.path.display()))?;
             }
         }
-        self.register(&r.tables, &HashMap::new()).map_err(|e| format!("{}: {e}", r.path.display()))?;
+        self.register(&r.tables, &HashMap::new(), &Linker::default()).map_err(|e| format!("{}: {e}", r.path.display()))?;
         let plan = self.rt.block_on(async { self.ctx.sql(&r.query).await.map(|df| df.schema().clone()) }).map_err(|e| format!("{}: query: {e}", r.path.display()))?;
         let has = |n: &str| plan.fields().iter().any(|f| f.name() == n);
         if !has("uids") && !has("uid") {
@@ -128,8 +134,12 @@ impl SqlSet {
         v
     }
 
-    /// Registers each table with the given batches (aligned to the class schema) or empty.
-    fn register(&self, tables: &[String], data: &HashMap<String, Vec<RecordBatch>>) -> datafusion::common::Result<()> {
+    /// Registers each table with the given batches (aligned to the class schema) or empty, and
+    /// `agent_links` for the CloudTrail rows among them.
+    fn register(&self, tables: &[String], data: &HashMap<String, Vec<RecordBatch>>, linker: &Linker) -> datafusion::common::Result<()> {
+        let links = linker.links(&data.values().flatten().cloned().collect::<Vec<_>>());
+        self.ctx.deregister_table(AGENT_LINKS)?;
+        self.ctx.register_table(AGENT_LINKS, Arc::new(MemTable::try_new(Linker::schema(), vec![vec![links]])?))?;
         for t in tables {
             let schema = self.schemas.get(t).cloned().ok_or_else(|| datafusion::common::DataFusionError::Plan(format!("unknown table {t}")))?;
             let batches: Vec<RecordBatch> = data.get(t).map(|b| b.iter().map(|b| align(b, &schema)).collect()).unwrap_or_default();
@@ -146,7 +156,7 @@ impl SqlSet {
 
     /// Feeds a batch of class `table`; runs what is due. `watermark` is the newest event time
     /// the engine has seen.
-    pub fn process(&mut self, batch: &RecordBatch, table: &str, watermark: i64) -> Vec<Output> {
+    pub fn process(&mut self, batch: &RecordBatch, table: &str, watermark: i64, linker: &Linker) -> Vec<Output> {
         let mut out = Vec::new();
         for i in 0..self.rules.len() {
             if !self.rules[i].tables.iter().any(|t| t == table) {
@@ -166,22 +176,22 @@ impl SqlSet {
             match self.rules[i].window {
                 None => {
                     let data = HashMap::from([(table.to_string(), vec![kept])]);
-                    out.extend(self.run(i, None, data));
+                    out.extend(self.run(i, None, data, linker));
                 }
                 Some(w) => self.buffer(i, w, kept, table),
             }
         }
         for i in 0..self.rules.len() {
-            out.extend(self.close_due(i, watermark));
+            out.extend(self.close_due(i, watermark, linker));
         }
         out
     }
 
     /// Runs every open window now (end of a replay, shutdown).
-    pub fn flush(&mut self) -> Vec<Output> {
+    pub fn flush(&mut self, linker: &Linker) -> Vec<Output> {
         let mut out = Vec::new();
         for i in 0..self.rules.len() {
-            out.extend(self.close_due(i, i64::MAX));
+            out.extend(self.close_due(i, i64::MAX, linker));
         }
         out
     }
@@ -231,7 +241,7 @@ impl SqlSet {
         }
     }
 
-    fn close_due(&mut self, i: usize, watermark: i64) -> Vec<Output> {
+    fn close_due(&mut self, i: usize, watermark: i64, linker: &Linker) -> Vec<Output> {
         let Some(w) = self.rules[i].window else { return Vec::new() };
         let horizon = watermark.saturating_sub(self.rules[i].lateness_ms);
         let mut out = Vec::new();
@@ -252,15 +262,15 @@ impl SqlSet {
             }
             let data = state.windows.remove(&start).unwrap_or_default();
             state.closed_before = state.closed_before.max(start + w.slide_ms);
-            out.extend(self.run(i, Some(start), data));
+            out.extend(self.run(i, Some(start), data, linker));
         }
         out
     }
 
-    fn run(&mut self, i: usize, window_start: Option<i64>, data: HashMap<String, Vec<RecordBatch>>) -> Option<Output> {
+    fn run(&mut self, i: usize, window_start: Option<i64>, data: HashMap<String, Vec<RecordBatch>>, linker: &Linker) -> Option<Output> {
         self.states[i].stats.runs += 1;
         let rule = &self.rules[i];
-        let result = self.register(&rule.tables, &data).and_then(|_| self.rt.block_on(async { self.ctx.sql(&rule.query).await?.collect().await }));
+        let result = self.register(&rule.tables, &data, linker).and_then(|_| self.rt.block_on(async { self.ctx.sql(&rule.query).await?.collect().await }));
         let batches = match result {
             Ok(b) => b,
             Err(e) => {

@@ -1,0 +1,217 @@
+//! Pattern detectors: multi-pattern regex-automata sets over string columns, from TOML rules
+//! (`rules/patterns/*.toml`, docs/detection/patterns.md). Every pattern of every rule on one
+//! column is in one automaton, so each value is scanned once whatever the number of rules.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use regex_automata::meta::{Config, Regex};
+use regex_automata::{Input, MatchKind, PatternSet};
+use serde::Deserialize;
+
+use crate::fields::column;
+use crate::rule::{Attack, RuleMeta, Severity};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    id: String,
+    title: String,
+    #[serde(default)]
+    description: String,
+    severity: String,
+    #[serde(default)]
+    attack: Vec<String>,
+    #[serde(default)]
+    tactics: Vec<String>,
+    /// The class table the rule reads.
+    table: String,
+    /// String columns to scan (OCSF dotted paths).
+    columns: Vec<String>,
+    /// Only rows of AI-agent telemetry (the `ai_operation` profile).
+    #[serde(default)]
+    agents_only: bool,
+    /// Columns whose values make the finding's group key.
+    #[serde(default)]
+    group_by: Vec<String>,
+    patterns: Vec<PatternDef>,
+    #[serde(default)]
+    fires: Vec<PathBuf>,
+    #[serde(default)]
+    quiet: Vec<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatternDef {
+    name: String,
+    regex: String,
+    /// Case-sensitive (default: not).
+    #[serde(default)]
+    cased: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct PatternRule {
+    pub meta: RuleMeta,
+    pub path: PathBuf,
+    pub table: String,
+    pub columns: Vec<String>,
+    pub agents_only: bool,
+    pub group_by: Vec<String>,
+    /// Pattern names, in declared order.
+    pub names: Vec<String>,
+    pub cases: Vec<crate::sql::Case>,
+}
+
+/// One rule hit: which patterns matched which row, and the text they matched in.
+#[derive(Debug, Clone)]
+pub struct PatternHit {
+    pub rule: usize,
+    pub row: usize,
+    pub matched: Vec<String>,
+    pub text: String,
+}
+
+struct ColumnAutomaton {
+    column: String,
+    regex: Regex,
+    /// Automaton pattern -> (rule, pattern name index).
+    owner: Vec<(usize, usize)>,
+}
+
+pub struct PatternRules {
+    pub rules: Vec<PatternRule>,
+    pub rejected: Vec<(PathBuf, String)>,
+    automata: Vec<ColumnAutomaton>,
+}
+
+impl PatternRules {
+    pub fn new(docs: Vec<(PathBuf, String)>) -> Result<PatternRules, String> {
+        let mut rules = Vec::new();
+        let mut rejected = Vec::new();
+        // column -> (regex text, rule, name index)
+        let mut per_column: HashMap<String, Vec<(String, usize, usize)>> = HashMap::new();
+        for (path, text) in docs {
+            let parsed: RuleFile = match toml::from_str(&text) {
+                Ok(r) => r,
+                Err(e) => {
+                    rejected.push((path, e.to_string().replace('\n', " ")));
+                    continue;
+                }
+            };
+            let Some(severity) = Severity::parse(&parsed.severity) else {
+                rejected.push((path, format!("severity `{}`: expected informational, low, medium, high or critical", parsed.severity)));
+                continue;
+            };
+            let mut regexes = Vec::new();
+            let mut bad = None;
+            for p in &parsed.patterns {
+                let re = if p.cased { p.regex.clone() } else { format!("(?i:{})", p.regex) };
+                if let Err(e) = Regex::new(&re) {
+                    bad = Some(format!("pattern `{}`: {}", p.name, e.to_string().replace('\n', " ")));
+                    break;
+                }
+                regexes.push(re);
+            }
+            if let Some(b) = bad {
+                rejected.push((path, b));
+                continue;
+            }
+            let i = rules.len();
+            for c in &parsed.columns {
+                for (n, re) in regexes.iter().enumerate() {
+                    per_column.entry(c.clone()).or_default().push((re.clone(), i, n));
+                }
+            }
+            let attacks = parsed.attack.iter().map(|t| Attack { technique: t.to_ascii_uppercase(), tactics: parsed.tactics.clone() }).collect();
+            let meta = RuleMeta { id: parsed.id, title: parsed.title, description: parsed.description, severity, kind: "pattern", attacks, references: Vec::new() };
+            let cases = parsed.fires.into_iter().map(|events| crate::sql::Case { fires: true, events }).chain(parsed.quiet.into_iter().map(|events| crate::sql::Case { fires: false, events })).collect();
+            rules.push(PatternRule { meta, path, table: parsed.table, columns: parsed.columns, agents_only: parsed.agents_only, group_by: parsed.group_by, names: parsed.patterns.into_iter().map(|p| p.name).collect(), cases });
+        }
+        let mut automata = Vec::new();
+        let mut columns: Vec<_> = per_column.into_iter().collect();
+        columns.sort_by(|a, b| a.0.cmp(&b.0));
+        for (column, pats) in columns {
+            let texts: Vec<&str> = pats.iter().map(|(r, ..)| r.as_str()).collect();
+            let regex = Regex::builder().configure(Config::new().match_kind(MatchKind::All)).build_many(&texts).map_err(|e| format!("patterns on {column}: {e}"))?;
+            automata.push(ColumnAutomaton { column, regex, owner: pats.iter().map(|(_, r, n)| (*r, *n)).collect() });
+        }
+        Ok(PatternRules { rules, rejected, automata })
+    }
+
+    pub fn load_dir(dir: &Path) -> Result<PatternRules, String> {
+        let mut files = Vec::new();
+        collect(dir, &mut files).map_err(|e| format!("{}: {e}", dir.display()))?;
+        files.sort();
+        let docs = files.into_iter().map(|f| std::fs::read_to_string(&f).map(|t| (f.clone(), t)).map_err(|e| format!("{}: {e}", f.display()))).collect::<Result<_, _>>()?;
+        PatternRules::new(docs)
+    }
+
+    pub fn shipped() -> Result<PatternRules, String> {
+        let docs = crate::SHIPPED.iter().filter(|(p, _)| p.starts_with("patterns/") && p.ends_with(".toml"));
+        PatternRules::new(docs.map(|(p, t)| (PathBuf::from("rules").join(p), t.to_string())).collect())
+    }
+
+    /// Scans a batch of class `table`: every hit, in row order.
+    pub fn eval(&self, batch: &RecordBatch, table: &str) -> Vec<PatternHit> {
+        if !self.rules.iter().any(|r| r.table == table) {
+            return Vec::new();
+        }
+        let agent_rows = agent_rows(batch);
+        let mut hits: HashMap<(usize, usize), PatternHit> = HashMap::new();
+        for a in &self.automata {
+            let Some(col) = column(batch, &a.column) else { continue };
+            let Some(strs) = col.as_string_opt::<i32>() else { continue };
+            let mut set = PatternSet::new(a.regex.pattern_len());
+            for row in 0..strs.len() {
+                if strs.is_null(row) {
+                    continue;
+                }
+                set.clear();
+                a.regex.which_overlapping_matches(&Input::new(strs.value(row)), &mut set);
+                for p in set.iter() {
+                    let (rule, name) = a.owner[p.as_usize()];
+                    let r = &self.rules[rule];
+                    if r.table != table || r.agents_only && !agent_rows[row] {
+                        continue;
+                    }
+                    let h = hits.entry((rule, row)).or_insert_with(|| PatternHit { rule, row, matched: Vec::new(), text: strs.value(row).to_string() });
+                    if !h.matched.contains(&r.names[name]) {
+                        h.matched.push(r.names[name].clone());
+                    }
+                }
+            }
+        }
+        let mut out: Vec<PatternHit> = hits.into_values().collect();
+        out.sort_by_key(|h| (h.row, h.rule));
+        out
+    }
+}
+
+/// Rows of AI-agent telemetry: the `ai_operation` profile.
+fn agent_rows(batch: &RecordBatch) -> Vec<bool> {
+    let mut out = vec![false; batch.num_rows()];
+    let Some(profiles) = column(batch, "metadata").and_then(|m| m.as_struct_opt().and_then(|s| s.column_by_name("profiles").cloned())) else { return out };
+    let Some(list) = profiles.as_list_opt::<i32>() else { return out };
+    for (row, slot) in out.iter_mut().enumerate() {
+        if list.is_valid(row) {
+            let v: ArrayRef = list.value(row);
+            *slot = v.as_string_opt::<i32>().is_some_and(|s| s.iter().flatten().any(|p| p == "ai_operation"));
+        }
+    }
+    out
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
+        if p.is_dir() {
+            collect(&p, out)?;
+        } else if p.extension().is_some_and(|x| x == "toml") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
