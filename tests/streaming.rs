@@ -285,6 +285,22 @@ fn every_source_in_one_topic_is_told_apart_by_auto() {
     println!("rows per class from one mixed topic: {got:?}");
     assert_eq!(got, want_rows);
     assert!(!s.lake().join("_dead_letter").exists(), "nothing dead-lettered");
+
+    // The detection engine ran on the stream: its findings are in the lake's `findings` table,
+    // the agent's rejected-yet-executed TerminateInstances among them.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ocelot"))
+        .args(["sql", "--format", "csv", "--lake"])
+        .arg(s.lake())
+        .arg("SELECT DISTINCT finding_info.analytic.uid AS rule, unmapped FROM findings ORDER BY 1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    println!("findings from the stream:\n{text}");
+    for rule in ["ocelot.agent-destructive-unapproved", "ocelot.agent-data-destruction", "ocelot.agent-destructive-commands", "ocelot.audit-tampering", "0a5177f4-6ca9-44c2-aacf-d3f3d8b6e4d2"] {
+        assert!(text.contains(rule), "no {rule} finding in the lake:\n{text}");
+    }
+    assert!(text.contains("rejected_but_executed"), "{text}");
 }
 
 #[test]

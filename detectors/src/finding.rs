@@ -30,6 +30,27 @@ pub struct Finding {
     pub context: Map<String, Value>,
 }
 
+/// Every OCSF path `to_ocsf` writes: the Detection Finding projection includes them, so the
+/// lake's `findings` table keeps all of it.
+pub const PATHS: &[&str] = &[
+    "activity_id", "activity_name", "category_name", "category_uid", "class_name", "class_uid", "type_uid", "type_name", "time",
+    "start_time", "end_time", "count", "severity_id", "severity", "status_id", "status", "message", "unmapped",
+    "metadata.version", "metadata.uid", "metadata.product.name", "metadata.product.vendor_name", "metadata.product.version",
+    "metadata.log_name", "metadata.event_code",
+    "finding_info.uid", "finding_info.title", "finding_info.desc", "finding_info.types", "finding_info.analytic.uid",
+    "finding_info.analytic.name", "finding_info.analytic.type_id", "finding_info.analytic.type", "finding_info.analytic.category",
+    "finding_info.first_seen_time", "finding_info.last_seen_time", "finding_info.related_events_count",
+    "finding_info.related_events.uid", "finding_info.src_url",
+    "attacks.technique.uid", "attacks.sub_technique.uid", "attacks.tactic.uid", "attacks.tactic.name", "attacks.version",
+    "actor.user.uid", "actor.user.name", "actor.user.type", "actor.user.account.uid", "actor.user.account.type",
+    "actor.user.account.type_id", "actor.app_name",
+    "cloud.provider", "cloud.region", "cloud.account.uid", "cloud.account.type", "cloud.account.type_id",
+    "resources.uid", "resources.name", "resources.type",
+    "evidences.uid", "evidences.data", "evidences.actor.user.uid", "evidences.actor.user.name", "evidences.actor.user.type",
+    "evidences.actor.app_name", "evidences.api.operation", "evidences.api.service.name", "evidences.src_endpoint.ip",
+    "evidences.resources.uid", "evidences.resources.name", "evidences.resources.type",
+];
+
 /// The deterministic finding uid, UUID-shaped.
 pub fn finding_uid(rule: &str, group: &str, window_start: i64) -> String {
     let mut h = Sha256::new();
@@ -142,6 +163,27 @@ impl Finding {
             m.push_str(&format!(" ({ops})"));
         }
         m
+    }
+
+    /// As `to_ocsf`, with OCSF `json` attributes (`unmapped`, `evidences[].data`) as text, which
+    /// is how Arrow and Parquet hold them.
+    pub fn to_lake_json(&self) -> Value {
+        let mut f = self.to_ocsf();
+        if let Some(u) = f.get_mut("unmapped") {
+            *u = Value::String(u.to_string());
+        }
+        if let Some(Value::Array(evs)) = f.get_mut("evidences") {
+            for e in evs {
+                if let Some(d) = e.get_mut("data") {
+                    *d = Value::String(d.to_string());
+                }
+            }
+        }
+        // Kept once, at the top level, where the projection has it.
+        if let Some(info) = f.get_mut("finding_info").and_then(Value::as_object_mut) {
+            info.remove("attacks");
+        }
+        f
     }
 
     /// The finding as an OCSF 1.8.0 Detection Finding.

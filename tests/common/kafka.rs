@@ -13,14 +13,20 @@ pub fn ocelot(config: &Path, env: &[(&str, String)]) -> Ocelot {
     Ocelot::start(Path::new(env!("CARGO_BIN_EXE_ocelot")), config, env)
 }
 
-/// Every `metadata.uid` in the lake (all classes), read with the parquet crate's reader.
+/// Parquet files of the lake's event tables (not the engine's `findings`).
+fn event_files(lake: &Path) -> Vec<PathBuf> {
+    super::files_under(lake)
+        .into_iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "parquet") && !f.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .filter(|f| !f.strip_prefix(lake).unwrap().starts_with("findings"))
+        .collect()
+}
+
+/// Every `metadata.uid` in the lake (all event classes), read with the parquet crate's reader.
 pub fn lake_uids(lake: &Path) -> Vec<String> {
     use arrow::array::{AsArray, StructArray};
     let mut out = Vec::new();
-    for f in super::files_under(lake) {
-        if f.extension().is_none_or(|e| e != "parquet") || f.file_name().unwrap().to_string_lossy().starts_with('.') {
-            continue;
-        }
+    for f in event_files(lake) {
         let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&f).unwrap()).unwrap().build().unwrap();
         for b in r {
             let b = b.unwrap();
@@ -32,13 +38,10 @@ pub fn lake_uids(lake: &Path) -> Vec<String> {
     out
 }
 
-/// Rows per class table in the lake (`lake/<class>/...parquet`), read with the parquet crate.
+/// Rows per event class table in the lake (`lake/<class>/...parquet`), read with the parquet crate.
 pub fn lake_rows_per_class(lake: &Path) -> std::collections::BTreeMap<String, usize> {
     let mut out = std::collections::BTreeMap::new();
-    for f in super::files_under(lake) {
-        if f.extension().is_none_or(|e| e != "parquet") || f.file_name().unwrap().to_string_lossy().starts_with('.') {
-            continue;
-        }
+    for f in event_files(lake) {
         let class = f.strip_prefix(lake).unwrap().components().next().unwrap().as_os_str().to_string_lossy().to_string();
         let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&f).unwrap()).unwrap();
         *out.entry(class).or_default() += r.metadata().file_metadata().num_rows() as usize;

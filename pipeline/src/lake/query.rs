@@ -22,9 +22,12 @@ pub const PARTITION_COLUMNS: &[&str] = &["region", "accountId", "eventDay"];
 pub async fn session(lake: &Path) -> Result<SessionContext> {
     // The detectors' settings and functions (`is_mutation`...), so a rule's query runs as is.
     let ctx = ocelot_detectors::sql::session(ocelot_detectors::sql::session_config());
-    for class in WRITTEN_CLASSES {
+    // The engine's findings (`findings`) have the Detection Finding schema.
+    let tables = WRITTEN_CLASSES.iter().map(|c| (*c, *c)).chain([(crate::findings::FINDINGS_TABLE, "detection_finding")]);
+    for (table, class) in tables {
         let (_, schema) = class_and_projection(class).map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let dir = lake.join(class);
+        let class = &table;
+        let dir = lake.join(table);
         if dir.is_dir() {
             let dir = std::fs::canonicalize(&dir)?;
             let url = ListingTableUrl::parse(format!("{}/", dir.display()))?;

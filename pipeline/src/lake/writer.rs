@@ -90,8 +90,13 @@ impl LakeWriter {
     /// Buffers a batch and writes nothing (the streaming runtime makes a whole batch durable
     /// with one `flush`); returns the partitions it touched.
     pub fn buffer(&mut self, b: &OcsfBatch) -> Vec<Partition> {
+        self.buffer_as(b.class.name.as_str(), b)
+    }
+
+    /// As `buffer`, into the table `table` (the `findings` table holds Detection Findings).
+    pub fn buffer_as(&mut self, table: &'static str, b: &OcsfBatch) -> Vec<Partition> {
         let mut touched = Vec::new();
-        for (part, rows) in split(b) {
+        for (part, rows) in split(b, table) {
             self.pending_bytes += rows.get_array_memory_size();
             let entry = self.pending.entry(part.clone()).or_default();
             entry.1 += rows.num_rows();
@@ -151,14 +156,14 @@ impl LakeWriter {
 }
 
 /// Splits a batch into its partitions (most batches hold one, and are not copied).
-fn split(b: &OcsfBatch) -> Vec<(Partition, RecordBatch)> {
+fn split(b: &OcsfBatch, table: &'static str) -> Vec<(Partition, RecordBatch)> {
     let batch = &b.batch;
     let cloud = batch.column_by_name("cloud").map(|c| c.as_struct());
     let region = cloud.and_then(|c| c.column_by_name("region")).map(|a| a.as_string::<i32>().clone());
     let account = cloud.and_then(|c: &StructArray| c.column_by_name("account")).and_then(|a| a.as_struct().column_by_name("uid")).map(|a| a.as_string::<i32>().clone());
     let time = batch.column_by_name("time").map(|a| a.as_primitive::<Int64Type>().clone());
     let key = |i: usize| Partition {
-        class: b.class.name.as_str(),
+        class: table,
         region: clean(region.as_ref().filter(|r| r.is_valid(i)).map(|r| r.value(i))),
         account: clean(account.as_ref().filter(|a| a.is_valid(i)).map(|a| a.value(i))),
         day: time.as_ref().filter(|t| t.is_valid(i)).map_or_else(|| "unknown".into(), |t| event_day(t.value(i))),

@@ -79,6 +79,10 @@ pub fn written_paths(class_name: &str) -> Vec<&'static str> {
             out.extend(paths.iter().flat_map(|p| p.iter().copied()));
         }
     }
+    // The detection engine's own findings share the class (the lake's `findings` table).
+    if class_name == "detection_finding" {
+        out.extend(ocelot_detectors::finding::PATHS);
+    }
     out.sort_unstable();
     out.dedup();
     out

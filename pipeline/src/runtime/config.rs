@@ -40,6 +40,33 @@ pub struct Config {
     /// Recognize the shipped agents too (docs/agents.md).
     #[serde(default = "default_true")]
     pub builtin_agents: bool,
+    #[serde(default)]
+    pub detect: DetectConfig,
+}
+
+/// Detection on the stream (docs/detection.md): findings go to the lake's `findings` table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectConfig {
+    /// Run the detection engine on every batch.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// A rule directory instead of the shipped rules (Sigma .yml, SQL .sql, pattern .toml).
+    #[serde(default)]
+    pub rules: Option<String>,
+    /// Hits of one rule by one principal within this many minutes update one finding.
+    #[serde(default = "default_suppress")]
+    pub suppress_minutes: u32,
+}
+
+fn default_suppress() -> u32 {
+    60
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig { enabled: true, rules: None, suppress_minutes: default_suppress() }
+    }
 }
 
 fn default_true() -> bool {
@@ -253,7 +280,7 @@ impl From<&LimitsConfig> for Limits {
 
 /// The top-level keys: only environment variables naming one of them are read (others, such as
 /// `OCELOT_LOG`, belong to something else).
-const TOP_KEYS: &[&str] = &["kafka", "inputs", "lake", "output", "dead_letter", "batch", "http", "limits", "shutdown_timeout_secs", "agents", "builtin_agents"];
+const TOP_KEYS: &[&str] = &["kafka", "inputs", "lake", "output", "dead_letter", "batch", "http", "limits", "shutdown_timeout_secs", "agents", "builtin_agents", "detect"];
 
 impl Config {
     /// Reads the file, then the environment over it, and checks the result.

@@ -42,6 +42,8 @@ pub const PAUSED: &str = "ocelot_consumption_paused";
 pub const PAUSES: &str = "ocelot_pauses_total";
 /// Partitions assigned to this instance.
 pub const ASSIGNED: &str = "ocelot_assigned_partitions";
+/// Findings (new or updated) written to the lake's `findings` table.
+pub const FINDINGS: &str = "ocelot_findings_total";
 
 /// Fine buckets: the latency target is a p99 of 2 s, so the buckets resolve the 0.1-5 s range.
 const LATENCY_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0, 20.0, 30.0, 60.0];

@@ -389,6 +389,7 @@ pub fn run_until(cfg: Config, stop: Arc<AtomicBool>) -> Result<Exit, String> {
         give_up: give_up.clone(),
         health: health.clone(),
         delay: Duration::from_millis(delay_ms),
+        detect: detect_engine(&cfg.detect)?,
     };
     let (tx, rx) = mpsc::sync_channel::<Sealed>(cfg.batch.max_in_flight);
     let (done_tx, done_rx) = mpsc::channel();
@@ -467,6 +468,19 @@ pub fn run_until(cfg: Config, stop: Arc<AtomicBool>) -> Result<Exit, String> {
         }
         n => Ok(Exit::Incomplete { batches: n }),
     }
+}
+
+/// The detection engine `[detect]` asks for (None when switched off).
+fn detect_engine(cfg: &config::DetectConfig) -> Result<Option<ocelot_detectors::Engine>, String> {
+    if !cfg.enabled {
+        return Ok(None);
+    }
+    let rules = crate::detect::load_rules(cfg.rules.as_deref().map(std::path::Path::new), &ocelot_detectors::LoadOptions::default()).map_err(|e| format!("detect.rules: {e}"))?;
+    for (path, why) in rules.sigma.rejected.iter().chain(rules.sql.iter().flat_map(|s| &s.rejected)).chain(rules.patterns.iter().flat_map(|p| &p.rejected)) {
+        tracing::warn!(rule = %path.display(), reason = %why, "rule not loaded");
+    }
+    let opts = ocelot_detectors::EngineOptions { suppression_ms: i64::from(cfg.suppress_minutes.max(1)) * 60_000, hold_windows: false };
+    Ok(Some(ocelot_detectors::Engine::new(rules, opts)))
 }
 
 fn main_loop(consumer: &BaseConsumer<Ctx>, engine: &Mutex<Option<Engine>>, stop: &AtomicBool, health: &m::Health) -> Result<(), String> {

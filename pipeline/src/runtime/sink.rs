@@ -62,6 +62,9 @@ pub struct Sinks {
     /// Fault injection for tests and drills (`OCELOT_FAULT_SINK_DELAY_MS`): a pause before each
     /// batch, as a slow object store or disk would cause.
     pub delay: Duration,
+    /// The detection engine (`[detect]`): its findings are made durable with the batch that
+    /// caused them, in the lake's `findings` table.
+    pub detect: Option<ocelot_detectors::Engine>,
 }
 
 /// A record to produce, owned so that it can be produced again after a failure.
@@ -88,6 +91,29 @@ impl Sinks {
                 return;
             }
         }
+        // Input is over (shutdown): the windows still open are evaluated and kept.
+        if let Some(engine) = self.detect.as_mut() {
+            let findings = engine.finish();
+            self.buffer_findings(&findings);
+            let lake = &mut self.lake;
+            if retry(&self.give_up, &self.health.sinks_ok, "lake", || lake.flush().map(|_| ()).map_err(|e| e.to_string())).is_none() {
+                tracing::warn!(findings = findings.len(), "the findings of the windows open at shutdown were not written before the deadline");
+            }
+        }
+    }
+
+    fn buffer_findings(&mut self, findings: &[ocelot_detectors::Finding]) {
+        if findings.is_empty() {
+            return;
+        }
+        match crate::findings::to_batch(findings) {
+            Ok(b) => {
+                self.lake.buffer_as(crate::findings::FINDINGS_TABLE, &b);
+                metrics::counter!(m::FINDINGS).increment(findings.len() as u64);
+            }
+            // Only a schema bug can fail here: say so loudly, the events are still written.
+            Err(e) => tracing::error!(error = %e, findings = findings.len(), "findings could not be encoded for the lake"),
+        }
     }
 
     /// Makes one batch durable everywhere; false if it gave up (shutdown).
@@ -107,9 +133,16 @@ impl Sinks {
                 }
             }
         }
+        let mut findings = Vec::new();
+        if let Some(engine) = self.detect.as_mut() {
+            for b in &s.batches {
+                findings.extend(engine.process(&b.batch, &b.class.name));
+            }
+        }
         for b in &s.batches {
             self.lake.buffer(b);
         }
+        self.buffer_findings(&findings);
         let lake = &mut self.lake;
         if retry(&self.give_up, &self.health.sinks_ok, "lake", || lake.flush().map(|_| ()).map_err(|e| e.to_string())).is_none() {
             return false;

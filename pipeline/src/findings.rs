@@ -1,0 +1,21 @@
+//! Findings into the lake: the `findings` table holds every version the engine emitted of each
+//! finding (a finding updated by later hits is written again, same uid, higher count), with the
+//! Detection Finding projection.
+
+use ocelot_detectors::Finding;
+
+use crate::classes::class_and_projection;
+use crate::normalize::OcsfBatch;
+
+/// The lake table of the engine's findings.
+pub const FINDINGS_TABLE: &str = "findings";
+
+/// Findings as one Detection Finding batch.
+pub fn to_batch(findings: &[Finding]) -> Result<OcsfBatch, String> {
+    let (class, schema) = class_and_projection("detection_finding").map_err(|e| e.to_string())?;
+    let mut decoder = arrow::json::ReaderBuilder::new(schema).build_decoder().map_err(|e| e.to_string())?;
+    let rows: Vec<serde_json::Value> = findings.iter().map(Finding::to_lake_json).collect();
+    decoder.serialize(&rows).map_err(|e| format!("findings to Arrow: {e}"))?;
+    let batch = decoder.flush().map_err(|e| e.to_string())?.ok_or("no findings")?;
+    Ok(OcsfBatch { class, batch })
+}
