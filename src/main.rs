@@ -332,7 +332,7 @@ fn detect_cmd(inputs: &[PathBuf], lake: Option<&Path>, rules: Option<&Path>, ran
     let set = load_rules(rules, &LoadOptions::default()).map_err(anyhow::Error::msg)?;
     let rejected = set.sigma.rejected.iter().chain(set.sql.iter().flat_map(|s| &s.rejected)).chain(set.patterns.iter().flat_map(|p| &p.rejected));
     for (path, why) in rejected {
-        tracing::warn!(rule = %path.display(), reason = %why, "rule not loaded");
+        tracing::info!(rule = %path.display(), reason = %why, "rule not loaded");
     }
     let opts = EngineOptions { suppression_ms: i64::from(suppress_minutes.max(1)) * 60_000, hold_windows: true };
     let mut detect = Detect::new(set, opts, range);
@@ -369,7 +369,8 @@ fn print_detect_summary(d: &Detect) {
     let findings = d.findings();
     let s = d.engine.stats();
     let rules = d.engine.rules().rules.len() + d.engine.sql().map_or(0, |s| s.rules.len()) + d.engine.patterns().map_or(0, |p| p.rules.len());
-    eprintln!("{} events, {} Sigma rule hits, {} findings ({rules} rules loaded)", d.events, s.hits, findings.len());
+    let e = d.engine.rules().rejected.len() + d.engine.sql().map_or(0, |s| s.rejected.len()) + d.engine.patterns().map_or(0, |p| p.rejected.len());
+    eprintln!("{} events, {} Sigma rule hits, {} findings ({rules} rules loaded, {e} not: `ocelot rules validate` says why)", d.events, s.hits, findings.len());
     let mut per_rule: std::collections::BTreeMap<(&str, &str), (usize, u64)> = Default::default();
     for f in &findings {
         let e = per_rule.entry((f.rule.severity.name(), f.rule.title.as_str())).or_default();
@@ -530,7 +531,7 @@ fn demo(samples: &Path, lake: &Path) -> Result<ExitCode> {
         // Only ever remove a directory that looks like a lake we wrote.
         let is_lake = std::fs::read_dir(lake)?.flatten().all(|e| {
             let n = e.file_name().to_string_lossy().to_string();
-            classes::WRITTEN_CLASSES.contains(&n.as_str()) || n == ocelot_pipeline::lake::DEAD_LETTER_DIR
+            classes::WRITTEN_CLASSES.contains(&n.as_str()) || n == ocelot_pipeline::lake::DEAD_LETTER_DIR || n == ocelot_pipeline::findings::FINDINGS_TABLE
         });
         if !is_lake {
             bail!("--lake {}: exists and is not an Ocelot lake; choose another directory", lake.display());
@@ -569,6 +570,18 @@ fn demo(samples: &Path, lake: &Path) -> Result<ExitCode> {
         let batches = rt.block_on(query::query(lake, sql))?;
         println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
     }
+    // Detection: the same engine `ocelot run` uses, replaying the lake; findings into the lake.
+    println!("\n-- Detection: SigmaHQ, SQL and pattern rules over the lake\n$ ocelot detect --lake {} --out findings.jsonl", lake.display());
+    let detect = detect_cmd(&[], Some(lake), None, TimeRange::default(), 60, None)?;
+    let findings: Vec<ocelot_detectors::Finding> = detect.findings().into_iter().cloned().collect();
+    let mut writer = LakeWriter::new(lake, WriterOptions::default());
+    writer.buffer_as(ocelot_pipeline::findings::FINDINGS_TABLE, &ocelot_pipeline::findings::to_batch(&findings).map_err(anyhow::Error::msg)?);
+    writer.flush()?;
+    print_detect_summary(&detect);
+    let sql = "SELECT severity, finding_info.analytic.uid AS rule, message FROM findings WHERE finding_info.analytic.uid LIKE 'ocelot.agent%' ORDER BY severity_id DESC, message";
+    println!("\n-- What the AI agents did, in the findings table\n$ ocelot sql --lake {} \"{sql}\"", lake.display());
+    let batches = rt.block_on(query::query(lake, sql))?;
+    println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
     // The agent session (samples/agent/session): which agent made which CloudTrail change,
     // through which tool call, and who approved it.
     println!("\n-- Which AI agent changed what, through which tool call, approved by whom\n$ ocelot sql --lake {} @examples/agent-cloudtrail-join.sql", lake.display());

@@ -76,7 +76,7 @@ impl SqlRule {
     pub fn parse(path: &Path, text: &str) -> Result<SqlRule, String> {
         let (mut id, mut title, mut desc, mut severity) = (None, None, Vec::new(), None);
         let (mut techniques, mut tactics, mut tables, mut window, mut lateness) = (Vec::new(), Vec::new(), Vec::new(), None, 60_000);
-        let (mut group_by, mut filter, mut budget, mut cases, mut references) = (Vec::new(), None, 64 << 20, Vec::new(), Vec::new());
+        let (mut group_by, mut filter, mut budget, mut cases, mut references) = (Vec::new(), None, 32 << 20, Vec::new(), Vec::new());
         let mut query = String::new();
         let mut in_header = true;
         for line in text.lines() {
