@@ -349,3 +349,72 @@ pub fn text_at(rows: &RecordBatch, name: &str, row: usize) -> Option<String> {
         _ => arrow::util::display::array_value_to_string(c, row).ok(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, StringArray, StructArray};
+    use arrow::datatypes::{Field, Fields, Schema};
+
+    fn schema() -> SchemaRef {
+        let s = |n: &str| Field::new(n, DataType::Utf8, true);
+        Arc::new(Schema::new(vec![
+            Field::new("time", DataType::Int64, true),
+            Field::new("metadata", DataType::Struct(Fields::from(vec![s("uid")])), true),
+            Field::new("api", DataType::Struct(Fields::from(vec![s("operation")])), true),
+        ]))
+    }
+
+    fn batch(rows: &[(i64, &str, &str)]) -> RecordBatch {
+        let sch = schema();
+        let uids: ArrayRef = Arc::new(StringArray::from(rows.iter().map(|r| r.1).collect::<Vec<_>>()));
+        let ops: ArrayRef = Arc::new(StringArray::from(rows.iter().map(|r| r.2).collect::<Vec<_>>()));
+        let st = |name: &str, a: ArrayRef| Arc::new(StructArray::from(vec![(Arc::new(Field::new(name, DataType::Utf8, true)), a)])) as ArrayRef;
+        RecordBatch::try_new(sch, vec![Arc::new(Int64Array::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())), st("uid", uids), st("operation", ops)]).unwrap()
+    }
+
+    fn set(extra: &str) -> SqlSet {
+        let rule = format!("-- id: t\n-- title: T\n-- table: api_activity\n-- window: 1m\n-- lateness: 10s\n-- filter: api.operation = 'X'\n{extra}SELECT array_agg(metadata.uid) AS uids, count(*) AS n FROM api_activity\n");
+        let s = SqlSet::new(vec![(PathBuf::from("t.sql"), rule)], HashMap::from([("api_activity".to_string(), schema())])).unwrap();
+        assert!(s.rejected.is_empty(), "{:?}", s.rejected);
+        s
+    }
+
+    #[test]
+    fn windows_close_on_the_watermark_and_late_events_are_counted() {
+        let mut s = set("");
+        let l = Linker::default();
+        assert!(s.process(&batch(&[(0, "a", "X"), (30_000, "b", "X"), (31_000, "c", "Y")]), "api_activity", 30_000, &l).is_empty(), "window [0, 60s) still open");
+        assert_eq!(s.stats(0).kept_rows, 2, "the filter keeps X only");
+        // 75 s - 10 s lateness passes 60 s: the first window runs.
+        let out = s.process(&batch(&[(75_000, "d", "X")]), "api_activity", 75_000, &l);
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].window_start, out[0].rows.num_rows()), (Some(0), 1));
+        assert_eq!(text_at(&out[0].rows, "n", 0).as_deref(), Some("2"));
+        // An event for the closed window is late: counted, not put in a wrong window.
+        assert!(s.process(&batch(&[(20_000, "e", "X")]), "api_activity", 75_000, &l).is_empty());
+        assert_eq!(s.stats(0).late_events, 1);
+        // The end of input runs what is open.
+        let out = s.flush(&l);
+        assert_eq!((out.len(), out[0].window_start), (1, Some(60_000)));
+    }
+
+    #[test]
+    fn over_budget_the_oldest_window_runs_early() {
+        let mut s = set("-- budget: 1\n");
+        let out = s.process(&batch(&[(0, "a", "X")]), "api_activity", 0, &Linker::default());
+        assert_eq!(out.len(), 1, "run early rather than grow");
+        assert_eq!(s.stats(0).budget_exceeded, 1);
+        assert_eq!(s.stats(0).buffered_bytes, 0);
+    }
+
+    #[test]
+    fn a_rule_that_does_not_plan_is_rejected_with_the_reason() {
+        let bad = "-- id: t\n-- title: T\n-- table: api_activity\nSELECT nope AS uid FROM api_activity\n";
+        let s = SqlSet::new(vec![(PathBuf::from("bad.sql"), bad.into())], HashMap::from([("api_activity".to_string(), schema())])).unwrap();
+        assert!(s.rules.is_empty() && s.rejected[0].1.contains("nope"), "{:?}", s.rejected);
+        let no_uids = "-- id: t\n-- title: T\n-- table: api_activity\nSELECT count(*) AS n FROM api_activity\n";
+        let s = SqlSet::new(vec![(PathBuf::from("n.sql"), no_uids.into())], HashMap::from([("api_activity".to_string(), schema())])).unwrap();
+        assert!(s.rejected[0].1.contains("uids"), "{:?}", s.rejected);
+    }
+}
