@@ -51,3 +51,16 @@ pub fn print_sources(rows: &[(&str, usize, usize)]) {
         println!("{kind:<12} {events:>8} {:>10.1} {:>14.1} {:>14.1} {:>7.2}   ({:.0} events/s)", *bytes as f64 / 1e6, mbs(parse), mbs(norm), parse / norm, *events as f64 / (norm / 1e9));
     }
 }
+
+/// The detection stage against normalizing, from group `detect`.
+pub fn print_detect(events: usize) {
+    let (Some(norm), Some(sp), Some(all)) = (mean_ns("detect", "normalize"), mean_ns("detect", "sigma_and_patterns"), mean_ns("detect", "all_rules")) else {
+        println!("(no criterion estimates found: run without a filter to get the ratios)");
+        return;
+    };
+    let eps = |ns: f64| events as f64 / (ns / 1e9);
+    println!("\n== Ocelot detection bench: {events} generated CloudTrail events per iteration, one thread");
+    println!("normalize              {:>10.0} events/s (baseline)", eps(norm));
+    println!("sigma_and_patterns     {:>10.0} events/s (target >= 500,000)   cost {:.1}% of normalize", eps(sp), sp / norm * 100.0);
+    println!("all_rules              {:>10.0} events/s                       cost {:.1}% of normalize (target <= 25%)", eps(all), all / norm * 100.0);
+}

@@ -52,6 +52,12 @@ pub struct Stats {
     pub open_findings: usize,
     pub correlation_groups: usize,
     pub correlation_entries: usize,
+    /// Bytes the SQL rules' windows hold.
+    pub sql_buffered_bytes: usize,
+    pub sql_late_events: u64,
+    pub sql_budget_exceeded: u64,
+    /// Agent tool calls the linker holds.
+    pub linked_calls: usize,
 }
 
 pub struct Engine {
@@ -118,7 +124,17 @@ impl Engine {
     }
 
     pub fn stats(&self) -> Stats {
-        Stats { open_findings: self.open.len(), correlation_groups: self.state.groups(), correlation_entries: self.state.entries(), ..self.stats }
+        let sql: Vec<sql::RuleStats> = self.sql.as_ref().map(|s| (0..s.rules.len()).map(|i| s.stats(i)).collect()).unwrap_or_default();
+        Stats {
+            open_findings: self.open.len(),
+            correlation_groups: self.state.groups(),
+            correlation_entries: self.state.entries(),
+            sql_buffered_bytes: sql.iter().map(|s| s.buffered_bytes).sum(),
+            sql_late_events: sql.iter().map(|s| s.late_events).sum(),
+            sql_budget_exceeded: sql.iter().map(|s| s.budget_exceeded).sum(),
+            linked_calls: self.linker.calls(),
+            ..self.stats
+        }
     }
 
     /// Runs every rule over a batch of OCSF class `table` (`api_activity`...); returns the
