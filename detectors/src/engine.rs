@@ -140,6 +140,8 @@ impl Engine {
     /// Runs every rule over a batch of OCSF class `table` (`api_activity`...); returns the
     /// findings it created or updated (each once).
     pub fn process(&mut self, batch: &RecordBatch, table: &str) -> Vec<Finding> {
+        let filled = with_uids(batch);
+        let batch = &filled;
         // Sigma rules for AWS CloudTrail read CloudTrail's events only.
         let product = column(batch, "metadata.product.name");
         let rows: Vec<usize> = match product.as_ref().and_then(|p| p.as_string_opt::<i32>()) {
@@ -310,4 +312,26 @@ fn uids_at(rows: &RecordBatch, row: usize) -> Vec<String> {
         };
     }
     sql::text_at(rows, "uid", row).into_iter().collect()
+}
+
+/// The batch with every null `metadata.uid` filled by the summary's derived uid, so that rules
+/// (SQL rules select `metadata.uid`) can name every event they find. Untouched, and not copied,
+/// when every row has one (CloudTrail's eventID, almost always).
+fn with_uids(batch: &RecordBatch) -> RecordBatch {
+    use arrow::array::{ArrayRef, StringArray, StructArray};
+    let Some(meta) = batch.column_by_name("metadata").and_then(|m| m.as_struct_opt().cloned()) else { return batch.clone() };
+    let Some(uid) = meta.column_by_name("uid").and_then(|u| u.as_string_opt::<i32>().cloned()) else { return batch.clone() };
+    if uid.null_count() == 0 {
+        return batch.clone();
+    }
+    let summaries = Summaries::new(batch);
+    let filled: StringArray = (0..batch.num_rows()).map(|r| summaries.uid(r)).collect();
+    let (fields, mut columns, nulls) = meta.into_parts();
+    let Some(i) = fields.iter().position(|f| f.name() == "uid") else { return batch.clone() };
+    columns[i] = Arc::new(filled) as ArrayRef;
+    let Ok(meta) = StructArray::try_new(fields, columns, nulls) else { return batch.clone() };
+    let Some(m) = batch.schema().index_of("metadata").ok() else { return batch.clone() };
+    let mut cols = batch.columns().to_vec();
+    cols[m] = Arc::new(meta);
+    RecordBatch::try_new(batch.schema(), cols).unwrap_or_else(|_| batch.clone())
 }

@@ -12,7 +12,7 @@
 -- filter: metadata.product.name = 'CloudTrail' AND (
 -- filter: api.operation IN ('DeleteBucket', 'DeleteObjects', 'DeleteSnapshot', 'DeleteDBSnapshot', 'DeleteDBClusterSnapshot', 'DeleteRecoveryPoint',
 -- filter: 'DeleteBackupVault', 'DeleteBackupPlan', 'DeleteTable', 'DeleteFileSystem', 'DeleteVolume')
--- filter: OR api.operation IN ('DeleteDBInstance', 'DeleteDBCluster') AND json_get(api.request.data, 'skipFinalSnapshot') = 'true')
+-- filter: OR api.operation IN ('DeleteDBInstance', 'DeleteDBCluster') AND json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'skipFinalSnapshot') = 'true')
 -- fires: ../../samples/agent/cleanup
 -- fires: ../../samples/agent/session
 -- quiet: ../../samples/agent/benign

@@ -13,9 +13,9 @@
 -- group_by: principal
 -- filter: metadata.product.name = 'CloudTrail' AND (
 -- filter: api.operation IN ('TerminateInstances', 'DeleteAutoScalingGroup', 'DeleteNodegroup', 'DeleteService', 'DeregisterTargets', 'DeregisterInstancesFromLoadBalancer')
--- filter: OR api.operation IN ('UpdateAutoScalingGroup', 'SetDesiredCapacity') AND (json_get(api.request.data, 'desiredCapacity') = '0' OR json_get(api.request.data, 'minSize') = '0' AND json_get(api.request.data, 'maxSize') = '0')
--- filter: OR api.operation = 'UpdateNodegroupConfig' AND json_get(api.request.data, 'scalingConfig.desiredSize') = '0'
--- filter: OR api.operation = 'UpdateService' AND json_get(api.request.data, 'desiredCount') = '0')
+-- filter: OR api.operation IN ('UpdateAutoScalingGroup', 'SetDesiredCapacity') AND (json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'desiredCapacity') = '0' OR json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'minSize') = '0' AND json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'maxSize') = '0')
+-- filter: OR api.operation = 'UpdateNodegroupConfig' AND json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'scalingConfig.desiredSize') = '0'
+-- filter: OR api.operation = 'UpdateService' AND json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'desiredCount') = '0')
 -- fires: tests/capacity-removal.fires.jsonl
 -- quiet: ../../samples/agent/benign
 

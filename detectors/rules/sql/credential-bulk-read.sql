@@ -1,7 +1,8 @@
 -- id: ocelot.credential-bulk-read
 -- title: Secrets or SecureString parameters read in bulk
 -- description: One principal reads five or more distinct Secrets Manager secrets, any secrets in a
--- description: batch call, or decrypts SSM parameters in three or more calls within ten minutes:
+-- description: batch call, decrypts five or more SSM parameters in one call, or decrypts SSM
+-- description: parameters in three or more calls within ten minutes:
 -- description: how stolen credentials are harvested (and how an over-eager agent leaks them).
 -- severity: high
 -- attack: T1555.006, T1552
@@ -11,7 +12,7 @@
 -- lateness: 2m
 -- group_by: principal
 -- filter: (api.service.name = 'secretsmanager.amazonaws.com' AND api.operation IN ('GetSecretValue', 'BatchGetSecretValue'))
--- filter: OR (api.service.name = 'ssm.amazonaws.com' AND api.operation IN ('GetParameter', 'GetParameters', 'GetParametersByPath') AND json_get(api.request.data, 'withDecryption') = 'true')
+-- filter: OR (api.service.name = 'ssm.amazonaws.com' AND api.operation IN ('GetParameter', 'GetParameters', 'GetParametersByPath') AND json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'withDecryption') = 'true')
 -- fires: ../../samples/cloudtrail/stratus/aws.credential-access.secretsmanager-retrieve-secrets.jsonl
 -- fires: ../../samples/cloudtrail/stratus/aws.credential-access.secretsmanager-batch-retrieve-secrets.jsonl
 -- fires: ../../samples/cloudtrail/stratus/aws.credential-access.ssm-retrieve-securestring-parameters.jsonl
@@ -19,9 +20,10 @@
 
 SELECT actor.user.uid AS principal, first_value(actor.app_name) AS agent,
        array_agg(metadata.uid ORDER BY time) AS uids, count(*) AS calls,
-       count(DISTINCT json_get(api.request.data, 'secretId')) AS secrets
+       count(DISTINCT json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'secretId')) AS secrets
 FROM api_activity
 GROUP BY actor.user.uid
-HAVING count(DISTINCT json_get(api.request.data, 'secretId')) >= 5
+HAVING count(DISTINCT json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'secretId')) >= 5
     OR sum(CASE WHEN api.operation = 'BatchGetSecretValue' THEN 1 ELSE 0 END) >= 1
     OR sum(CASE WHEN api.service.name = 'ssm.amazonaws.com' THEN 1 ELSE 0 END) >= 3
+    OR max(json_len(json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'names'))) >= 5

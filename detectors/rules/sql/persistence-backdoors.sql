@@ -1,6 +1,7 @@
 -- id: ocelot.persistence-backdoors
 -- title: Code or access path planted: Lambda code or permissions, EC2 user data or SSH keys, federation tokens
--- description: A Lambda function's code replaced, or the function opened to any principal or
+-- description: A Lambda function's code replaced by a person or an AI agent (deploy pipelines
+-- description: run as roles and are left out), or the function opened to any principal or
 -- description: another account; an EC2 instance's user data (its boot script) modified; an SSH key
 -- description: pushed through EC2 Instance Connect; a federation token issued to an IAM user
 -- description: (it outlives the user's key being disabled).
@@ -9,10 +10,12 @@
 -- tactics: persistence, lateral-movement
 -- table: api_activity
 -- group_by: principal
--- filter: (api.service.name = 'lambda.amazonaws.com' AND (api.operation LIKE 'UpdateFunctionCode%' OR api.operation LIKE 'AddPermission%' AND (json_get(api.request.data, 'principal') = '*' OR json_get(api.request.data, 'principal') NOT LIKE '%.amazonaws.com')))
--- filter: OR (api.service.name = 'ec2.amazonaws.com' AND api.operation = 'ModifyInstanceAttribute' AND json_get(api.request.data, 'userData') IS NOT NULL)
+-- filter: api.response.error IS NULL AND (
+-- filter: (api.service.name = 'lambda.amazonaws.com' AND api.operation LIKE 'UpdateFunctionCode%' AND (actor.user.type IN ('IAMUser', 'Root', 'FederatedUser') OR actor.user.uid LIKE '%:assumed-role/AWSReservedSSO_%' OR is_agent(actor)))
+-- filter: OR (api.service.name = 'lambda.amazonaws.com' AND api.operation LIKE 'AddPermission%' AND (json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'principal') = '*' OR json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'principal') NOT LIKE '%.amazonaws.com'))
+-- filter: OR (api.service.name = 'ec2.amazonaws.com' AND api.operation = 'ModifyInstanceAttribute' AND json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'userData') IS NOT NULL)
 -- filter: OR (api.service.name = 'ec2-instance-connect.amazonaws.com' AND api.operation = 'SendSSHPublicKey')
--- filter: OR (api.service.name = 'sts.amazonaws.com' AND api.operation = 'GetFederationToken')
+-- filter: OR (api.service.name = 'sts.amazonaws.com' AND api.operation = 'GetFederationToken'))
 -- fires: ../../samples/cloudtrail/stratus/aws.persistence.lambda-backdoor-function.jsonl
 -- fires: ../../samples/cloudtrail/stratus/aws.persistence.lambda-overwrite-code.jsonl
 -- fires: ../../samples/cloudtrail/stratus/aws.execution.ec2-user-data.jsonl

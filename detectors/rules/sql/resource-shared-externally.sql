@@ -7,9 +7,10 @@
 -- tactics: exfiltration
 -- table: api_activity
 -- group_by: principal
--- filter: (api.operation = 'ModifyImageAttribute' AND json_get(api.request.data, 'launchPermission.add') IS NOT NULL)
--- filter: OR (api.operation = 'ModifySnapshotAttribute' AND json_get(api.request.data, 'createVolumePermission.add') IS NOT NULL)
--- filter: OR (api.operation IN ('ModifyDBSnapshotAttribute', 'ModifyDBClusterSnapshotAttribute') AND json_get(api.request.data, 'valuesToAdd') IS NOT NULL)
+-- filter: api.response.error IS NULL AND (
+-- filter: (api.operation = 'ModifyImageAttribute' AND (json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'launchPermission.add.items.userId') IS NOT NULL OR json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'launchPermission.add.items.group') LIKE '%"all"%'))
+-- filter: OR (api.operation = 'ModifySnapshotAttribute' AND (json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'createVolumePermission.add.items.userId') IS NOT NULL OR json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'createVolumePermission.add.items.group') LIKE '%"all"%'))
+-- filter: OR (api.operation IN ('ModifyDBSnapshotAttribute', 'ModifyDBClusterSnapshotAttribute') AND json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'valuesToAdd') NOT IN ('[]')))
 -- fires: ../../samples/cloudtrail/stratus/aws.exfiltration.ec2-share-ami.jsonl
 -- quiet: ../../samples/cloudtrail/stratus/aws.execution.ec2-user-data.jsonl
 

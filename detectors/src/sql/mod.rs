@@ -302,10 +302,18 @@ impl SqlSet {
     }
 }
 
+/// The filter as a physical expression over batches of `schema`. The logical expression is
+/// simplified first, as the planner does for a query (some functions, `coalesce` among them,
+/// only run once rewritten), and tried on an empty batch so that a broken filter fails at load.
 fn compile_filter(ctx: &SessionContext, schema: &SchemaRef, sql: &str) -> datafusion::common::Result<Arc<dyn PhysicalExpr>> {
-    let df = DFSchema::try_from(schema.as_ref().clone())?;
+    use datafusion::logical_expr::simplify::SimplifyContext;
+    use datafusion::optimizer::simplify_expressions::ExprSimplifier;
+    let df = Arc::new(DFSchema::try_from(schema.as_ref().clone())?);
     let expr = ctx.parse_sql_expr(sql, &df)?;
-    ctx.create_physical_expr(expr, &df)
+    let expr = ExprSimplifier::new(SimplifyContext::builder().with_schema(df.clone()).build()).simplify(expr)?;
+    let phys = ctx.create_physical_expr(expr, &df)?;
+    phys.evaluate(&RecordBatch::new_empty(schema.clone()))?;
+    Ok(phys)
 }
 
 /// A batch with exactly `schema`'s columns: same-named columns of the same type are kept,

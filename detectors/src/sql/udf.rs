@@ -9,6 +9,7 @@
 //! - `json_get(json_text, 'a.b.c')`: the value at a dotted path of a JSON text column
 //!   (`api.request.data`, `unmapped`), as text: objects entered by key, arrays on the way
 //!   searched member by member, objects and arrays returned as compact JSON.
+//! - `json_len(json_text)`: the number of members of a JSON array (0 for anything else).
 
 use std::sync::Arc;
 
@@ -79,6 +80,13 @@ fn json_get(args: &[ColumnarValue]) -> Result<ColumnarValue> {
     over_strings(std::slice::from_ref(doc), |text| serde_json::from_str::<serde_json::Value>(text).ok().and_then(|v| crate::fields::lookup(&v, &path).map(|c| c.into_owned())), |v| Arc::new(StringArray::from(v.into_iter().map(Option::flatten).collect::<Vec<_>>())))
 }
 
+fn json_len(text: &str) -> i64 {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Array(a)) => a.len() as i64,
+        _ => 0,
+    }
+}
+
 /// Registers the functions on a session.
 pub fn register(ctx: &SessionContext) {
     ctx.register_udf(bool_udf("is_mutation", verbs::is_mutation));
@@ -90,6 +98,7 @@ pub fn register(ctx: &SessionContext) {
         Volatility::Immutable,
         Arc::new(|args: &[ColumnarValue]| over_strings(args, verbs::mutation_kind, |v| Arc::new(StringArray::from(v)))),
     ));
+    ctx.register_udf(create_udf("json_len", vec![DataType::Utf8], DataType::Int64, Volatility::Immutable, Arc::new(|args: &[ColumnarValue]| over_strings(args, json_len, |v| Arc::new(arrow::array::Int64Array::from(v))))));
     ctx.register_udf(create_udf("json_get", vec![DataType::Utf8, DataType::Utf8], DataType::Utf8, Volatility::Immutable, Arc::new(json_get)));
     ctx.register_udf(ScalarUDF::new_from_impl(IsAgent { signature: Signature::any(1, Volatility::Immutable) }));
 }
