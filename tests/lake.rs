@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use common::*;
@@ -17,23 +17,6 @@ fn sample_inputs() -> Vec<PathBuf> {
     files.retain(|f| f.extension().is_some_and(|e| e == "jsonl"));
     files.push(dir.join("awsdocs/cloudtrail_doc_examples.jsonl"));
     files
-}
-
-/// A Python with pyarrow: `OCELOT_TEST_PYTHON` if set, else a venv made once under target/.
-fn python_with_pyarrow() -> PathBuf {
-    if let Ok(p) = std::env::var("OCELOT_TEST_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = repo().join("target/test-venv");
-    let py = venv.join("bin/python");
-    let ok = |py: &Path| Command::new(py).args(["-c", "import pyarrow"]).status().is_ok_and(|s| s.success());
-    if !ok(&py) {
-        let st = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().expect("python3 is needed for the pyarrow read-back test");
-        assert!(st.success(), "python3 -m venv failed");
-        let st = Command::new(&py).args(["-m", "pip", "install", "--quiet", "pyarrow"]).status().unwrap();
-        assert!(st.success(), "pip install pyarrow failed (needs PyPI)");
-    }
-    py
 }
 
 /// Drops nulls and maps datetimes to epoch ms, so pyarrow rows compare with OCSF JSON.
@@ -90,7 +73,7 @@ fn lake_layout_and_pyarrow_reads_back_equal() {
     }
 
     // pyarrow reads every row back, equal to what we wrote.
-    let py = python_with_pyarrow();
+    let py = common::python_with("pyarrow", &["pyarrow"]);
     let out = Command::new(py).arg("-c").arg(READ_BACK).arg(lake.path()).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let theirs: BTreeMap<String, Vec<Value>> = serde_json::from_slice(&out.stdout).unwrap();

@@ -39,22 +39,6 @@ fn raw_events() -> Vec<Value> {
     out
 }
 
-/// A Python with pySigma and its SQLite backend (scripts/test.sh sets `OCELOT_TEST_PYTHON`).
-fn python_with_pysigma() -> PathBuf {
-    if let Ok(p) = std::env::var("OCELOT_TEST_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = repo().join("target/test-venv");
-    let py = venv.join("bin/python");
-    let ok = |py: &Path| Command::new(py).args(["-c", "import sigma.backends.sqlite"]).status().is_ok_and(|s| s.success());
-    if !ok(&py) {
-        assert!(Command::new("python3").args(["-m", "venv"]).arg(&venv).status().unwrap().success(), "python3 -m venv failed");
-        let st = Command::new(&py).args(["-m", "pip", "install", "--quiet", "pysigma", "pysigma-backend-sqlite"]).status().unwrap();
-        assert!(st.success(), "pip install pysigma failed (needs PyPI)");
-    }
-    py
-}
-
 #[test]
 fn sigmahq_rules_match_exactly_what_pysigma_matches() {
     let rules_dir = repo().join("detectors/rules/sigma/aws");
@@ -90,7 +74,7 @@ fn sigmahq_rules_match_exactly_what_pysigma_matches() {
     assert_eq!(kept.len(), normalized.len());
     let events_file = dir.path().join("events.jsonl");
     std::fs::write(&events_file, kept.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
-    let out = Command::new(python_with_pysigma()).arg(repo().join("tests/sigma_reference.py")).arg(&rules_dir).arg(&events_file).output().unwrap();
+    let out = Command::new(common::python_with("sigma.backends.sqlite", &["pysigma", "pysigma-backend-sqlite"])).arg(repo().join("tests/sigma_reference.py")).arg(&rules_dir).arg(&events_file).output().unwrap();
     assert!(out.status.success(), "reference failed: {}", String::from_utf8_lossy(&out.stderr));
     let mut theirs = BTreeSet::new();
     let mut unsupported = Vec::new();

@@ -142,11 +142,7 @@ impl PatternRules {
     }
 
     pub fn load_dir(dir: &Path) -> Result<PatternRules, String> {
-        let mut files = Vec::new();
-        collect(dir, &mut files).map_err(|e| format!("{}: {e}", dir.display()))?;
-        files.sort();
-        let docs = files.into_iter().map(|f| std::fs::read_to_string(&f).map(|t| (f.clone(), t)).map_err(|e| format!("{}: {e}", f.display()))).collect::<Result<_, _>>()?;
-        PatternRules::new(docs)
+        PatternRules::new(crate::rule::read_files(dir, &["toml"])?)
     }
 
     pub fn shipped() -> Result<PatternRules, String> {
@@ -204,14 +200,3 @@ fn agent_rows(batch: &RecordBatch) -> Vec<bool> {
     out
 }
 
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for e in std::fs::read_dir(dir)? {
-        let p = e?.path();
-        if p.is_dir() {
-            collect(&p, out)?;
-        } else if p.extension().is_some_and(|x| x == "toml") {
-            out.push(p);
-        }
-    }
-    Ok(())
-}

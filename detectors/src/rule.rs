@@ -70,6 +70,34 @@ pub fn attacks_from_tags<S: AsRef<str>>(tags: &[S]) -> Vec<Attack> {
     techniques.into_iter().map(|technique| Attack { technique, tactics: tactics.clone() }).collect()
 }
 
+/// Files under `dir` (recursively) whose extension is one of `exts`, sorted, hidden ones (a
+/// file being written, an editor's swap file) left out: how every rule kind finds its files.
+pub fn files_with(dir: &std::path::Path, exts: &[&str]) -> Result<Vec<std::path::PathBuf>, String> {
+    fn walk(dir: &std::path::Path, exts: &[&str], out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
+        for e in std::fs::read_dir(dir)? {
+            let p = e?.path();
+            if p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+                continue;
+            }
+            if p.is_dir() {
+                walk(&p, exts, out)?;
+            } else if p.extension().and_then(|x| x.to_str()).is_some_and(|x| exts.contains(&x)) {
+                out.push(p);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(dir, exts, &mut out).map_err(|e| format!("{}: {e}", dir.display()))?;
+    out.sort();
+    Ok(out)
+}
+
+/// `files_with`, read: (path, text) pairs.
+pub fn read_files(dir: &std::path::Path, exts: &[&str]) -> Result<Vec<(std::path::PathBuf, String)>, String> {
+    files_with(dir, exts)?.into_iter().map(|f| std::fs::read_to_string(&f).map(|t| (f.clone(), t)).map_err(|e| format!("{}: {e}", f.display()))).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

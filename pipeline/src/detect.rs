@@ -105,8 +105,7 @@ impl Detect {
         for t in WRITTEN_CLASSES {
             let dir = lake.join(t);
             if dir.is_dir() {
-                let mut found = Vec::new();
-                collect_parquet(&dir, &mut found)?;
+                let found = ocelot_detectors::rule::files_with(&dir, &["parquet"]).map_err(io::Error::other)?;
                 files.extend(found.into_iter().map(|f| (f, *t)));
             }
         }
@@ -130,17 +129,6 @@ fn day_of(p: &Path) -> String {
     p.components().filter_map(|c| c.as_os_str().to_str()?.strip_prefix("eventDay=").map(str::to_string)).next().unwrap_or_default()
 }
 
-fn collect_parquet(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
-    for e in std::fs::read_dir(dir)? {
-        let p = e?.path();
-        if p.is_dir() {
-            collect_parquet(&p, out)?;
-        } else if p.extension().is_some_and(|x| x == "parquet") {
-            out.push(p);
-        }
-    }
-    Ok(())
-}
 
 /// One rule test case and how it went.
 #[derive(Debug, Clone)]

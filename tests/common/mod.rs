@@ -115,3 +115,23 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 pub fn ocelot() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_ocelot"))
 }
+
+/// A Python that can `import module`: `OCELOT_TEST_PYTHON` if set (scripts/test.sh makes one with
+/// everything the tests need), else a venv made once under target/ with `packages` from PyPI.
+#[allow(dead_code)]
+pub fn python_with(module: &str, packages: &[&str]) -> PathBuf {
+    use std::process::Command;
+    if let Ok(p) = std::env::var("OCELOT_TEST_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = repo().join("target/test-venv");
+    let py = venv.join("bin/python");
+    let ok = |py: &Path| Command::new(py).args(["-c", &format!("import {module}")]).status().is_ok_and(|s| s.success());
+    if !ok(&py) {
+        let st = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().expect("python3 is needed for the tests that use a reference reader");
+        assert!(st.success(), "python3 -m venv failed");
+        let st = Command::new(&py).args(["-m", "pip", "install", "--quiet"]).args(packages).status().unwrap();
+        assert!(st.success(), "pip install {packages:?} failed (needs PyPI)");
+    }
+    py
+}

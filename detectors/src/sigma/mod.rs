@@ -90,15 +90,7 @@ pub struct LoadOptions {
 impl SigmaSet {
     /// Loads every `.yml`/`.yaml` under `dir` (recursively) whose logsource is AWS CloudTrail.
     pub fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<SigmaSet, String> {
-        let mut files = Vec::new();
-        collect(dir, &mut files).map_err(|e| format!("{}: {e}", dir.display()))?;
-        files.sort();
-        let mut docs = Vec::new();
-        for f in files {
-            let text = std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
-            docs.push((f, text));
-        }
-        compile::compile(docs, opts)
+        compile::compile(crate::rule::read_files(dir, &["yml", "yaml"])?, opts)
     }
 
     /// The Sigma rules shipped in the binary (`detectors/rules/sigma/`).
@@ -229,14 +221,3 @@ struct Scratch<'a> {
     set: &'a mut PatternSet,
 }
 
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for e in std::fs::read_dir(dir)? {
-        let p = e?.path();
-        if p.is_dir() {
-            collect(&p, out)?;
-        } else if matches!(p.extension().and_then(|e| e.to_str()), Some("yml" | "yaml")) {
-            out.push(p);
-        }
-    }
-    Ok(())
-}

@@ -288,11 +288,7 @@ impl SqlSet {
 
     /// Loads `.sql` rules under a directory (recursively).
     pub fn load_dir(dir: &Path, schemas: HashMap<String, SchemaRef>) -> Result<SqlSet, String> {
-        let mut files = Vec::new();
-        collect(dir, &mut files).map_err(|e| format!("{}: {e}", dir.display()))?;
-        files.sort();
-        let docs = files.into_iter().map(|f| std::fs::read_to_string(&f).map(|t| (f.clone(), t)).map_err(|e| format!("{}: {e}", f.display()))).collect::<Result<_, _>>()?;
-        SqlSet::new(docs, schemas)
+        SqlSet::new(crate::rule::read_files(dir, &["sql"])?, schemas)
     }
 
     /// The SQL rules shipped in the binary (`detectors/rules/sql/`).
@@ -333,17 +329,6 @@ fn align(batch: &RecordBatch, schema: &SchemaRef) -> RecordBatch {
     RecordBatch::try_new(schema.clone(), cols).unwrap_or_else(|_| RecordBatch::new_empty(schema.clone()))
 }
 
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for e in std::fs::read_dir(dir)? {
-        let p = e?.path();
-        if p.is_dir() {
-            collect(&p, out)?;
-        } else if p.extension().is_some_and(|x| x == "sql") {
-            out.push(p);
-        }
-    }
-    Ok(())
-}
 
 /// The string value of a result column at a row (for group keys and context).
 pub fn text_at(rows: &RecordBatch, name: &str, row: usize) -> Option<String> {
