@@ -110,7 +110,7 @@ impl SqlSet {
     fn check(&self, r: &SqlRule) -> Result<(), String> {
         for t in &r.tables {
             let schema = self.schemas.get(t).ok_or_else(|| format!("{}: table `{t}` is not a class Ocelot writes (known: {})", r.path.display(), self.table_names().join(", ")))?;
-            if let Some(f) = &r.filter {
+            if let Some(f) = r.filter_for(t) {
                 compile_filter(&self.ctx, schema, f).map_err(|e| format!("{}: filter on {t}: {e}", r.path.display()))?;
             }
         }
@@ -197,7 +197,7 @@ impl SqlSet {
     }
 
     fn keep(&mut self, i: usize, batch: &RecordBatch, table: &str) -> Result<RecordBatch, String> {
-        let Some(filter) = self.rules[i].filter.clone() else { return Ok(batch.clone()) };
+        let Some(filter) = self.rules[i].filter_for(table).map(str::to_string) else { return Ok(batch.clone()) };
         let state = &mut self.states[i];
         let fresh = state.filters.get(table).is_none_or(|(s, _)| s != &batch.schema());
         if fresh {

@@ -30,8 +30,10 @@ pub struct SqlRule {
     pub lateness_ms: i64,
     /// Output columns whose values make the finding's group key.
     pub group_by: Vec<String>,
-    /// Rows of a batch the rule keeps (its state holds only those).
+    /// Rows of a batch the rule keeps (its state holds only those): `filter`, or for one table
+    /// `filter.<table>`.
     pub filter: Option<String>,
+    pub table_filters: std::collections::HashMap<String, String>,
     pub query: String,
     pub budget_bytes: usize,
     pub cases: Vec<Case>,
@@ -72,15 +74,21 @@ fn list(v: &str) -> Vec<String> {
 }
 
 impl SqlRule {
+    /// The filter for rows of `table`.
+    pub fn filter_for(&self, table: &str) -> Option<&str> {
+        self.table_filters.get(table).map(String::as_str).or(self.filter.as_deref())
+    }
+
     /// Parses a rule; errors name the key and say what is expected.
     pub fn parse(path: &Path, text: &str) -> Result<SqlRule, String> {
         let (mut id, mut title, mut desc, mut severity) = (None, None, Vec::new(), None);
         let (mut techniques, mut tactics, mut tables, mut window, mut lateness) = (Vec::new(), Vec::new(), Vec::new(), None, 60_000);
         let (mut group_by, mut filter, mut budget, mut cases, mut references) = (Vec::new(), None, 32 << 20, Vec::new(), Vec::new());
+        let mut table_filters: std::collections::HashMap<String, String> = std::collections::HashMap::new();
         let mut query = String::new();
         let mut in_header = true;
         for line in text.lines() {
-            let header = in_header.then(|| line.trim().strip_prefix("--")).flatten().and_then(|l| l.split_once(':')).filter(|(k, _)| !k.trim().contains(' '));
+            let header = in_header.then(|| line.trim().strip_prefix("--")).flatten().and_then(|l| l.split_once(':')).filter(|(k, _)| !k.trim().contains(' ') && !k.trim().is_empty());
             let Some((key, value)) = header else {
                 if in_header && line.trim().is_empty() || in_header && line.trim().starts_with("--") {
                     continue;
@@ -119,10 +127,17 @@ impl SqlRule {
                 "group_by" => group_by = list(v),
                 // A long filter continues over several `-- filter:` lines.
                 "filter" => filter = Some(filter.map_or_else(|| v.to_string(), |f: String| format!("{f} {v}"))),
+                k if k.starts_with("filter.") => {
+                    let f = table_filters.entry(k["filter.".len()..].to_string()).or_default();
+                    if !f.is_empty() {
+                        f.push(' ');
+                    }
+                    f.push_str(v);
+                }
                 "budget" => budget = bytes(v).ok_or_else(|| bad("expected a size such as `64MB`"))?,
                 "fires" => cases.push(Case { fires: true, events: PathBuf::from(v) }),
                 "quiet" => cases.push(Case { fires: false, events: PathBuf::from(v) }),
-                other => return Err(format!("{}: unknown header key `{other}` (known: id, title, description, severity, attack, tactics, references, table, window, lateness, group_by, filter, budget, fires, quiet)", path.display())),
+                other => return Err(format!("{}: unknown header key `{other}` (known: id, title, description, severity, attack, tactics, references, table, window, lateness, group_by, filter, filter.<table>, budget, fires, quiet)", path.display())),
             }
         }
         let need = |v: Option<String>, k: &str| v.ok_or_else(|| format!("{}: the header needs `-- {k}: ...`", path.display()));
@@ -136,7 +151,12 @@ impl SqlRule {
         }
         let attacks = techniques.into_iter().map(|technique| Attack { technique, tactics: tactics.clone() }).collect();
         let meta = RuleMeta { id, title, description: desc.join(" "), severity: severity.unwrap_or(Severity::Medium), kind: "sql", attacks, references };
-        Ok(SqlRule { meta, path: path.to_path_buf(), tables, window, lateness_ms: lateness, group_by, filter, query, budget_bytes: budget, cases })
+        for t in table_filters.keys() {
+            if !tables.contains(t) {
+                return Err(format!("{}: `filter.{t}` names a table the rule does not read (tables: {})", path.display(), tables.join(", ")));
+            }
+        }
+        Ok(SqlRule { meta, path: path.to_path_buf(), tables, window, lateness_ms: lateness, group_by, filter, table_filters, query, budget_bytes: budget, cases })
     }
 }
 
