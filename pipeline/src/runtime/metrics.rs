@@ -44,6 +44,16 @@ pub const PAUSES: &str = "ocelot_pauses_total";
 pub const ASSIGNED: &str = "ocelot_assigned_partitions";
 /// Findings (new or updated) written to the lake's `findings` table.
 pub const FINDINGS: &str = "ocelot_findings_total";
+/// Detection state: bytes the SQL rules' windows hold, findings open for update, correlation
+/// entries, agent tool calls kept for linking.
+pub const DETECT_WINDOW_BYTES: &str = "ocelot_detect_window_bytes";
+pub const DETECT_OPEN_FINDINGS: &str = "ocelot_detect_open_findings";
+pub const DETECT_CORRELATION_ENTRIES: &str = "ocelot_detect_correlation_entries";
+pub const DETECT_LINKED_CALLS: &str = "ocelot_detect_agent_calls";
+/// Events that came after their SQL window had run (counted, not put in a wrong window).
+pub const DETECT_LATE_EVENTS: &str = "ocelot_detect_late_events";
+/// Times a SQL rule's state passed its budget (its oldest window then runs early).
+pub const DETECT_BUDGET_EXCEEDED: &str = "ocelot_detect_budget_exceeded";
 
 /// Fine buckets: the latency target is a p99 of 2 s, so the buckets resolve the 0.1-5 s range.
 const LATENCY_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0, 20.0, 30.0, 60.0];

@@ -138,6 +138,13 @@ impl Sinks {
             for b in &s.batches {
                 findings.extend(engine.process(&b.batch, &b.class.name));
             }
+            let st = engine.stats();
+            metrics::gauge!(m::DETECT_WINDOW_BYTES).set(st.sql_buffered_bytes as f64);
+            metrics::gauge!(m::DETECT_OPEN_FINDINGS).set(st.open_findings as f64);
+            metrics::gauge!(m::DETECT_CORRELATION_ENTRIES).set(st.correlation_entries as f64);
+            metrics::gauge!(m::DETECT_LINKED_CALLS).set(st.linked_calls as f64);
+            metrics::gauge!(m::DETECT_LATE_EVENTS).set(st.sql_late_events as f64);
+            metrics::gauge!(m::DETECT_BUDGET_EXCEEDED).set(st.sql_budget_exceeded as f64);
         }
         for b in &s.batches {
             self.lake.buffer(b);
