@@ -253,6 +253,11 @@ fn string_leaves(batch: &RecordBatch) -> Vec<ArrayRef> {
     out
 }
 
+/// `lookup` on JSON text.
+pub fn lookup_text(text: &str, path: &[String]) -> Option<String> {
+    lookup(&serde_json::from_str(text).ok()?, path).map(Cow::into_owned)
+}
+
 /// The value at a dotted path: objects are entered by key; an array on the way applies the
 /// rest of the path to each member and yields the JSON list of what they hold; a value that is
 /// an object or array is its compact JSON text. Same rule as the reference evaluator
@@ -300,6 +305,10 @@ mod tests {
         assert_eq!(lookup(&v, &p("n")), None);
         assert_eq!(lookup(&v, &p("o")).as_deref(), Some(r#"{"k":true}"#));
         assert_eq!(lookup(&v, &p("o.k")).as_deref(), Some("true"));
+        let text = v.to_string();
+        for path in ["a.b", "l.c", "l.e", "n", "o", "o.k", "a", "zz"] {
+            assert_eq!(lookup_text(&text, &p(path)), lookup(&v, &p(path)).map(Cow::into_owned), "{path}");
+        }
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub struct Finding {
     pub resources: Vec<Resource>,
     /// Extra facts a rule adds (approval state, thresholds...), in `finding_info.desc` and `unmapped`.
     pub context: Map<String, Value>,
+    /// Hashes of the uids counted, so a redelivered event is not counted twice (bounded by the
+    /// finding's life: one suppression period).
+    seen: std::collections::HashSet<u64>,
 }
 
 /// Every OCSF path `to_ocsf` writes: the Detection Finding projection includes them, so the
@@ -119,13 +122,17 @@ impl Finding {
             evidences: Vec::new(),
             resources: Vec::new(),
             context: Map::new(),
+            seen: Default::default(),
         }
     }
 
     /// Adds one matching event (a redelivered event, same uid, is not counted twice).
     pub fn add(&mut self, e: &EventSummary) {
-        if !e.uid.is_empty() && self.related.contains(&e.uid) {
-            return;
+        if !e.uid.is_empty() {
+            use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+            if !self.seen.insert(BuildHasherDefault::<DefaultHasher>::default().hash_one(&e.uid)) {
+                return;
+            }
         }
         self.count += 1;
         self.first_seen = self.first_seen.min(e.time);

@@ -9,7 +9,7 @@
 -- window: 5m
 -- lateness: 2m
 -- group_by: agent, conversation, principal
--- filter: metadata.product.name = 'CloudTrail' AND (
+-- filter: metadata.product.name = 'CloudTrail' AND (api.operation LIKE 'Delete%' OR api.operation LIKE 'Drop%') AND (
 -- filter: api.operation IN ('DeleteBucket', 'DeleteObjects', 'DeleteSnapshot', 'DeleteDBSnapshot', 'DeleteDBClusterSnapshot', 'DeleteRecoveryPoint',
 -- filter: 'DeleteBackupVault', 'DeleteBackupPlan', 'DeleteTable', 'DeleteFileSystem', 'DeleteVolume')
 -- filter: OR api.operation IN ('DeleteDBInstance', 'DeleteDBCluster') AND json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'skipFinalSnapshot') = 'true')

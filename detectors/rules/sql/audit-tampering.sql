@@ -11,7 +11,14 @@
 -- tactics: defense-evasion
 -- table: api_activity
 -- group_by: principal
--- filter: api.response.error IS NULL AND (
+-- filter: api.response.error IS NULL AND api.operation IN ('StopLogging', 'DeleteTrail', 'UpdateTrail', 'DeleteEventDataStore',
+-- filter: 'StopEventDataStoreIngestion', 'PutEventSelectors', 'DeleteFlowLogs', 'DeleteDetector', 'DisassociateFromMasterAccount',
+-- filter: 'DisassociateFromAdministratorAccount', 'DeleteMembers', 'StopMonitoringMembers', 'DeletePublishingDestination', 'UpdateDetector',
+-- filter: 'DisableSecurityHub', 'BatchDisableStandards', 'DisableImportFindingsForProduct', 'StopConfigurationRecorder',
+-- filter: 'DeleteConfigurationRecorder', 'DeleteDeliveryChannel', 'DeleteProtection', 'DeleteProtectionGroup', 'DisableProactiveEngagement',
+-- filter: 'DisassociateDRTRole', 'DeleteWebACL', 'DisassociateWebACL', 'DeleteLoggingConfiguration', 'ScheduleKeyDeletion', 'DisableKey',
+-- filter: 'DeleteResolverQueryLogConfig', 'DisassociateResolverQueryLogConfig', 'DeleteLogGroup', 'PutBucketPolicy', 'DeleteBucketPolicy',
+-- filter: 'PutBucketLogging', 'PutBucketLifecycle', 'PutBucketLifecycleConfiguration') AND (
 -- filter: (api.service.name = 'cloudtrail.amazonaws.com' AND api.operation IN ('StopLogging', 'DeleteTrail', 'UpdateTrail', 'DeleteEventDataStore', 'StopEventDataStoreIngestion'))
 -- filter: OR (api.service.name = 'cloudtrail.amazonaws.com' AND api.operation = 'PutEventSelectors' AND (json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'eventSelectors.includeManagementEvents') LIKE '%false%' OR json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'eventSelectors.readWriteType') LIKE '%Only%' OR json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'eventSelectors.excludeManagementEventSources') LIKE '%amazonaws%'))
 -- filter: OR (api.service.name = 'ec2.amazonaws.com' AND api.operation = 'DeleteFlowLogs')

@@ -11,7 +11,8 @@
 -- window: 10m
 -- lateness: 2m
 -- group_by: principal
--- filter: metadata.product.name = 'CloudTrail' AND (
+-- filter: metadata.product.name = 'CloudTrail' AND api.operation IN ('TerminateInstances', 'DeleteAutoScalingGroup', 'DeleteNodegroup', 'DeleteService',
+-- filter: 'DeregisterTargets', 'DeregisterInstancesFromLoadBalancer', 'UpdateAutoScalingGroup', 'SetDesiredCapacity', 'UpdateNodegroupConfig', 'UpdateService') AND (
 -- filter: api.operation IN ('TerminateInstances', 'DeleteAutoScalingGroup', 'DeleteNodegroup', 'DeleteService', 'DeregisterTargets', 'DeregisterInstancesFromLoadBalancer')
 -- filter: OR api.operation IN ('UpdateAutoScalingGroup', 'SetDesiredCapacity') AND (json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'desiredCapacity') = '0' OR json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'minSize') = '0' AND json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'maxSize') = '0')
 -- filter: OR api.operation = 'UpdateNodegroupConfig' AND json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'scalingConfig.desiredSize') = '0'

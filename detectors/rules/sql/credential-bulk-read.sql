@@ -11,8 +11,9 @@
 -- window: 10m every 5m
 -- lateness: 2m
 -- group_by: principal
+-- filter: api.operation IN ('GetSecretValue', 'BatchGetSecretValue', 'GetParameter', 'GetParameters', 'GetParametersByPath') AND (
 -- filter: (api.service.name = 'secretsmanager.amazonaws.com' AND api.operation IN ('GetSecretValue', 'BatchGetSecretValue'))
--- filter: OR (api.service.name = 'ssm.amazonaws.com' AND api.operation IN ('GetParameter', 'GetParameters', 'GetParametersByPath') AND json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'withDecryption') = 'true')
+-- filter: OR (api.service.name = 'ssm.amazonaws.com' AND api.operation IN ('GetParameter', 'GetParameters', 'GetParametersByPath') AND json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'withDecryption') = 'true'))
 -- fires: ../../samples/cloudtrail/stratus/aws.credential-access.secretsmanager-retrieve-secrets.jsonl
 -- fires: ../../samples/cloudtrail/stratus/aws.credential-access.secretsmanager-batch-retrieve-secrets.jsonl
 -- fires: ../../samples/cloudtrail/stratus/aws.credential-access.ssm-retrieve-securestring-parameters.jsonl

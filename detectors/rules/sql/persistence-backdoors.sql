@@ -10,7 +10,8 @@
 -- tactics: persistence, lateral-movement
 -- table: api_activity
 -- group_by: principal
--- filter: api.response.error IS NULL AND (
+-- filter: api.response.error IS NULL AND api.service.name IN ('lambda.amazonaws.com', 'ec2.amazonaws.com', 'ec2-instance-connect.amazonaws.com', 'sts.amazonaws.com')
+-- filter: AND (api.operation LIKE 'UpdateFunctionCode%' OR api.operation LIKE 'AddPermission%' OR api.operation IN ('ModifyInstanceAttribute', 'SendSSHPublicKey', 'GetFederationToken')) AND (
 -- filter: (api.service.name = 'lambda.amazonaws.com' AND api.operation LIKE 'UpdateFunctionCode%' AND (actor.user.type IN ('IAMUser', 'Root', 'FederatedUser') OR actor.user.uid LIKE '%:assumed-role/AWSReservedSSO_%' OR is_agent(actor)))
 -- filter: OR (api.service.name = 'lambda.amazonaws.com' AND api.operation LIKE 'AddPermission%' AND (json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'principal') = '*' OR json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'principal') NOT LIKE '%.amazonaws.com'))
 -- filter: OR (api.service.name = 'ec2.amazonaws.com' AND api.operation = 'ModifyInstanceAttribute' AND json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'userData') IS NOT NULL)

@@ -7,7 +7,7 @@
 -- tactics: exfiltration
 -- table: api_activity
 -- group_by: principal
--- filter: api.response.error IS NULL AND (
+-- filter: api.response.error IS NULL AND api.operation IN ('ModifyImageAttribute', 'ModifySnapshotAttribute', 'ModifyDBSnapshotAttribute', 'ModifyDBClusterSnapshotAttribute') AND (
 -- filter: (api.operation = 'ModifyImageAttribute' AND (json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'launchPermission.add.items.userId') IS NOT NULL OR json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'launchPermission.add.items.group') LIKE '%"all"%'))
 -- filter: OR (api.operation = 'ModifySnapshotAttribute' AND (json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'createVolumePermission.add.items.userId') IS NOT NULL OR json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'createVolumePermission.add.items.group') LIKE '%"all"%'))
 -- filter: OR (api.operation IN ('ModifyDBSnapshotAttribute', 'ModifyDBClusterSnapshotAttribute') AND json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'valuesToAdd') NOT IN ('[]')))

@@ -165,6 +165,31 @@ fn condition(c: &ConditionExpr, named: &HashMap<String, Expr>) -> Result<Expr, S
     })
 }
 
+/// How costly reading an item's field is: a column, or JSON to parse.
+fn cost(e: &Expr, fields: &[Source]) -> u8 {
+    match e {
+        Expr::Item(i) => match fields[i.field] {
+            Source::Columns(..) | Source::Flag { .. } => 0,
+            Source::Json { .. } => 1,
+            Source::Unmapped(_) | Source::Keywords => 2,
+        },
+        Expr::And(xs) | Expr::Or(xs) | Expr::AtLeast(_, xs) => xs.iter().map(|x| cost(x, fields)).max().unwrap_or(0),
+        Expr::Not(x) => cost(x, fields),
+    }
+}
+
+fn order_by_cost(e: &mut Expr, fields: &[Source]) {
+    match e {
+        Expr::And(xs) => {
+            xs.iter_mut().for_each(|x| order_by_cost(x, fields));
+            xs.sort_by_key(|x| cost(x, fields));
+        }
+        Expr::Or(xs) | Expr::AtLeast(_, xs) => xs.iter_mut().for_each(|x| order_by_cost(x, fields)),
+        Expr::Not(x) => order_by_cost(x, fields),
+        Expr::Item(_) => {}
+    }
+}
+
 fn glob(pattern: &str, name: &str) -> bool {
     match pattern.split_once('*') {
         None => pattern == name,
@@ -309,6 +334,10 @@ pub(super) fn compile(docs: Vec<(PathBuf, String)>, opts: &LoadOptions) -> Resul
             Ok(Some(FieldAutomaton { regex, ids }))
         })
         .collect::<Result<_, String>>()?;
+    // Within an AND, columns before JSON: a cheap item that fails spares the parse.
+    for r in &mut rules {
+        order_by_cost(&mut r.expr, &b.fields);
+    }
     let mut unguarded = Vec::new();
     let mut guards: HashMap<u32, Vec<usize>> = HashMap::new();
     for (i, r) in rules.iter().enumerate() {

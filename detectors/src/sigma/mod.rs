@@ -114,7 +114,8 @@ impl SigmaSet {
         let fields = BatchFields::new(batch, &self.fields);
         let mut json = RowJson::default();
         let mut set = PatternSet::new(self.pattern_count.max(1));
-        let mut scratch = Scratch { done: vec![false; self.fields.len()], set: &mut set };
+        let local = self.automata.iter().map(|a| PatternSet::new(a.as_ref().map_or(1, |a| a.regex.pattern_len()))).collect();
+        let mut scratch = Scratch { done: vec![false; self.fields.len()], set: &mut set, local };
         let mut candidates: Vec<usize> = Vec::new();
         let mut hits = Vec::new();
         for &row in rows {
@@ -154,8 +155,9 @@ impl SigmaSet {
         s.done[f] = true;
         let Some(a) = &self.automata[f] else { return };
         let Some(v) = fields.value(f, row, json) else { return };
-        let mut local = PatternSet::new(a.regex.pattern_len());
-        a.regex.which_overlapping_matches(&Input::new(v.as_ref()), &mut local);
+        let local = &mut s.local[f];
+        local.clear();
+        a.regex.which_overlapping_matches(&Input::new(v.as_ref()), local);
         for p in local.iter() {
             s.set.insert(regex_automata::PatternID::new_unchecked(a.ids[p.as_usize()] as usize));
         }
@@ -219,5 +221,7 @@ fn walk(e: &Expr, f: &mut impl FnMut(&Item)) {
 struct Scratch<'a> {
     done: Vec<bool>,
     set: &'a mut PatternSet,
+    /// Per field, the patterns its automaton matched in this row (reused, not reallocated).
+    local: Vec<PatternSet>,
 }
 

@@ -67,8 +67,9 @@ pub struct RuleStats {
 
 #[derive(Default)]
 struct State {
-    /// Compiled filter for the last batch schema seen, per table.
-    filters: HashMap<String, (SchemaRef, Arc<dyn PhysicalExpr>)>,
+    /// Compiled filter for the last batch schema seen, per table: its conjuncts, applied one
+    /// after the other so that costly ones (`json_get`) only see the rows the cheap ones kept.
+    filters: HashMap<String, (SchemaRef, Vec<Arc<dyn PhysicalExpr>>)>,
     /// Window start -> kept batches, per table.
     windows: BTreeMap<i64, HashMap<String, Vec<RecordBatch>>>,
     /// Windows that start before this are closed.
@@ -204,10 +205,17 @@ impl SqlSet {
             let expr = compile_filter(&self.ctx, &batch.schema(), &filter).map_err(|e| e.to_string())?;
             state.filters.insert(table.to_string(), (batch.schema(), expr));
         }
-        let (_, expr) = &state.filters[table];
-        let mask = expr.evaluate(batch).and_then(|v| v.into_array(batch.num_rows())).map_err(|e| e.to_string())?;
-        let mask: &BooleanArray = mask.as_boolean_opt().ok_or("the filter is not a boolean expression")?;
-        filter_record_batch(batch, mask).map_err(|e| e.to_string())
+        let (_, conjuncts) = &state.filters[table];
+        let mut kept = batch.clone();
+        for expr in conjuncts {
+            if kept.num_rows() == 0 {
+                break;
+            }
+            let mask = expr.evaluate(&kept).and_then(|v| v.into_array(kept.num_rows())).map_err(|e| e.to_string())?;
+            let mask: &BooleanArray = mask.as_boolean_opt().ok_or("the filter is not a boolean expression")?;
+            kept = filter_record_batch(&kept, mask).map_err(|e| e.to_string())?;
+        }
+        Ok(kept)
     }
 
     fn buffer(&mut self, i: usize, w: Window, kept: RecordBatch, table: &str) {
@@ -301,15 +309,20 @@ impl SqlSet {
 /// The filter as a physical expression over batches of `schema`. The logical expression is
 /// simplified first, as the planner does for a query (some functions, `coalesce` among them,
 /// only run once rewritten), and tried on an empty batch so that a broken filter fails at load.
-fn compile_filter(ctx: &SessionContext, schema: &SchemaRef, sql: &str) -> datafusion::common::Result<Arc<dyn PhysicalExpr>> {
+fn compile_filter(ctx: &SessionContext, schema: &SchemaRef, sql: &str) -> datafusion::common::Result<Vec<Arc<dyn PhysicalExpr>>> {
     use datafusion::logical_expr::simplify::SimplifyContext;
+    use datafusion::logical_expr::utils::split_conjunction_owned;
     use datafusion::optimizer::simplify_expressions::ExprSimplifier;
     let df = Arc::new(DFSchema::try_from(schema.as_ref().clone())?);
     let expr = ctx.parse_sql_expr(sql, &df)?;
     let expr = ExprSimplifier::new(SimplifyContext::builder().with_schema(df.clone()).build()).simplify(expr)?;
-    let phys = ctx.create_physical_expr(expr, &df)?;
-    phys.evaluate(&RecordBatch::new_empty(schema.clone()))?;
-    Ok(phys)
+    let mut out = Vec::new();
+    for conjunct in split_conjunction_owned(expr) {
+        let phys = ctx.create_physical_expr(conjunct, &df)?;
+        phys.evaluate(&RecordBatch::new_empty(schema.clone()))?;
+        out.push(phys);
+    }
+    Ok(out)
 }
 
 /// A batch with exactly `schema`'s columns: same-named columns of the same type are kept,

@@ -77,7 +77,7 @@ fn json_get(args: &[ColumnarValue]) -> Result<ColumnarValue> {
     let ColumnarValue::Scalar(path) = path else { return exec_err!("json_get's path must be a constant string") };
     let Some(path) = path.try_as_str().flatten() else { return exec_err!("json_get's path must be a string") };
     let path: Vec<String> = path.split('.').map(str::to_string).collect();
-    over_strings(std::slice::from_ref(doc), |text| serde_json::from_str::<serde_json::Value>(text).ok().and_then(|v| crate::fields::lookup(&v, &path).map(|c| c.into_owned())), |v| Arc::new(StringArray::from(v.into_iter().map(Option::flatten).collect::<Vec<_>>())))
+    over_strings(std::slice::from_ref(doc), |text| crate::fields::lookup_text(text, &path), |v| Arc::new(StringArray::from(v.into_iter().map(Option::flatten).collect::<Vec<_>>())))
 }
 
 fn json_len(text: &str) -> i64 {
