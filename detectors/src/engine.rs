@@ -261,20 +261,22 @@ impl Engine {
     fn sql_findings(&mut self, o: sql::Output) -> Vec<String> {
         let rule = &self.sql.as_ref().expect("outputs come from the SQL set").rules[o.rule];
         let meta = self.sql_metas[o.rule].clone();
-        // Evidence events by uid, from the rows the query read.
+        // Evidence events by uid, from the rows the query read: only those a result names (at
+        // most the first MAX_RELATED of each result).
+        let wanted: std::collections::HashSet<String> = (0..o.rows.num_rows()).flat_map(|r| uids_at(&o.rows, r).into_iter().take(crate::finding::MAX_RELATED)).collect();
         let mut events: HashMap<String, EventSummary> = HashMap::new();
         for b in &o.inputs {
             let s = Summaries::new(b);
             for r in 0..b.num_rows() {
-                if let Some(u) = s.uid(r) {
-                    events.entry(u).or_insert_with(|| s.get(r));
+                if let Some(u) = s.uid(r).filter(|u| wanted.contains(u) && !events.contains_key(u)) {
+                    events.insert(u, s.get(r));
                 }
             }
         }
         let mut made = Vec::new();
         for row in 0..o.rows.num_rows() {
             let uids = uids_at(&o.rows, row);
-            let evs: Vec<&EventSummary> = uids.iter().filter_map(|u| events.get(u)).collect();
+            let evs: Vec<&EventSummary> = uids.iter().take(crate::finding::MAX_RELATED).filter_map(|u| events.get(u)).collect();
             let Some(first) = evs.iter().min_by_key(|e| e.time) else { continue };
             let group = if rule.group_by.is_empty() { "-".to_string() } else { rule.group_by.iter().map(|g| sql::text_at(&o.rows, g, row).unwrap_or_default()).collect::<Vec<_>>().join("|") };
             let ws = o.window_start.unwrap_or_else(|| first.time.div_euclid(self.opts.suppression_ms) * self.opts.suppression_ms);
@@ -285,6 +287,8 @@ impl Engine {
             for e in sorted {
                 f.add(e);
             }
+            // Every event the result names counts, evidence kept or not.
+            f.count = f.count.max(uids.len() as u64);
             for (i, field) in o.rows.schema().fields().iter().enumerate() {
                 if matches!(field.name().as_str(), "uids" | "uid") || o.rows.column(i).is_null(row) {
                     continue;

@@ -3,23 +3,21 @@
 //! it (windows closed by the watermark). Prints the engine's state and the process RSS every
 //! million events: it must stay flat, not grow with the stream.
 //!
-//! Run: `cargo run --release -p ocelot-benches --bin detect_state [-- --events 10000000]`
+//! Run: `cargo bench -p ocelot-benches --bench detect_state --profile release` (a bench target,
+//! so it builds with the same features as the criterion benches; `OCELOT_STATE_EVENTS` sets the
+//! number of events, 10,000,000 by default).
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use clap::Parser;
 use ocelot_benches::normalize_bytes;
 use ocelot_detectors::{Engine, EngineOptions, LoadOptions};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[derive(Parser)]
 struct Args {
-    #[arg(long, default_value_t = 10_000_000)]
     events: usize,
-    #[arg(long, default_value_t = 100_000)]
     chunk: usize,
 }
 
@@ -29,7 +27,8 @@ fn rss_mib() -> f64 {
 }
 
 fn main() {
-    let args = Args::parse();
+    let events = std::env::var("OCELOT_STATE_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000_000);
+    let args = Args { events, chunk: 100_000 };
     let rules = ocelot_pipeline::detect::load_rules(None, &LoadOptions::default()).expect("shipped rules");
     let mut engine = Engine::new(rules, EngineOptions::default());
     let source: Arc<str> = Arc::from("state");
