@@ -93,19 +93,23 @@ enum Command {
     },
     /// Run the detection rules over files or the lake; findings as OCSF Detection Finding JSON lines.
     ///
-    /// The same engine `ocelot run` uses: Sigma rules for AWS CloudTrail (the shipped SigmaHQ
-    /// rules, or --rules DIR) evaluated on the OCSF rows the CloudTrail normalizer writes, with
-    /// their correlations. Hits of one rule by one principal within --suppress-minutes update one
-    /// finding, whose uid is derived from (rule, principal, period): a replay gives the same
-    /// uids. Files are normalized first (as `ocelot normalize`; bad input is dead-lettered to
-    /// stderr); with --lake and no files, the lake's CloudTrail tables are replayed.
+    /// The same engine `ocelot run` uses: the shipped SigmaHQ AWS rules (on the OCSF rows the
+    /// CloudTrail normalizer writes, through a documented field mapping), SQL rules over
+    /// event-time windows, pattern rules over AI-agent tool calls, and the AI-agent rule pack
+    /// (each CloudTrail change linked to the agent tool call that made it and its approval).
+    /// Hits of one rule by one principal within --suppress-minutes update one finding, whose uid
+    /// is derived from (rule, group, window): a replay gives the same uids. Files are normalized
+    /// first (as `ocelot normalize`; bad input is dead-lettered to stderr); with --lake the lake
+    /// is replayed. Windows stay open to the end of the input, so file order does not matter.
+    /// docs/detection.md.
     Detect {
         /// Files or directories of raw events (any source `normalize` reads); `-` reads stdin.
         inputs: Vec<PathBuf>,
         /// Replay this lake instead of reading files.
         #[arg(long, conflicts_with = "inputs")]
         lake: Option<PathBuf>,
-        /// A directory of rules instead of the shipped ones (Sigma .yml, recursively).
+        /// A directory of rules instead of the shipped ones (Sigma .yml, SQL .sql, pattern .toml;
+        /// recursively).
         #[arg(long)]
         rules: Option<PathBuf>,
         /// Only events at or after this time (RFC 3339, or epoch milliseconds).

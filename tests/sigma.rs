@@ -237,3 +237,14 @@ fn every_finding_is_a_valid_ocsf_detection_finding_and_replays_keep_uids() {
     // Same input, same findings, same uids.
     assert_eq!(first, out(dir.path()));
 }
+
+#[test]
+fn placeholder_rules_load_once_their_values_are_given() {
+    let dir = repo().join("detectors/rules/sigma/aws-placeholder");
+    let without = SigmaSet::load_dir(&dir, &LoadOptions::default()).unwrap();
+    assert!(without.rules.is_empty() && without.rejected[0].1.contains("placeholder %Legitimate_"), "{:?}", without.rejected);
+    let values = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let opts = LoadOptions { placeholders: [("Legitimate_Countries".to_string(), values(&["DE", "FR"])), ("Legitimate_IP_Ranges".to_string(), values(&["10.*"]))].into_iter().collect() };
+    let with = SigmaSet::load_dir(&dir, &opts).unwrap();
+    assert_eq!(with.rules.len(), 1, "{:?}", with.rejected);
+}

@@ -205,7 +205,7 @@ pub fn expand(s: &str, placeholders: &std::collections::HashMap<String, Vec<Stri
     while let Some(start) = rest.find('%') {
         let Some(len) = rest[start + 1..].find('%') else { break };
         let name = &rest[start + 1..start + 1 + len];
-        let values = placeholders.get(name).ok_or_else(|| format!("placeholder %{name}% has no value (set it under [detect.placeholders])"))?;
+        let values = placeholders.get(name).ok_or_else(|| format!("placeholder %{name}% has no value (give it in the `ocelot run` config: [detect.placeholders] {name} = [...])"))?;
         let prefix = &rest[..start];
         out = out.iter().flat_map(|o| values.iter().map(move |v| format!("{o}{prefix}{v}"))).collect();
         rest = &rest[start + len + 2..];

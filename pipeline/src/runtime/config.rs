@@ -57,6 +57,9 @@ pub struct DetectConfig {
     /// Hits of one rule by one principal within this many minutes update one finding.
     #[serde(default = "default_suppress")]
     pub suppress_minutes: u32,
+    /// Values of Sigma `%name%` placeholders (the `expand` modifier), by name.
+    #[serde(default)]
+    pub placeholders: std::collections::HashMap<String, Vec<String>>,
 }
 
 fn default_suppress() -> u32 {
@@ -65,7 +68,7 @@ fn default_suppress() -> u32 {
 
 impl Default for DetectConfig {
     fn default() -> Self {
-        DetectConfig { enabled: true, rules: None, suppress_minutes: default_suppress() }
+        DetectConfig { enabled: true, rules: None, suppress_minutes: default_suppress(), placeholders: Default::default() }
     }
 }
 

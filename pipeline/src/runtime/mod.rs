@@ -475,7 +475,8 @@ fn detect_engine(cfg: &config::DetectConfig) -> Result<Option<ocelot_detectors::
     if !cfg.enabled {
         return Ok(None);
     }
-    let rules = crate::detect::load_rules(cfg.rules.as_deref().map(std::path::Path::new), &ocelot_detectors::LoadOptions::default()).map_err(|e| format!("detect.rules: {e}"))?;
+    let opts = ocelot_detectors::LoadOptions { placeholders: cfg.placeholders.clone() };
+    let rules = crate::detect::load_rules(cfg.rules.as_deref().map(std::path::Path::new), &opts).map_err(|e| format!("detect.rules: {e}"))?;
     for (path, why) in rules.sigma.rejected.iter().chain(rules.sql.iter().flat_map(|s| &s.rejected)).chain(rules.patterns.iter().flat_map(|p| &p.rejected)) {
         tracing::warn!(rule = %path.display(), reason = %why, "rule not loaded");
     }
