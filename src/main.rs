@@ -334,8 +334,7 @@ fn parse_time_arg(s: &str) -> Result<i64, String> {
 
 fn detect_cmd(inputs: &[PathBuf], lake: Option<&Path>, rules: Option<&Path>, range: TimeRange, suppress_minutes: u32, agents: Option<&Path>) -> Result<Detect> {
     let set = load_rules(rules, &LoadOptions::default()).map_err(anyhow::Error::msg)?;
-    let rejected = set.sigma.rejected.iter().chain(set.sql.iter().flat_map(|s| &s.rejected)).chain(set.patterns.iter().flat_map(|p| &p.rejected));
-    for (path, why) in rejected {
+    for (path, why) in set.rejected() {
         tracing::info!(rule = %path.display(), reason = %why, "rule not loaded");
     }
     let opts = EngineOptions { suppression_ms: i64::from(suppress_minutes.max(1)) * 60_000, hold_windows: true };
@@ -373,7 +372,7 @@ fn print_detect_summary(d: &Detect) {
     let findings = d.findings();
     let s = d.engine.stats();
     let rules = d.engine.rules().rules.len() + d.engine.sql().map_or(0, |s| s.rules.len()) + d.engine.patterns().map_or(0, |p| p.rules.len());
-    let e = d.engine.rules().rejected.len() + d.engine.sql().map_or(0, |s| s.rejected.len()) + d.engine.patterns().map_or(0, |p| p.rejected.len());
+    let e = d.engine.rejected().len();
     eprintln!("{} events, {} Sigma rule hits, {} findings ({rules} rules loaded, {e} not: `ocelot rules validate` says why)", d.events, s.hits, findings.len());
     let mut per_rule: std::collections::BTreeMap<(&str, &str), (usize, u64)> = Default::default();
     for f in &findings {
@@ -409,7 +408,7 @@ fn rules_cmd(action: RulesAction) -> Result<ExitCode> {
             for c in sigma.correlations.iter().filter(|c| c.rules.len() > 1 || sigma.rules[c.rules[0]].meta.id != c.meta.id) {
                 row(&mut out, &c.meta)?;
             }
-            let rejected = sigma.rejected.len() + sql.rejected.len() + patterns.rejected.len();
+            let rejected = set.rejected().len();
             writeln!(out, "{} SQL rules, {} pattern rules, {} Sigma rules, {} Sigma correlations; {rejected} not loaded (ocelot rules validate says why)", sql.rules.len(), patterns.rules.len(), sigma.rules.len(), sigma.correlations.len())?;
             Ok(ExitCode::SUCCESS)
         }
@@ -426,7 +425,7 @@ fn rules_cmd(action: RulesAction) -> Result<ExitCode> {
             for (i, r) in sigma.rules.iter().enumerate() {
                 writeln!(out, "ok      {}  {}  reads {}", r.path.display(), r.meta.id, sigma.columns_of(i).join(", "))?;
             }
-            let rejected: Vec<_> = sigma.rejected.iter().chain(&sql.rejected).chain(&patterns.rejected).collect();
+            let rejected = set.rejected();
             for (p, why) in &rejected {
                 writeln!(out, "REJECT  {}  {why}", p.display())?;
             }

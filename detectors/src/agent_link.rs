@@ -16,7 +16,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
-use crate::fields::column;
+use crate::fields::{column, str_at};
 
 /// A call is linked to CloudTrail events up to this long after it (and this little before:
 /// clocks differ).
@@ -61,11 +61,6 @@ pub struct Linker {
     order: VecDeque<(String, String)>,
     decision_order: VecDeque<(String, String)>,
     pub evicted: u64,
-}
-
-fn str_at(a: &Option<ArrayRef>, row: usize) -> Option<&str> {
-    let a = a.as_ref()?.as_string_opt::<i32>()?;
-    a.is_valid(row).then(|| a.value(row))
 }
 
 /// The first authorization's decision and policy name of each row.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray, RecordBatch};
 
 use crate::event::{EventSummary, Summaries};
-use crate::fields::{BatchFields, RowJson, Source, column};
+use crate::fields::{BatchFields, RowJson, Source, column, str_at};
 use crate::finding::Finding;
 use crate::rule::RuleMeta;
 use crate::sigma::SigmaSet;
@@ -26,6 +26,13 @@ pub struct RuleSets {
     pub sigma: SigmaSet,
     pub sql: Option<SqlSet>,
     pub patterns: Option<PatternRules>,
+}
+
+impl RuleSets {
+    /// Rule files that did not load, of every kind, with the reason.
+    pub fn rejected(&self) -> Vec<&(std::path::PathBuf, String)> {
+        self.sigma.rejected.iter().chain(self.sql.iter().flat_map(|s| &s.rejected)).chain(self.patterns.iter().flat_map(|p| &p.rejected)).collect()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -61,6 +68,8 @@ pub struct Stats {
 }
 
 pub struct Engine {
+    /// Rule files that did not load (`RuleSets::rejected`), kept to report.
+    rejected: Vec<(std::path::PathBuf, String)>,
     sigma: SigmaSet,
     sql: Option<SqlSet>,
     sql_metas: Vec<Arc<RuleMeta>>,
@@ -83,7 +92,9 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(RuleSets { sigma, sql, patterns }: RuleSets, opts: EngineOptions) -> Engine {
+    pub fn new(rules: RuleSets, opts: EngineOptions) -> Engine {
+        let rejected = rules.rejected().into_iter().cloned().collect();
+        let RuleSets { sigma, sql, patterns } = rules;
         let pattern_metas = patterns.as_ref().map(|p| p.rules.iter().map(|r| Arc::new(r.meta.clone())).collect()).unwrap_or_default();
         let sql_metas = sql.as_ref().map(|s| s.rules.iter().map(|r| Arc::new(r.meta.clone())).collect()).unwrap_or_default();
         let metas = sigma.rules.iter().map(|r| Arc::new(r.meta.clone())).collect();
@@ -108,7 +119,7 @@ impl Engine {
             }
             corr_fields.push(per_rule);
         }
-        Engine { sigma, sql, sql_metas, patterns, pattern_metas, metas, corr_metas, uses, corr_sources, corr_fields, state: State::default(), linker: Linker::default(), open: HashMap::new(), watermark: i64::MIN, opts, stats: Stats::default() }
+        Engine { rejected, sigma, sql, sql_metas, patterns, pattern_metas, metas, corr_metas, uses, corr_sources, corr_fields, state: State::default(), linker: Linker::default(), open: HashMap::new(), watermark: i64::MIN, opts, stats: Stats::default() }
     }
 
     pub fn rules(&self) -> &SigmaSet {
@@ -121,6 +132,10 @@ impl Engine {
 
     pub fn patterns(&self) -> Option<&PatternRules> {
         self.patterns.as_ref()
+    }
+
+    pub fn rejected(&self) -> &[(std::path::PathBuf, String)] {
+        &self.rejected
     }
 
     pub fn stats(&self) -> Stats {
@@ -196,10 +211,17 @@ impl Engine {
             }
         }
         if let Some(p) = &self.patterns {
+            // The columns hits read, resolved once per batch.
+            let mut cols: HashMap<&str, Option<arrow::array::ArrayRef>> = HashMap::new();
+            const WHO: [(&str, &str); 3] = [("agent", "actor.app_name"), ("conversation", "actor.session.uid"), ("human", "actor.user.name")];
+            for path in p.rules.iter().flat_map(|r| r.group_by.iter().map(String::as_str)).chain(WHO.map(|(_, p)| p)) {
+                cols.entry(path).or_insert_with(|| column(batch, path));
+            }
+            let text = |path: &str, row: usize| cols.get(path).and_then(|c| str_at(c, row)).map(str::to_string);
             for hit in p.eval(batch, table) {
                 let rule = &p.rules[hit.rule];
                 let ev = summaries.get(hit.row);
-                let group = rule.group_by.iter().map(|c| column(batch, c).and_then(|a| a.as_string_opt::<i32>().filter(|s| s.is_valid(hit.row)).map(|s| s.value(hit.row).to_string())).unwrap_or_default()).collect::<Vec<_>>().join("|");
+                let group = rule.group_by.iter().map(|c| text(c, hit.row).unwrap_or_default()).collect::<Vec<_>>().join("|");
                 let ws = ev.time.div_euclid(self.opts.suppression_ms) * self.opts.suppression_ms;
                 let fresh = Finding::new(self.pattern_metas[hit.rule].clone(), group, ws, &ev);
                 let f = self.open.entry(fresh.uid.clone()).or_insert(fresh);
@@ -213,8 +235,8 @@ impl Engine {
                 f.context.insert("matched".into(), serde_json::Value::String(matched.join(", ")));
                 f.context.entry("text").or_insert_with(|| serde_json::Value::String(hit.text.chars().take(500).collect()));
                 // Who: the agent, its conversation and the person it works for, as telemetry names them.
-                for (key, path) in [("agent", "actor.app_name"), ("conversation", "actor.session.uid"), ("human", "actor.user.name")] {
-                    if let Some(v) = column(batch, path).and_then(|a| a.as_string_opt::<i32>().filter(|s| s.is_valid(hit.row)).map(|s| s.value(hit.row).to_string())) {
+                for (key, path) in WHO {
+                    if let Some(v) = text(path, hit.row) {
                         f.context.entry(key).or_insert(serde_json::Value::String(v));
                     }
                 }

@@ -76,8 +76,7 @@ fn int_at(a: &Option<ArrayRef>, row: usize) -> Option<i64> {
 }
 
 fn str_at(a: &Option<ArrayRef>, row: usize) -> Option<String> {
-    let a = a.as_ref()?.as_string_opt::<i32>()?;
-    a.is_valid(row).then(|| a.value(row).to_string())
+    crate::fields::str_at(a, row).map(str::to_string)
 }
 
 impl Summaries {

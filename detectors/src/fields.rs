@@ -143,7 +143,8 @@ pub fn column_with_parent_nulls(parent: &StructArray, child: &ArrayRef) -> Array
     }
 }
 
-fn str_at(a: &Option<ArrayRef>, row: usize) -> Option<&str> {
+/// The string at `row` of an optional string column (null, absent or not a string: None).
+pub fn str_at(a: &Option<ArrayRef>, row: usize) -> Option<&str> {
     text_at(a.as_ref()?, row)
 }
 

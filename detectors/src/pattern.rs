@@ -62,7 +62,7 @@ pub struct PatternRule {
     pub group_by: Vec<String>,
     /// Pattern names, in declared order.
     pub names: Vec<String>,
-    pub cases: Vec<crate::sql::Case>,
+    pub cases: Vec<crate::rule::Case>,
 }
 
 /// One rule hit: which patterns matched which row, and the text they matched in.
@@ -127,7 +127,7 @@ impl PatternRules {
             }
             let attacks = parsed.attack.iter().map(|t| Attack { technique: t.to_ascii_uppercase(), tactics: parsed.tactics.clone() }).collect();
             let meta = RuleMeta { id: parsed.id, title: parsed.title, description: parsed.description, severity, kind: "pattern", attacks, references: Vec::new() };
-            let cases = parsed.fires.into_iter().map(|events| crate::sql::Case { fires: true, events }).chain(parsed.quiet.into_iter().map(|events| crate::sql::Case { fires: false, events })).collect();
+            let cases = parsed.fires.into_iter().map(|events| crate::rule::Case { fires: true, events }).chain(parsed.quiet.into_iter().map(|events| crate::rule::Case { fires: false, events })).collect();
             rules.push(PatternRule { meta, path, table: parsed.table, columns: parsed.columns, agents_only: parsed.agents_only, group_by: parsed.group_by, names: parsed.patterns.into_iter().map(|p| p.name).collect(), cases });
         }
         let mut automata = Vec::new();

@@ -40,6 +40,15 @@ pub struct Attack {
     pub tactics: Vec<String>,
 }
 
+/// One test case a rule carries: raw events (any source, a file or a directory) that must or
+/// must not make it fire.
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub fires: bool,
+    /// Relative to the rules directory.
+    pub events: std::path::PathBuf,
+}
+
 /// Rule metadata shared by Sigma, SQL and pattern rules.
 #[derive(Debug, Clone)]
 pub struct RuleMeta {

@@ -154,7 +154,7 @@ pub fn test_rules(dir: &Path) -> Result<Vec<CaseResult>, String> {
         return Err(format!("{}: {why}", p.display()));
     }
     // Each rule alone: (id, cases, the rule set holding it).
-    let mut runs: Vec<(String, Vec<ocelot_detectors::sql::Case>, Box<dyn Fn() -> Result<RuleSets, String>>)> = Vec::new();
+    let mut runs: Vec<(String, Vec<ocelot_detectors::rule::Case>, Box<dyn Fn() -> Result<RuleSets, String>>)> = Vec::new();
     for rule in &sql.rules {
         let path = rule.path.clone();
         runs.push((rule.meta.id.clone(), rule.cases.clone(), Box::new(move || {

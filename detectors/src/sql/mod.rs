@@ -20,7 +20,7 @@ use datafusion::datasource::MemTable;
 use datafusion::physical_plan::PhysicalExpr;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
-pub use rule::{Case, SqlRule, Window};
+pub use rule::{SqlRule, Window};
 
 use crate::agent_link::Linker;
 
@@ -151,8 +151,7 @@ impl SqlSet {
     }
 
     pub fn stats(&self, rule: usize) -> RuleStats {
-        let s = &self.states[rule];
-        RuleStats { buffered_bytes: s.windows.values().flat_map(|w| w.values().flatten()).map(RecordBatch::get_array_memory_size).sum(), ..s.stats }
+        self.states[rule].stats
     }
 
     /// Feeds a batch of class `table`; runs what is due. `watermark` is the newest event time
@@ -244,6 +243,8 @@ impl SqlSet {
         }
         for (start, mask) in by_window {
             if let Ok(rows) = filter_record_batch(&kept, &BooleanArray::from(mask)) {
+                // Kept up to date here, not summed on every check: the budget is read per batch.
+                state.stats.buffered_bytes += rows.get_array_memory_size();
                 state.windows.entry(start).or_default().entry(table.to_string()).or_default().push(rows);
             }
         }
@@ -256,7 +257,7 @@ impl SqlSet {
         loop {
             let state = &mut self.states[i];
             let Some((&start, _)) = state.windows.first_key_value() else { break };
-            let over_budget = self.stats(i).buffered_bytes > self.rules[i].budget_bytes;
+            let over_budget = self.states[i].stats.buffered_bytes > self.rules[i].budget_bytes;
             let state = &mut self.states[i];
             if start.saturating_add(w.size_ms) > horizon && !over_budget {
                 break;
@@ -269,6 +270,8 @@ impl SqlSet {
                 }
             }
             let data = state.windows.remove(&start).unwrap_or_default();
+            let freed: usize = data.values().flatten().map(RecordBatch::get_array_memory_size).sum();
+            state.stats.buffered_bytes = state.stats.buffered_bytes.saturating_sub(freed);
             state.closed_before = state.closed_before.max(start + w.slide_ms);
             out.extend(self.run(i, Some(start), data, linker));
         }

@@ -2,21 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::rule::{Attack, RuleMeta, Severity};
+use crate::rule::{Attack, Case, RuleMeta, Severity};
 
 /// An event-time window: tumbling when `slide_ms == size_ms`, hopping when smaller.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Window {
     pub size_ms: i64,
     pub slide_ms: i64,
-}
-
-/// One test case a rule carries: raw events (any source) that must or must not make it fire.
-#[derive(Debug, Clone)]
-pub struct Case {
-    pub fires: bool,
-    /// Under the rules directory (`tests/...jsonl`).
-    pub events: PathBuf,
 }
 
 #[derive(Debug, Clone)]

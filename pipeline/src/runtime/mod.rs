@@ -477,7 +477,7 @@ fn detect_engine(cfg: &config::DetectConfig) -> Result<Option<ocelot_detectors::
     }
     let opts = ocelot_detectors::LoadOptions { placeholders: cfg.placeholders.clone() };
     let rules = crate::detect::load_rules(cfg.rules.as_deref().map(std::path::Path::new), &opts).map_err(|e| format!("detect.rules: {e}"))?;
-    for (path, why) in rules.sigma.rejected.iter().chain(rules.sql.iter().flat_map(|s| &s.rejected)).chain(rules.patterns.iter().flat_map(|p| &p.rejected)) {
+    for (path, why) in rules.rejected() {
         tracing::warn!(rule = %path.display(), reason = %why, "rule not loaded");
     }
     let opts = ocelot_detectors::EngineOptions { suppression_ms: i64::from(cfg.suppress_minutes.max(1)) * 60_000, hold_windows: false };
