@@ -124,7 +124,9 @@ enum Command {
         /// Hits of one rule by one principal within this many minutes update one finding.
         #[arg(long, default_value_t = 60)]
         suppress_minutes: u32,
-        /// AI agents to recognize (as `normalize --agents`).
+        /// A TOML file with `[[agents]]` (an `ocelot run` config will do): AI agents to
+        /// recognize (as `normalize --agents`) and their declared scope, which the behaviour
+        /// rules check (also with --lake).
         #[arg(long)]
         agents: Option<PathBuf>,
     },
@@ -233,7 +235,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Normalize { inputs, lake, format, source, strict, agents, max_event_bytes } => {
             let registry = match &agents {
-                Some(f) => normalize::agents::AgentsFile::load(f).map_err(anyhow::Error::msg)?,
+                Some(f) => normalize::agents::AgentsFile::load(f).and_then(|a| a.registry()).map_err(anyhow::Error::msg)?,
                 None => normalize::agents::Registry::builtin(),
             };
             let summary = normalize_cmd(&inputs, lake.as_deref(), format, &source, std::sync::Arc::new(registry), max_event_bytes)?;
@@ -337,14 +339,19 @@ fn detect_cmd(inputs: &[PathBuf], lake: Option<&Path>, rules: Option<&Path>, ran
     for (path, why) in set.rejected() {
         tracing::info!(rule = %path.display(), reason = %why, "rule not loaded");
     }
-    let opts = EngineOptions { suppression_ms: i64::from(suppress_minutes.max(1)) * 60_000, hold_windows: true };
+    let agents = match agents {
+        Some(p) => Some(normalize::agents::AgentsFile::load(p).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
+    let declared = agents.as_ref().map(|a| a.agents.clone()).unwrap_or_default();
+    let opts = EngineOptions { suppression_ms: i64::from(suppress_minutes.max(1)) * 60_000, hold_windows: true, agents: declared };
     let mut detect = Detect::new(set, opts, range);
     match (lake, inputs.is_empty()) {
         (Some(l), _) => detect.replay_lake(l).with_context(|| format!("replaying {}", l.display()))?,
         (None, true) => bail!("give files or directories to read, or --lake DIR to replay a lake"),
         (None, false) => {
-            let registry = match agents {
-                Some(p) => normalize::agents::AgentsFile::load(p).map_err(anyhow::Error::msg)?,
+            let registry = match &agents {
+                Some(a) => a.registry().map_err(anyhow::Error::msg)?,
                 None => normalize::agents::Registry::builtin(),
             };
             let normalizer = normalize::with_agents("auto", std::sync::Arc::new(registry)).map_err(anyhow::Error::msg)?;
@@ -371,7 +378,7 @@ fn detect_cmd(inputs: &[PathBuf], lake: Option<&Path>, rules: Option<&Path>, ran
 fn print_detect_summary(d: &Detect) {
     let findings = d.findings();
     let s = d.engine.stats();
-    let rules = d.engine.rules().rules.len() + d.engine.sql().map_or(0, |s| s.rules.len()) + d.engine.patterns().map_or(0, |p| p.rules.len());
+    let rules = d.engine.rules().rules.len() + d.engine.sql().map_or(0, |s| s.rules.len()) + d.engine.patterns().map_or(0, |p| p.rules.len()) + d.engine.behaviour().map_or(0, |b| b.rules.rules.len());
     let e = d.engine.rejected().len();
     eprintln!("{} events, {} Sigma rule hits, {} findings ({rules} rules loaded, {e} not: `ocelot rules validate` says why)", d.events, s.hits, findings.len());
     let mut per_rule: std::collections::BTreeMap<(&str, &str), (usize, u64)> = Default::default();
@@ -389,7 +396,7 @@ fn rules_cmd(action: RulesAction) -> Result<ExitCode> {
     match action {
         RulesAction::List { rules } => {
             let set = load_rules(rules.as_deref(), &LoadOptions::default()).map_err(anyhow::Error::msg)?;
-            let (sigma, sql, patterns) = (&set.sigma, set.sql.as_ref().expect("loaded"), set.patterns.as_ref().expect("loaded"));
+            let (sigma, sql, patterns, behaviour) = (&set.sigma, set.sql.as_ref().expect("loaded"), set.patterns.as_ref().expect("loaded"), set.behaviour.as_ref().expect("loaded"));
             let mut out = std::io::stdout().lock();
             writeln!(out, "{:<40} {:<11} {:<13} {:<22} title", "id", "kind", "severity", "attack")?;
             let row = |out: &mut std::io::StdoutLock, m: &ocelot_detectors::RuleMeta| {
@@ -402,6 +409,9 @@ fn rules_cmd(action: RulesAction) -> Result<ExitCode> {
             for r in &patterns.rules {
                 row(&mut out, &r.meta)?;
             }
+            for r in &behaviour.rules {
+                row(&mut out, &r.meta)?;
+            }
             for r in &sigma.rules {
                 row(&mut out, &r.meta)?;
             }
@@ -409,15 +419,18 @@ fn rules_cmd(action: RulesAction) -> Result<ExitCode> {
                 row(&mut out, &c.meta)?;
             }
             let rejected = set.rejected().len();
-            writeln!(out, "{} SQL rules, {} pattern rules, {} Sigma rules, {} Sigma correlations; {rejected} not loaded (ocelot rules validate says why)", sql.rules.len(), patterns.rules.len(), sigma.rules.len(), sigma.correlations.len())?;
+            writeln!(out, "{} SQL rules, {} pattern rules, {} behaviour rules, {} Sigma rules, {} Sigma correlations; {rejected} not loaded (ocelot rules validate says why)", sql.rules.len(), patterns.rules.len(), behaviour.rules.len(), sigma.rules.len(), sigma.correlations.len())?;
             Ok(ExitCode::SUCCESS)
         }
         RulesAction::Validate { rules } => {
             let set = load_rules(rules.as_deref(), &LoadOptions::default()).map_err(anyhow::Error::msg)?;
-            let (sigma, sql, patterns) = (&set.sigma, set.sql.as_ref().expect("loaded"), set.patterns.as_ref().expect("loaded"));
+            let (sigma, sql, patterns, behaviour) = (&set.sigma, set.sql.as_ref().expect("loaded"), set.patterns.as_ref().expect("loaded"), set.behaviour.as_ref().expect("loaded"));
             let mut out = std::io::stdout().lock();
             for r in &patterns.rules {
                 writeln!(out, "ok      {}  {}  reads {}", r.path.display(), r.meta.id, r.columns.join(", "))?;
+            }
+            for r in &behaviour.rules {
+                writeln!(out, "ok      {}  {}  reads {}", r.path.display(), r.meta.id, ocelot_detectors::behaviour::COLUMNS.join(", "))?;
             }
             for r in &sql.rules {
                 writeln!(out, "ok      {}  {}  reads {}", r.path.display(), r.meta.id, r.tables.join(", "))?;
@@ -429,7 +442,7 @@ fn rules_cmd(action: RulesAction) -> Result<ExitCode> {
             for (p, why) in &rejected {
                 writeln!(out, "REJECT  {}  {why}", p.display())?;
             }
-            writeln!(out, "{} rules loaded, {} rejected", sigma.rules.len() + sql.rules.len() + patterns.rules.len(), rejected.len())?;
+            writeln!(out, "{} rules loaded, {} rejected", sigma.rules.len() + sql.rules.len() + patterns.rules.len() + behaviour.rules.len(), rejected.len())?;
             Ok(if rejected.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         RulesAction::Test { rules } => {
@@ -544,7 +557,10 @@ fn demo(samples: &Path, lake: &Path) -> Result<ExitCode> {
     println!("== Ocelot demo: bundled CloudTrail, WAF, Security Hub, Shield and AI-agent samples -> OCSF {} -> Parquet lake at {}\n", ocelot_schemas::OCSF_VERSION, lake.display());
     // One pass over all sources: `auto` tells them apart record by record.
     let inputs: Vec<PathBuf> = ["cloudtrail", "waf", "securityhub", "shield", "agent"].iter().map(|s| samples.join(s)).collect();
-    let summary = normalize_cmd(&inputs, Some(lake), Format::Parquet, "auto", std::sync::Arc::new(normalize::agents::Registry::builtin()), Limits::default().max_event_bytes)?;
+    // The sample agents as a user declares them, with their scope (and the shipped agents).
+    let agents = samples.join("agents.toml");
+    let registry = normalize::agents::AgentsFile::load(&agents).and_then(|a| a.registry()).map_err(anyhow::Error::msg)?;
+    let summary = normalize_cmd(&inputs, Some(lake), Format::Parquet, "auto", std::sync::Arc::new(registry), Limits::default().max_event_bytes)?;
     println!("normalized {} inputs ({:.2} MB) from {}: {} events, {} dead-lettered", summary.inputs, summary.bytes as f64 / 1e6, samples.display(), summary.events, summary.dead_lettered);
     for (class, n) in &summary.per_class {
         println!("  {class:<16} {n:>6} events");
@@ -574,8 +590,8 @@ fn demo(samples: &Path, lake: &Path) -> Result<ExitCode> {
         println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
     }
     // Detection: the same engine `ocelot run` uses, replaying the lake; findings into the lake.
-    println!("\n-- Detection: SigmaHQ, SQL and pattern rules over the lake\n$ ocelot detect --lake {} --out findings.jsonl", lake.display());
-    let detect = detect_cmd(&[], Some(lake), None, TimeRange::default(), 60, None)?;
+    println!("\n-- Detection: SigmaHQ, SQL, pattern and behaviour rules over the lake\n$ ocelot detect --lake {} --agents {} --out findings.jsonl", lake.display(), agents.display());
+    let detect = detect_cmd(&[], Some(lake), None, TimeRange::default(), 60, Some(&agents))?;
     let findings: Vec<ocelot_detectors::Finding> = detect.findings().into_iter().cloned().collect();
     let mut writer = LakeWriter::new(lake, WriterOptions::default());
     writer.buffer_as(ocelot_pipeline::findings::FINDINGS_TABLE, &ocelot_pipeline::findings::to_batch(&findings).map_err(anyhow::Error::msg)?);

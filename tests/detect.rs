@@ -139,6 +139,59 @@ fn agent_sessions_trip_the_ai_rules_with_agent_conversation_and_approval() {
     assert!(ours.is_empty(), "{ours:#?}");
 }
 
+#[test]
+fn behaviour_rules_say_which_agent_left_its_scope_rate_or_client() {
+    const AGENTS: &str = "samples/agents.toml";
+    let findings = detect(&["--agents", AGENTS, "samples/agent/astray", "detectors/rules/tests/agent-first-seen.fires.jsonl"]);
+    let schema = ocelot_schemas::schema();
+    let class = schema.class("detection_finding").unwrap();
+    for f in &findings {
+        assert!(ocelot_schemas::validate_event(schema, class, f).is_empty(), "{f:#}");
+    }
+    let reasons = |rule: &str| by_rule(&findings, rule).iter().map(|f| (ctx(f, "agent").to_string(), ctx(f, "reason").to_string())).collect::<BTreeSet<_>>();
+
+    // Rule 7: outside the declared region and account; the first IAM change of an agent that
+    // worked in EC2 for a day.
+    let scope = reasons("ocelot.agent-out-of-scope");
+    let want: BTreeSet<(String, String)> = [
+        ("aws-api-mcp-server", "region eu-north-1 is outside agent aws-api-mcp-server's declared scope (us-east-1)"),
+        ("aws-api-mcp-server", "account 444455556666 is outside agent aws-api-mcp-server's declared scope (111122223333)"),
+        ("cursor", "first service iam for agent cursor (CreateAccessKey), past its 1440-minute learning period"),
+    ]
+    .map(|(a, r)| (a.to_string(), r.to_string()))
+    .into();
+    assert_eq!(scope, want);
+
+    // Rule 8: 30 changes in one 5-minute bucket against a baseline of 4.
+    let burst = detect(&["detectors/rules/tests/agent-rate-anomaly.fires.jsonl"]);
+    let rate = by_rule(&burst, "ocelot.agent-rate-anomaly");
+    assert_eq!(rate.len(), 1, "{rate:#?}");
+    assert_eq!((ctx(rate[0], "agent"), ctx(rate[0], "bucket_count"), ctx(rate[0], "baseline")), ("claude-code", "30", "4.00"));
+    assert_eq!(rate[0]["count"], 30);
+    assert!(rate[0]["message"].as_str().unwrap().contains("30 mutations by agent claude-code in 5 minutes"), "{:#}", rate[0]);
+
+    // Rule 11: the deploy agent's role from a browser, and from outside its network; its own
+    // CLI from its own network is not reported.
+    let client = by_rule(&findings, "ocelot.agent-foreign-client");
+    let values: BTreeSet<&str> = client.iter().map(|f| ctx(f, "value")).collect();
+    assert_eq!(values, ["192.0.2.250", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"].into());
+    let related: BTreeSet<&str> = client.iter().flat_map(|f| f["finding_info"]["related_events"].as_array().unwrap().iter().map(|r| r["uid"].as_str().unwrap())).collect();
+    assert_eq!(related, ["foreign-2", "foreign-3"].into());
+
+    // The sample sessions, run with the same registry, stay inside their agents' scopes.
+    let samples = detect(&["--agents", AGENTS, "samples/agent/session", "samples/agent/cleanup", "samples/agent/benign"]);
+    let behaviour: Vec<&Value> = samples.iter().filter(|f| ["ocelot.agent-out-of-scope", "ocelot.agent-rate-anomaly", "ocelot.agent-foreign-client"].contains(&f["finding_info"]["analytic"]["uid"].as_str().unwrap())).collect();
+    assert!(behaviour.is_empty(), "{behaviour:#?}");
+
+    // A bad declared network stops the command with the key and the fix.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("agents.toml");
+    std::fs::write(&bad, "[[agents]]\nname = 'x'\nrole_arn = ['x']\nscope = { source_ips = ['10.0.0.0/33'] }\n").unwrap();
+    let o = ocelot().args(["detect", "--agents"]).arg(&bad).arg("samples/agent/benign").current_dir(repo()).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("agents[0] (`x`).scope.source_ips: `10.0.0.0/33` is not an IP address or network"), "{err}");
+}
+
 /// Panther rules and the Ocelot rules (by title) meant for the same behaviour.
 const PANTHER_TWINS: &[(&str, &[&str])] = &[
     ("AWS.CloudTrail.Stopped", &["Audit or security control disabled or weakened"]),
@@ -213,4 +266,16 @@ fn panther_tests_labelled_false_do_not_fire_the_twin_rules() {
     assert!(tp + fn_ >= 15 && fp + tn >= 15, "too few tests to mean much");
     assert!(false_positives.is_empty(), "labelled false, yet an Ocelot twin rule fired: {false_positives:#?}");
     assert!(tp * 10 >= (tp + fn_) * 7, "the twins miss too many of Panther's positives: {tp} of {}", tp + fn_);
+}
+
+#[test]
+fn the_demo_shows_every_kind_of_rule_on_the_bundled_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = ocelot().args(["demo", "--lake"]).arg(dir.path().join("lake")).current_dir(repo()).output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{text}\n{}", String::from_utf8_lossy(&o.stderr));
+    for rule in ["ocelot.agent-out-of-scope", "ocelot.agent-foreign-client", "ocelot.agent-destructive-unapproved", "ocelot.agent-blast-radius", "ocelot.agent-data-destruction"] {
+        assert!(text.contains(rule), "the demo's findings table lacks {rule}:\n{text}");
+    }
+    assert!(text.contains("approval rejected_but_executed (TerminateInstances)") && text.contains("Dead letters"), "{text}");
 }

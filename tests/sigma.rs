@@ -112,7 +112,7 @@ fn detect(rules: &[(&str, &str)], records: &[String]) -> Vec<ocelot_detectors::F
     let docs = rules.iter().map(|(n, t)| (PathBuf::from(n), t.to_string())).collect();
     let set = SigmaSet::from_texts(docs, &LoadOptions::default()).unwrap();
     assert!(set.rejected.is_empty(), "{:?}", set.rejected);
-    let mut engine = ocelot_detectors::Engine::new(ocelot_detectors::RuleSets { sigma: set, sql: None, patterns: None }, Default::default());
+    let mut engine = ocelot_detectors::Engine::new(ocelot_detectors::RuleSets { sigma: set, sql: None, patterns: None, behaviour: None }, Default::default());
     let run = normalize_all(&[(records.join("\n").as_bytes(), "crafted")]);
     assert_eq!(run.events, records.len());
     let mut found = std::collections::BTreeMap::new();

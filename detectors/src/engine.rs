@@ -19,6 +19,8 @@ use crate::sigma::SigmaSet;
 use crate::sigma::correlate::{Entry, State};
 use crate::agent_link::Linker;
 use crate::pattern::PatternRules;
+use crate::agents::AgentRule;
+use crate::behaviour::{Behaviour, BehaviourRules};
 use crate::sql::{self, SqlSet};
 
 /// Every kind of rule an engine runs.
@@ -26,12 +28,14 @@ pub struct RuleSets {
     pub sigma: SigmaSet,
     pub sql: Option<SqlSet>,
     pub patterns: Option<PatternRules>,
+    pub behaviour: Option<BehaviourRules>,
 }
 
 impl RuleSets {
     /// Rule files that did not load, of every kind, with the reason.
     pub fn rejected(&self) -> Vec<&(std::path::PathBuf, String)> {
-        self.sigma.rejected.iter().chain(self.sql.iter().flat_map(|s| &s.rejected)).chain(self.patterns.iter().flat_map(|p| &p.rejected)).collect()
+        let (sql, patterns, behaviour) = (self.sql.iter().flat_map(|s| &s.rejected), self.patterns.iter().flat_map(|p| &p.rejected), self.behaviour.iter().flat_map(|b| &b.rejected));
+        self.sigma.rejected.iter().chain(sql).chain(patterns).chain(behaviour).collect()
     }
 }
 
@@ -42,11 +46,13 @@ pub struct EngineOptions {
     /// Keep every SQL window open until `finish` (replays of files, whose order need not be
     /// event-time order: nothing is late then). Streaming closes windows on the watermark.
     pub hold_windows: bool,
+    /// The agents the user declared (`[[agents]]`): the scopes behaviour rules check.
+    pub agents: Vec<AgentRule>,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { suppression_ms: 3_600_000, hold_windows: false }
+        EngineOptions { suppression_ms: 3_600_000, hold_windows: false, agents: Vec::new() }
     }
 }
 
@@ -61,10 +67,15 @@ pub struct Stats {
     pub correlation_entries: usize,
     /// Bytes the SQL rules' windows hold.
     pub sql_buffered_bytes: usize,
-    pub sql_late_events: u64,
+    /// Events older than their closed SQL window or rate bucket.
+    pub late_events: u64,
     pub sql_budget_exceeded: u64,
     /// Agent tool calls the linker holds.
     pub linked_calls: usize,
+    /// (agent, dimension, value) triples the first-seen state holds.
+    pub first_seen_values: usize,
+    /// Agents whose mutation rate is followed.
+    pub rate_agents: usize,
 }
 
 pub struct Engine {
@@ -75,6 +86,8 @@ pub struct Engine {
     sql_metas: Vec<Arc<RuleMeta>>,
     patterns: Option<PatternRules>,
     pattern_metas: Vec<Arc<RuleMeta>>,
+    behaviour: Option<Behaviour>,
+    behaviour_metas: Vec<Arc<RuleMeta>>,
     metas: Vec<Arc<RuleMeta>>,
     corr_metas: Vec<Arc<RuleMeta>>,
     /// Per Sigma rule: the (correlation, position in it) that use its hits.
@@ -93,8 +106,11 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(rules: RuleSets, opts: EngineOptions) -> Engine {
-        let rejected = rules.rejected().into_iter().cloned().collect();
-        let RuleSets { sigma, sql, patterns } = rules;
+        let mut rejected: Vec<_> = rules.rejected().into_iter().cloned().collect();
+        let RuleSets { sigma, sql, patterns, behaviour } = rules;
+        let behaviour_metas = behaviour.as_ref().map(|b| b.rules.iter().map(|r| Arc::new(r.meta.clone())).collect()).unwrap_or_default();
+        // The registry was checked when the config loaded; a bad entry here only disables these rules.
+        let behaviour = behaviour.and_then(|b| Behaviour::new(b, &opts.agents).map_err(|e| rejected.push(("[[agents]]".into(), e))).ok());
         let pattern_metas = patterns.as_ref().map(|p| p.rules.iter().map(|r| Arc::new(r.meta.clone())).collect()).unwrap_or_default();
         let sql_metas = sql.as_ref().map(|s| s.rules.iter().map(|r| Arc::new(r.meta.clone())).collect()).unwrap_or_default();
         let metas = sigma.rules.iter().map(|r| Arc::new(r.meta.clone())).collect();
@@ -119,7 +135,7 @@ impl Engine {
             }
             corr_fields.push(per_rule);
         }
-        Engine { rejected, sigma, sql, sql_metas, patterns, pattern_metas, metas, corr_metas, uses, corr_sources, corr_fields, state: State::default(), linker: Linker::default(), open: HashMap::new(), watermark: i64::MIN, opts, stats: Stats::default() }
+        Engine { rejected, sigma, sql, sql_metas, patterns, pattern_metas, behaviour, behaviour_metas, metas, corr_metas, uses, corr_sources, corr_fields, state: State::default(), linker: Linker::default(), open: HashMap::new(), watermark: i64::MIN, opts, stats: Stats::default() }
     }
 
     pub fn rules(&self) -> &SigmaSet {
@@ -134,20 +150,27 @@ impl Engine {
         self.patterns.as_ref()
     }
 
+    pub fn behaviour(&self) -> Option<&Behaviour> {
+        self.behaviour.as_ref()
+    }
+
     pub fn rejected(&self) -> &[(std::path::PathBuf, String)] {
         &self.rejected
     }
 
     pub fn stats(&self) -> Stats {
+        let b = self.behaviour.as_ref().map(Behaviour::stats).unwrap_or_default();
         let sql: Vec<sql::RuleStats> = self.sql.as_ref().map(|s| (0..s.rules.len()).map(|i| s.stats(i)).collect()).unwrap_or_default();
         Stats {
             open_findings: self.open.len(),
             correlation_groups: self.state.groups(),
             correlation_entries: self.state.entries(),
             sql_buffered_bytes: sql.iter().map(|s| s.buffered_bytes).sum(),
-            sql_late_events: sql.iter().map(|s| s.late_events).sum(),
             sql_budget_exceeded: sql.iter().map(|s| s.budget_exceeded).sum(),
             linked_calls: self.linker.calls(),
+            first_seen_values: b.first_seen_values,
+            rate_agents: b.rate_agents,
+            late_events: sql.iter().map(|s| s.late_events).sum::<u64>() + b.rate_late_events,
             ..self.stats
         }
     }
@@ -239,6 +262,21 @@ impl Engine {
                     if let Some(v) = text(path, hit.row) {
                         f.context.entry(key).or_insert(serde_json::Value::String(v));
                     }
+                }
+                touched.insert(f.uid.clone(), ());
+            }
+        }
+        if let Some(b) = self.behaviour.as_mut() {
+            for hit in b.eval(batch, &rows, |r| summaries.time(r)) {
+                let ev = summaries.get(hit.row);
+                let ws = hit.window_start.unwrap_or_else(|| ev.time.div_euclid(self.opts.suppression_ms) * self.opts.suppression_ms);
+                let fresh = Finding::new(self.behaviour_metas[hit.rule].clone(), hit.group, ws, &ev);
+                let f = self.open.entry(fresh.uid.clone()).or_insert(fresh);
+                f.add(&ev);
+                f.count = f.count.max(hit.count.unwrap_or(0));
+                // The latest hit's reason, counts and baseline.
+                for (k, v) in hit.context {
+                    f.context.insert(k.into(), serde_json::Value::String(v));
                 }
                 touched.insert(f.uid.clone(), ());
             }

@@ -150,10 +150,14 @@ impl Finding {
         }
     }
 
-    /// One line for people: the rule, and who (agent, for whom, approval) when known.
+    /// One line for people: the rule, and who (agent, for whom, approval) or why when known.
     pub fn message(&self) -> String {
         let c = |k: &str| self.context.get(k).and_then(Value::as_str).filter(|v| !v.is_empty());
         let mut m = self.rule.title.clone();
+        // A behaviour rule says in one sentence what it saw, the agent included.
+        if let Some(reason) = c("reason") {
+            return format!("{m}: {reason}");
+        }
         if let Some(agent) = c("agent") {
             m.push_str(&format!(": agent {agent}"));
             if let Some(h) = c("human") {

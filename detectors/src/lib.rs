@@ -2,9 +2,12 @@
 //! regex-automata automaton per field), their correlations, and OCSF Detection Findings.
 
 pub mod agent_link;
+pub mod agents;
+pub mod behaviour;
 pub mod engine;
 pub mod event;
 pub mod fields;
+pub mod net;
 pub mod pattern;
 pub mod finding;
 pub mod rule;

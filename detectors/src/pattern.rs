@@ -142,7 +142,9 @@ impl PatternRules {
     }
 
     pub fn load_dir(dir: &Path) -> Result<PatternRules, String> {
-        PatternRules::new(crate::rule::read_files(dir, &["toml"])?)
+        // Behaviour rules (they name a `check`) and the `[[agents]]` of test cases are TOML too.
+        let docs = crate::rule::read_files(dir, &["toml"])?;
+        PatternRules::new(docs.into_iter().filter(|(_, t)| !crate::behaviour::is_behaviour(t) && !crate::behaviour::is_agents_file(t)).collect())
     }
 
     pub fn shipped() -> Result<PatternRules, String> {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::filter_record_batch;
+use ocelot_detectors::behaviour::BehaviourRules;
 use ocelot_detectors::pattern::PatternRules;
 use ocelot_detectors::sql::SqlSet;
 use ocelot_detectors::{Engine, EngineOptions, Finding, LoadOptions, RuleSets, SigmaSet};
@@ -15,12 +16,12 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use crate::classes::{class_and_projection, WRITTEN_CLASSES};
 
 /// The rules: the shipped ones, or every rule under `dir` (Sigma `.yml`, SQL `.sql`, pattern
-/// `.toml`).
+/// and behaviour `.toml`).
 pub fn load_rules(dir: Option<&Path>, opts: &LoadOptions) -> Result<RuleSets, String> {
     let schemas = class_schemas()?;
     Ok(match dir {
-        Some(d) => RuleSets { sigma: SigmaSet::load_dir(d, opts)?, sql: Some(SqlSet::load_dir(d, schemas)?), patterns: Some(PatternRules::load_dir(d)?) },
-        None => RuleSets { sigma: SigmaSet::shipped(opts)?, sql: Some(SqlSet::shipped(schemas)?), patterns: Some(PatternRules::shipped()?) },
+        Some(d) => RuleSets { sigma: SigmaSet::load_dir(d, opts)?, sql: Some(SqlSet::load_dir(d, schemas)?), patterns: Some(PatternRules::load_dir(d)?), behaviour: Some(BehaviourRules::load_dir(d)?) },
+        None => RuleSets { sigma: SigmaSet::shipped(opts)?, sql: Some(SqlSet::shipped(schemas)?), patterns: Some(PatternRules::shipped()?), behaviour: Some(BehaviourRules::shipped()) },
     })
 }
 
@@ -145,36 +146,45 @@ impl CaseResult {
     }
 }
 
-/// Runs the must-fire / must-not-fire cases of every SQL rule under `dir`: each case's events
-/// (any source, paths relative to `dir`) through an engine holding that rule alone.
+/// Runs the must-fire / must-not-fire cases of every SQL, pattern and behaviour rule under
+/// `dir`: each case's events (any source, paths relative to `dir`) through an engine holding
+/// that rule alone (and the `[[agents]]` file a behaviour rule names).
 pub fn test_rules(dir: &Path) -> Result<Vec<CaseResult>, String> {
     let sql = SqlSet::load_dir(dir, class_schemas()?)?;
     let patterns = PatternRules::load_dir(dir)?;
-    if let Some((p, why)) = sql.rejected.first().or(patterns.rejected.first()) {
+    let behaviour = BehaviourRules::load_dir(dir)?;
+    if let Some((p, why)) = sql.rejected.first().or(patterns.rejected.first()).or(behaviour.rejected.first()) {
         return Err(format!("{}: {why}", p.display()));
     }
-    // Each rule alone: (id, cases, the rule set holding it).
-    let mut runs: Vec<(String, Vec<ocelot_detectors::rule::Case>, Box<dyn Fn() -> Result<RuleSets, String>>)> = Vec::new();
+    let no_sigma = || SigmaSet::from_texts(Vec::new(), &LoadOptions::default());
+    let read = |path: &Path| std::fs::read_to_string(path).map(|t| vec![(path.to_path_buf(), t)]).map_err(|e| format!("{}: {e}", path.display()));
+    // Each rule alone: (id, cases, its agents file, the rule set holding it).
+    type Make = Box<dyn Fn() -> Result<RuleSets, String>>;
+    let mut runs: Vec<(String, Vec<ocelot_detectors::rule::Case>, Option<PathBuf>, Make)> = Vec::new();
     for rule in &sql.rules {
         let path = rule.path.clone();
-        runs.push((rule.meta.id.clone(), rule.cases.clone(), Box::new(move || {
-            let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            Ok(RuleSets { sigma: SigmaSet::from_texts(Vec::new(), &LoadOptions::default())?, sql: Some(SqlSet::new(vec![(path.clone(), text)], class_schemas()?)?), patterns: None })
-        })));
+        runs.push((rule.meta.id.clone(), rule.cases.clone(), None, Box::new(move || Ok(RuleSets { sigma: no_sigma()?, sql: Some(SqlSet::new(read(&path)?, class_schemas()?)?), patterns: None, behaviour: None }))));
     }
     for rule in &patterns.rules {
         let path = rule.path.clone();
-        runs.push((rule.meta.id.clone(), rule.cases.clone(), Box::new(move || {
-            let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            Ok(RuleSets { sigma: SigmaSet::from_texts(Vec::new(), &LoadOptions::default())?, sql: None, patterns: Some(PatternRules::new(vec![(path.clone(), text)])?) })
-        })));
+        runs.push((rule.meta.id.clone(), rule.cases.clone(), None, Box::new(move || Ok(RuleSets { sigma: no_sigma()?, sql: None, patterns: Some(PatternRules::new(read(&path)?)?), behaviour: None }))));
+    }
+    for rule in &behaviour.rules {
+        let path = rule.path.clone();
+        runs.push((rule.meta.id.clone(), rule.cases.clone(), rule.agents.clone(), Box::new(move || Ok(RuleSets { sigma: no_sigma()?, sql: None, patterns: None, behaviour: Some(BehaviourRules::new(read(&path)?)) }))));
     }
     let mut results = Vec::new();
-    for (id, cases, rules) in runs {
+    for (id, cases, agents, rules) in runs {
+        let agents = match agents {
+            Some(a) => crate::normalize::agents::AgentsFile::load(&dir.join(a)).map_err(|e| format!("{e} (the agents of {id})"))?,
+            None => crate::normalize::agents::AgentsFile { agents: Vec::new(), builtin_agents: true },
+        };
+        let registry = std::sync::Arc::new(agents.registry()?);
         for case in cases {
-            let detect = Detect::new(rules()?, EngineOptions { hold_windows: true, ..EngineOptions::default() }, TimeRange::default());
+            let opts = EngineOptions { hold_windows: true, agents: agents.agents.clone(), ..EngineOptions::default() };
+            let detect = Detect::new(rules()?, opts, TimeRange::default());
             let events = dir.join(&case.events);
-            let normalizer = crate::normalize::by_kind("auto")?;
+            let normalizer = crate::normalize::with_agents("auto", registry.clone())?;
             let mut ingest = crate::ingest::Ingest::new(normalizer, crate::ingest::Output::Detect(Box::new(detect)), crate::lake::DeadLetterStore::to_stderr(), crate::decode::Limits::default());
             let files = crate::ingest::expand_inputs(std::slice::from_ref(&events)).map_err(|e| format!("{} (a case of {id}): {e}", events.display()))?;
             for f in files {

@@ -10,7 +10,8 @@ use regex_automata::meta::{Config, Regex};
 use rsigma_parser::{ConditionExpr, Detection, DetectionItem, LogSource, Modifier, Quantifier, SelectorPattern, SigmaString, SigmaValue};
 
 use super::correlate::{self, Aggregation, Correlation};
-use super::values::{self, Anchor, Cmp, Net, Test};
+use super::values::{self, Anchor, Cmp, Test};
+use crate::net::Net;
 use super::{Expr, FieldAutomaton, Item, LoadOptions, SigmaRule, SigmaSet};
 use crate::fields::Source;
 use crate::rule::{RuleMeta, Severity, attacks_from_tags};

@@ -1,10 +1,9 @@
 //! Sigma values and modifiers to what we test per field: regex patterns (all of a field's
 //! patterns become one automaton), null/exists, CIDR, numeric comparison, field references.
 
-use std::net::IpAddr;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use crate::net::Net;
 use rsigma_parser::{Modifier, SigmaString, SigmaValue, SpecialChar, StringPart};
 
 /// How a string value is placed against the field's text.
@@ -49,36 +48,6 @@ impl Cmp {
             Cmp::Lt => a < b,
             Cmp::Lte => a <= b,
         }
-    }
-}
-
-/// An IP network (`cidr`).
-#[derive(Debug, Clone, Copy)]
-pub struct Net {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-impl Net {
-    pub fn parse(s: &str) -> Option<Net> {
-        let (a, p) = s.split_once('/').unwrap_or((s, ""));
-        let addr: IpAddr = a.trim().parse().ok()?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = if p.is_empty() { max } else { p.trim().parse().ok()? };
-        (prefix <= max).then_some(Net { addr, prefix })
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let bits = |ip: IpAddr| match ip {
-            IpAddr::V4(v) => (u128::from(u32::from(v)) << 96, 32),
-            IpAddr::V6(v) => (u128::from(v), 128),
-        };
-        let ((net, len), (addr, alen)) = (bits(self.addr), bits(ip));
-        if len != alen {
-            return false;
-        }
-        let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(self.prefix)) };
-        net & mask == addr & mask
     }
 }
 

@@ -6,31 +6,9 @@
 
 use regex_automata::meta::{self, Regex};
 use regex_automata::{Input, MatchKind, PatternSet};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-/// One agent, as written in `[[agents]]`: its name and the regexes (unanchored, Rust regex
-/// syntax, matched against the field lowercased) that recognize it. Any one matching pattern
-/// names the agent.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct AgentRule {
-    pub name: String,
-    /// `actor.app_uid`; the name when absent.
-    #[serde(default)]
-    pub uid: Option<String>,
-    #[serde(default)]
-    pub user_agent: Vec<String>,
-    #[serde(default)]
-    pub role_arn: Vec<String>,
-    #[serde(default)]
-    pub session_name: Vec<String>,
-    #[serde(default)]
-    pub source_identity: Vec<String>,
-    /// Session tags set when the agent's role session began (`AssumeRole*` requests'
-    /// `tags`): tag key -> regex on its value.
-    #[serde(default)]
-    pub principal_tags: std::collections::BTreeMap<String, String>,
-}
+pub use ocelot_detectors::agents::{AgentRule, Scope};
 
 /// What a CloudTrail record says about who called.
 #[derive(Debug, Default, Clone, Copy)]
@@ -50,12 +28,9 @@ pub struct Caller<'a> {
 pub fn builtin() -> Vec<AgentRule> {
     let rule = |name: &str, ua: &[&str], session: &[&str]| AgentRule {
         name: name.into(),
-        uid: None,
         user_agent: ua.iter().map(|s| s.to_string()).collect(),
-        role_arn: vec![],
         session_name: session.iter().map(|s| s.to_string()).collect(),
-        source_identity: vec![],
-        principal_tags: Default::default(),
+        ..AgentRule::default()
     };
     vec![
         rule("claude-code", &[r"(?-u:\b)claude[-_ ]?code(?-u:\b)"], &[r"^claude[-_]?code"]),
@@ -155,6 +130,7 @@ impl Registry {
             if r.user_agent.is_empty() && r.role_arn.is_empty() && r.session_name.is_empty() && r.source_identity.is_empty() && r.principal_tags.is_empty() {
                 return Err(format!("agents[{i}] (`{}`): no patterns; set at least one of user_agent, role_arn, session_name, source_identity, principal_tags", r.name));
             }
+            r.scope.networks().map_err(|e| format!("agents[{i}] (`{}`).{e}", r.name))?;
         }
         if with_builtin {
             rules.extend(builtin());
@@ -208,7 +184,7 @@ mod tests {
 
     #[test]
     fn first_declared_agent_wins_and_every_field_counts() {
-        let mine = AgentRule { name: "deploy-bot".into(), uid: Some("bot-7".into()), user_agent: vec!["app/deploy-bot".into()], role_arn: vec![], session_name: vec!["^claude-code-ci$".into()], source_identity: vec![], principal_tags: Default::default() };
+        let mine = AgentRule { name: "deploy-bot".into(), uid: Some("bot-7".into()), user_agent: vec!["app/deploy-bot".into()], role_arn: vec![], session_name: vec!["^claude-code-ci$".into()], source_identity: vec![], ..AgentRule::default() };
         let r = Registry::new(&[mine], true).unwrap();
         let set = &mut r.scratch();
         let ua = "aws-cli/2.17.0 md/command#s3api.put-bucket-policy exec-env/claude-code";
@@ -218,7 +194,7 @@ mod tests {
         assert_eq!(r.find(&Caller { user_agent: Some("Boto3/1.34 md/Botocore#1.34 app/deploy-bot"), ..Default::default() }, set).unwrap().uid.as_deref(), Some("bot-7"));
         assert!(r.find(&Caller { user_agent: Some("console.amazonaws.com"), session_name: Some("alice"), ..Default::default() }, set).is_none());
         // Session tags: key=value with the value a regex.
-        let tagged = AgentRule { name: "tagged".into(), uid: None, user_agent: vec![], role_arn: vec![], session_name: vec![], source_identity: vec![], principal_tags: [("Agent".to_string(), "ops-.*".to_string())].into() };
+        let tagged = AgentRule { name: "tagged".into(), uid: None, user_agent: vec![], role_arn: vec![], session_name: vec![], source_identity: vec![], principal_tags: [("Agent".to_string(), "ops-.*".to_string())].into(), ..AgentRule::default() };
         let t = Registry::new(&[tagged], false).unwrap();
         let ts = &mut t.scratch();
         let tags = ["team=sec".to_string(), "Agent=Ops-Bot".to_string()];
@@ -230,37 +206,40 @@ mod tests {
 
     #[test]
     fn bad_rules_are_refused_with_the_key() {
-        let bad = AgentRule { name: "x".into(), uid: None, user_agent: vec!["(".into()], role_arn: vec![], session_name: vec![], source_identity: vec![], principal_tags: Default::default() };
+        let bad = AgentRule { name: "x".into(), uid: None, user_agent: vec!["(".into()], role_arn: vec![], session_name: vec![], source_identity: vec![], ..AgentRule::default() };
         let e = Registry::new(&[bad], false).unwrap_err();
         assert!(e.starts_with("agents[].user_agent: bad regex `(` of agent `x`"), "{e}");
-        let empty = AgentRule { name: "y".into(), uid: None, user_agent: vec![], role_arn: vec![], session_name: vec![], source_identity: vec![], principal_tags: Default::default() };
+        let empty = AgentRule { name: "y".into(), uid: None, user_agent: vec![], role_arn: vec![], session_name: vec![], source_identity: vec![], ..AgentRule::default() };
         assert!(Registry::new(&[empty], false).unwrap_err().contains("no patterns"));
     }
 }
 
-/// `ocelot normalize --agents FILE`: the `[[agents]]` of a TOML file.
-pub struct AgentsFile;
+/// `--agents FILE` of `ocelot normalize` and `ocelot detect`: the agents part of a TOML file
+/// that may hold more (a whole `ocelot run` config: its other keys are ignored here).
+#[derive(Debug, Clone, Deserialize)]
+pub struct AgentsFile {
+    #[serde(default)]
+    pub agents: Vec<AgentRule>,
+    #[serde(default = "yes")]
+    pub builtin_agents: bool,
+}
 
 fn yes() -> bool {
     true
 }
 
 impl AgentsFile {
-    /// Reads `[[agents]]` and `builtin_agents` from a TOML file (an `ocelot run` config does:
-    /// its other keys are ignored here) and compiles the registry.
-    pub fn load(path: &std::path::Path) -> Result<Registry, String> {
+    /// Reads `[[agents]]` and `builtin_agents`, and checks they compile.
+    pub fn load(path: &std::path::Path) -> Result<AgentsFile, String> {
         use figment::providers::{Format, Toml};
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let file: AgentsOnly = figment::Figment::from(Toml::string(&text)).extract().map_err(|e| format!("{}: {e}", path.display()))?;
-        Registry::new(&file.agents, file.builtin_agents).map_err(|e| format!("{}: {e}", path.display()))
+        let file: AgentsFile = figment::Figment::from(Toml::string(&text)).extract().map_err(|e| format!("{}: {e}", path.display()))?;
+        file.registry().map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(file)
     }
-}
 
-/// The agents part of a file that may hold more (a whole `ocelot run` config).
-#[derive(Deserialize)]
-struct AgentsOnly {
-    #[serde(default)]
-    agents: Vec<AgentRule>,
-    #[serde(default = "yes")]
-    builtin_agents: bool,
+    /// The compiled registry.
+    pub fn registry(&self) -> Result<Registry, String> {
+        Registry::new(&self.agents, self.builtin_agents)
+    }
 }

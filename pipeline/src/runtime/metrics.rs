@@ -50,7 +50,10 @@ pub const DETECT_WINDOW_BYTES: &str = "ocelot_detect_window_bytes";
 pub const DETECT_OPEN_FINDINGS: &str = "ocelot_detect_open_findings";
 pub const DETECT_CORRELATION_ENTRIES: &str = "ocelot_detect_correlation_entries";
 pub const DETECT_LINKED_CALLS: &str = "ocelot_detect_agent_calls";
-/// Events that came after their SQL window had run (counted, not put in a wrong window).
+/// Behaviour state: (agent, dimension, value) triples remembered as seen, agents whose rate is followed.
+pub const DETECT_FIRST_SEEN: &str = "ocelot_detect_first_seen_values";
+pub const DETECT_RATE_AGENTS: &str = "ocelot_detect_rate_agents";
+/// Events that came after their SQL window or rate bucket had closed (counted, not put in a wrong one).
 pub const DETECT_LATE_EVENTS: &str = "ocelot_detect_late_events";
 /// Times a SQL rule's state passed its budget (its oldest window then runs early).
 pub const DETECT_BUDGET_EXCEEDED: &str = "ocelot_detect_budget_exceeded";

@@ -389,7 +389,7 @@ pub fn run_until(cfg: Config, stop: Arc<AtomicBool>) -> Result<Exit, String> {
         give_up: give_up.clone(),
         health: health.clone(),
         delay: Duration::from_millis(delay_ms),
-        detect: detect_engine(&cfg.detect)?,
+        detect: detect_engine(&cfg.detect, &cfg.agents)?,
     };
     let (tx, rx) = mpsc::sync_channel::<Sealed>(cfg.batch.max_in_flight);
     let (done_tx, done_rx) = mpsc::channel();
@@ -471,7 +471,7 @@ pub fn run_until(cfg: Config, stop: Arc<AtomicBool>) -> Result<Exit, String> {
 }
 
 /// The detection engine `[detect]` asks for (None when switched off).
-fn detect_engine(cfg: &config::DetectConfig) -> Result<Option<ocelot_detectors::Engine>, String> {
+fn detect_engine(cfg: &config::DetectConfig, agents: &[crate::normalize::agents::AgentRule]) -> Result<Option<ocelot_detectors::Engine>, String> {
     if !cfg.enabled {
         return Ok(None);
     }
@@ -480,7 +480,7 @@ fn detect_engine(cfg: &config::DetectConfig) -> Result<Option<ocelot_detectors::
     for (path, why) in rules.rejected() {
         tracing::warn!(rule = %path.display(), reason = %why, "rule not loaded");
     }
-    let opts = ocelot_detectors::EngineOptions { suppression_ms: i64::from(cfg.suppress_minutes.max(1)) * 60_000, hold_windows: false };
+    let opts = ocelot_detectors::EngineOptions { suppression_ms: i64::from(cfg.suppress_minutes.max(1)) * 60_000, hold_windows: false, agents: agents.to_vec() };
     Ok(Some(ocelot_detectors::Engine::new(rules, opts)))
 }
 

@@ -143,7 +143,9 @@ impl Sinks {
             metrics::gauge!(m::DETECT_OPEN_FINDINGS).set(st.open_findings as f64);
             metrics::gauge!(m::DETECT_CORRELATION_ENTRIES).set(st.correlation_entries as f64);
             metrics::gauge!(m::DETECT_LINKED_CALLS).set(st.linked_calls as f64);
-            metrics::gauge!(m::DETECT_LATE_EVENTS).set(st.sql_late_events as f64);
+            metrics::gauge!(m::DETECT_FIRST_SEEN).set(st.first_seen_values as f64);
+            metrics::gauge!(m::DETECT_RATE_AGENTS).set(st.rate_agents as f64);
+            metrics::gauge!(m::DETECT_LATE_EVENTS).set(st.late_events as f64);
             metrics::gauge!(m::DETECT_BUDGET_EXCEEDED).set(st.sql_budget_exceeded as f64);
         }
         for b in &s.batches {
