@@ -52,15 +52,26 @@ pub fn print_sources(rows: &[(&str, usize, usize)]) {
     }
 }
 
-/// The detection stage against normalizing, from group `detect`.
-pub fn print_detect(events: usize) {
-    let (Some(norm), Some(sp), Some(all)) = (mean_ns("detect", "normalize"), mean_ns("detect", "sigma_and_patterns"), mean_ns("detect", "all_rules")) else {
-        println!("(no criterion estimates found: run without a filter to get the ratios)");
-        return;
-    };
-    let eps = |ns: f64| events as f64 / (ns / 1e9);
-    println!("\n== Ocelot detection bench: {events} generated CloudTrail events per iteration, one thread");
-    println!("normalize              {:>10.0} events/s (baseline)", eps(norm));
-    println!("sigma_and_patterns     {:>10.0} events/s (target >= 500,000)   cost {:.1}% of normalize", eps(sp), sp / norm * 100.0);
-    println!("all_rules              {:>10.0} events/s                       cost {:.1}% of normalize (target <= 25%)", eps(all), all / norm * 100.0);
+/// One data set of the detection bench: its criterion group and how often rules hit in it.
+pub struct DetectSet {
+    pub group: &'static str,
+    pub events: usize,
+    pub sigma_hits: u64,
+    pub findings: usize,
+}
+
+/// The detection stage against normalizing, per data set.
+pub fn print_detect(sets: &[DetectSet]) {
+    for s in sets {
+        let (Some(norm), Some(sp), Some(all)) = (mean_ns(s.group, "normalize"), mean_ns(s.group, "sigma_and_patterns"), mean_ns(s.group, "all_rules")) else {
+            println!("({}: no criterion estimates found: run without a filter to get the ratios)", s.group);
+            continue;
+        };
+        let eps = |ns: f64| s.events as f64 / (ns / 1e9);
+        println!("\n== Ocelot detection bench `{}`: {} generated CloudTrail events per iteration, one thread", s.group, s.events);
+        println!("rules hit: {} Sigma hits ({:.0} per 1,000 events), {} findings with every rule on", s.sigma_hits, s.sigma_hits as f64 * 1000.0 / s.events as f64, s.findings);
+        println!("normalize              {:>10.0} events/s (baseline)", eps(norm));
+        println!("sigma_and_patterns     {:>10.0} events/s (target >= 500,000)   cost {:.1}% of normalize", eps(sp), sp / norm * 100.0);
+        println!("all_rules              {:>10.0} events/s                       cost {:.1}% of normalize (target <= 25%)", eps(all), all / norm * 100.0);
+    }
 }

@@ -6,7 +6,8 @@
 //! bounded: open findings leave once their period is over (they were already emitted), and
 //! correlation windows are bounded per group and in number of groups.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::hash_map::Entry as MapEntry;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
@@ -195,21 +196,19 @@ impl Engine {
         self.stats.hits += hits.len() as u64;
         let corr_values = (!self.sigma.correlations.is_empty()).then(|| BatchFields::new(batch, &self.corr_sources));
         let mut json = RowJson::default();
-        let mut touched: BTreeMap<String, ()> = BTreeMap::new();
-        let mut cached: Option<(usize, EventSummary)> = None;
+        let mut touched: BTreeSet<String> = BTreeSet::new();
+        // Hits come in row order: one summary and group key per row.
+        let mut cached: Option<(usize, EventSummary, String)> = None;
         for hit in hits {
-            if cached.as_ref().is_none_or(|(r, _)| *r != hit.row) {
-                cached = Some((hit.row, summaries.get(hit.row)));
-            }
-            let Some((_, ev)) = &cached else { continue };
-            if self.sigma.rules[hit.rule].generate {
+            if cached.as_ref().is_none_or(|(r, ..)| *r != hit.row) {
+                let ev = summaries.get(hit.row);
                 let group = format!("{}|{}", ev.actor_uid.as_deref().unwrap_or("-"), ev.account.as_deref().unwrap_or("-"));
+                cached = Some((hit.row, ev, group));
+            }
+            let Some((_, ev, group)) = &cached else { continue };
+            if self.sigma.rules[hit.rule].generate {
                 let ws = ev.time.div_euclid(self.opts.suppression_ms) * self.opts.suppression_ms;
-                let meta = &self.metas[hit.rule];
-                let f = Finding::new(meta.clone(), group, ws, ev);
-                let f = self.open.entry(f.uid.clone()).or_insert(f);
-                f.add(ev);
-                touched.insert(f.uid.clone(), ());
+                open_finding(&mut self.open, &mut touched, &self.metas[hit.rule], group, ws, ev).add(ev);
             }
             let Some(values) = &corr_values else { continue };
             for &(ci, pos) in &self.uses[hit.rule] {
@@ -228,7 +227,7 @@ impl Engine {
                     f.first_seen = first;
                     f.related = fired.events.iter().map(|e| e.uid.clone()).take(crate::finding::MAX_RELATED).collect();
                     f.context.insert("correlation".into(), serde_json::json!({"group_by": c.group_fields[pos], "timespan_ms": c.timespan_ms}));
-                    touched.insert(f.uid.clone(), ());
+                    touched.insert(f.uid.clone());
                     self.open.insert(f.uid.clone(), f);
                 }
             }
@@ -246,8 +245,7 @@ impl Engine {
                 let ev = summaries.get(hit.row);
                 let group = rule.group_by.iter().map(|c| text(c, hit.row).unwrap_or_default()).collect::<Vec<_>>().join("|");
                 let ws = ev.time.div_euclid(self.opts.suppression_ms) * self.opts.suppression_ms;
-                let fresh = Finding::new(self.pattern_metas[hit.rule].clone(), group, ws, &ev);
-                let f = self.open.entry(fresh.uid.clone()).or_insert(fresh);
+                let f = open_finding(&mut self.open, &mut touched, &self.pattern_metas[hit.rule], &group, ws, &ev);
                 f.add(&ev);
                 let mut matched: Vec<String> = f.context.get("matched").and_then(|m| m.as_str()).map(|m| m.split(", ").map(str::to_string).collect()).unwrap_or_default();
                 for m in hit.matched {
@@ -263,22 +261,19 @@ impl Engine {
                         f.context.entry(key).or_insert(serde_json::Value::String(v));
                     }
                 }
-                touched.insert(f.uid.clone(), ());
             }
         }
         if let Some(b) = self.behaviour.as_mut() {
             for hit in b.eval(batch, &rows, |r| summaries.time(r)) {
                 let ev = summaries.get(hit.row);
                 let ws = hit.window_start.unwrap_or_else(|| ev.time.div_euclid(self.opts.suppression_ms) * self.opts.suppression_ms);
-                let fresh = Finding::new(self.behaviour_metas[hit.rule].clone(), hit.group, ws, &ev);
-                let f = self.open.entry(fresh.uid.clone()).or_insert(fresh);
+                let f = open_finding(&mut self.open, &mut touched, &self.behaviour_metas[hit.rule], &hit.group, ws, &ev);
                 f.add(&ev);
                 f.count = f.count.max(hit.count.unwrap_or(0));
                 // The latest hit's reason, counts and baseline.
                 for (k, v) in hit.context {
                     f.context.insert(k.into(), serde_json::Value::String(v));
                 }
-                touched.insert(f.uid.clone(), ());
             }
         }
         if table == "api_activity" {
@@ -289,11 +284,11 @@ impl Engine {
             let outputs = sql.process(batch, table, watermark, &self.linker);
             for o in outputs {
                 for uid in self.sql_findings(o) {
-                    touched.insert(uid, ());
+                    touched.insert(uid);
                 }
             }
         }
-        let out: Vec<Finding> = touched.keys().filter_map(|u| self.open.get(u).cloned()).collect();
+        let out: Vec<Finding> = touched.iter().filter_map(|u| self.open.get(u).cloned()).collect();
         self.stats.findings_emitted += out.len() as u64;
         // Periods that are over cannot be updated any more by events in order; keep one more
         // period for late events.
@@ -306,13 +301,11 @@ impl Engine {
     pub fn finish(&mut self) -> Vec<Finding> {
         let Some(sql) = self.sql.as_mut() else { return Vec::new() };
         let outputs = sql.flush(&self.linker);
-        let mut touched = BTreeMap::new();
+        let mut touched = BTreeSet::new();
         for o in outputs {
-            for uid in self.sql_findings(o) {
-                touched.insert(uid, ());
-            }
+            touched.extend(self.sql_findings(o));
         }
-        let out: Vec<Finding> = touched.keys().filter_map(|u| self.open.get(u).cloned()).collect();
+        let out: Vec<Finding> = touched.iter().filter_map(|u| self.open.get(u).cloned()).collect();
         self.stats.findings_emitted += out.len() as u64;
         out
     }
@@ -360,6 +353,19 @@ impl Engine {
             made.push(f.uid.clone());
         }
         made
+    }
+}
+
+/// The open finding of (rule, group, window), made from `first` when there is none; marked
+/// touched (emitted after the batch). Nothing is built when it exists but its uid.
+fn open_finding<'o>(open: &'o mut HashMap<String, Finding>, touched: &mut BTreeSet<String>, rule: &Arc<RuleMeta>, group: &str, window_start: i64, first: &EventSummary) -> &'o mut Finding {
+    let uid = crate::finding::finding_uid(&rule.id, group, window_start);
+    if !touched.contains(&uid) {
+        touched.insert(uid.clone());
+    }
+    match open.entry(uid) {
+        MapEntry::Occupied(e) => e.into_mut(),
+        MapEntry::Vacant(e) => e.insert(Finding::new(rule.clone(), group.to_string(), window_start, first)),
     }
 }
 

@@ -79,11 +79,16 @@ fn str_at(a: &Option<ArrayRef>, row: usize) -> Option<String> {
     crate::fields::str_at(a, row).map(str::to_string)
 }
 
+const ALT_COLUMNS: [&str; 4] = ["trace.span.uid", "actor.session.uid", "api.request.uid", "activity_name"];
+
 impl Summaries {
+    /// The top-level columns summaries read (a batch cut down to these still summarizes).
+    pub const COLUMNS: &[&str] = &["metadata", "api", "actor", "cloud", "http_request", "src_endpoint", "status", "trace", "activity_name", "time", "class_uid", "type_uid", "resources"];
+
     pub fn new(batch: &RecordBatch) -> Summaries {
         Summaries {
             strs: STR_COLUMNS.iter().map(|c| column(batch, c)).collect(),
-            alt: ["trace.span.uid", "actor.session.uid", "api.request.uid", "activity_name"].map(|c| column(batch, c)),
+            alt: ALT_COLUMNS.map(|c| column(batch, c)),
             time: column(batch, "time"),
             class_uid: column(batch, "class_uid"),
             type_uid: column(batch, "type_uid"),
@@ -203,5 +208,18 @@ impl EventSummary {
         e.insert("data".into(), Value::Object(data));
         e.insert("uid".into(), json!(self.uid));
         Value::Object(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_read_only_the_columns_they_name() {
+        for path in STR_COLUMNS.iter().chain(&ALT_COLUMNS) {
+            let top = path.split('.').next().unwrap();
+            assert!(Summaries::COLUMNS.contains(&top), "{path}");
+        }
     }
 }

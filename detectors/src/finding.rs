@@ -63,7 +63,8 @@ pub fn finding_uid(rule: &str, group: &str, window_start: i64) -> String {
     h.update([0]);
     h.update(window_start.to_be_bytes());
     let d = h.finalize();
-    let x: String = d[..16].iter().map(|b| format!("{b:02x}")).collect();
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let x: String = d[..16].iter().flat_map(|b| [HEX[usize::from(b >> 4)] as char, HEX[usize::from(b & 15)] as char]).collect();
     format!("{}-{}-{}-{}-{}", &x[..8], &x[8..12], &x[12..16], &x[16..20], &x[20..32])
 }
 

@@ -53,14 +53,30 @@ pub fn templates() -> Vec<Value> {
 }
 
 /// Generates `events` CloudTrail records as JSON Lines into `out`, starting at `start_ms`,
-/// about `step_ms` apart.
+/// 0-40 ms apart, each drawn from all the samples (most of them attack detonations).
 pub fn cloudtrail(events: usize, seed: u64, start_ms: i64, out: &mut dyn Write) -> io::Result<()> {
+    cloudtrail_mixed(events, seed, start_ms, 1000, out)
+}
+
+/// As `cloudtrail`, with `per_mille` of the records drawn from all the samples and the rest
+/// from the read-only ones (Describe, List, Get...): closer to the everyday traffic of an
+/// account, where reads are most calls.
+pub fn cloudtrail_mixed(events: usize, seed: u64, start_ms: i64, per_mille: usize, out: &mut dyn Write) -> io::Result<()> {
     let templates = templates();
+    let reads: Vec<Value> = templates
+        .iter()
+        .filter(|t| {
+            let name = t.get("eventName").and_then(Value::as_str).unwrap_or_default();
+            ocelot_detectors::verbs::activity_id(name, t.get("readOnly").and_then(Value::as_bool)) == 2
+        })
+        .cloned()
+        .collect();
     let mut rng = Rng::new(seed);
     let mut t = start_ms;
     let mut line = Vec::with_capacity(4096);
     for _ in 0..events {
-        let mut e = rng.pick(&templates).clone();
+        let pool = if reads.is_empty() || rng.below(1000) < per_mille { &templates } else { &reads };
+        let mut e = rng.pick(pool).clone();
         t += rng.below(40) as i64;
         vary(&mut e, &mut rng, t);
         line.clear();

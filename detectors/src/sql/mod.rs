@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, new_null_array};
-use arrow::compute::filter_record_batch;
+use arrow::array::UInt32Array;
+use arrow::compute::{filter_record_batch, take_record_batch};
 use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::DFSchema;
 use datafusion::datasource::MemTable;
@@ -65,11 +66,28 @@ pub struct RuleStats {
     pub runs: u64,
 }
 
+/// One conjunct of a rule's filter, over only the columns it reads (`cols`, indices into the
+/// batch schema it was compiled for).
+struct Conjunct {
+    expr: Arc<dyn PhysicalExpr>,
+    cols: Vec<usize>,
+}
+
+/// A rule's filter on one table, compiled for a batch schema, and the columns the rule keeps
+/// of the rows it passes: what its query reads and what evidence and agent links read.
+struct Compiled {
+    schema: SchemaRef,
+    conjuncts: Vec<Conjunct>,
+    keep: Vec<usize>,
+}
+
 #[derive(Default)]
 struct State {
-    /// Compiled filter for the last batch schema seen, per table: its conjuncts, applied one
-    /// after the other so that costly ones (`json_get`) only see the rows the cheap ones kept.
-    filters: HashMap<String, (SchemaRef, Vec<Arc<dyn PhysicalExpr>>)>,
+    /// Per table, for the last batch schema seen. Conjuncts are applied one after the other,
+    /// each to the rows the ones before kept, so costly ones (`json_get`) only see those.
+    filters: HashMap<String, Compiled>,
+    /// Per table, the top-level columns the query reads (None: all).
+    reads: HashMap<String, Option<Vec<String>>>,
     /// Window start -> kept batches, per table.
     windows: BTreeMap<i64, HashMap<String, Vec<RecordBatch>>>,
     /// Windows that start before this are closed.
@@ -96,10 +114,17 @@ impl SqlSet {
         let ctx = session(session_config().with_target_partitions(1));
         let mut set = SqlSet { rules: Vec::new(), rejected: Vec::new(), states: Vec::new(), schemas, ctx, rt };
         for (path, text) in docs {
-            match SqlRule::parse(&path, &text).and_then(|r| set.check(&r).map(|_| r)) {
-                Ok(r) => {
+            match SqlRule::parse(&path, &text).and_then(|r| set.check(&r).map(|reads| (r, reads))) {
+                Ok((r, reads)) => {
+                    let mut state = State { closed_before: i64::MIN, reads, ..State::default() };
+                    // Compiled now for the class schemas, so that the first batches do not pay.
+                    for t in &r.tables {
+                        if let Some(schema) = set.schemas.get(t).cloned() {
+                            let _ = state.compiled(&set.ctx, &r, t, &schema);
+                        }
+                    }
                     set.rules.push(r);
-                    set.states.push(State { closed_before: i64::MIN, ..State::default() });
+                    set.states.push(state);
                 }
                 Err(e) => set.rejected.push((path, e)),
             }
@@ -107,8 +132,9 @@ impl SqlSet {
         Ok(set)
     }
 
-    /// Plans the rule's filter and query against empty tables of its classes.
-    fn check(&self, r: &SqlRule) -> Result<(), String> {
+    /// Plans the rule's filter and query against empty tables of its classes; returns the
+    /// top-level columns the query reads per table (None: all of them).
+    fn check(&self, r: &SqlRule) -> Result<HashMap<String, Option<Vec<String>>>, String> {
         for t in &r.tables {
             let schema = self.schemas.get(t).ok_or_else(|| format!("{}: table `{t}` is not a class Ocelot writes (known: {})", r.path.display(), self.table_names().join(", ")))?;
             if let Some(f) = r.filter_for(t) {
@@ -116,7 +142,11 @@ impl SqlSet {
             }
         }
         self.register(&r.tables, &HashMap::new(), &Linker::default()).map_err(|e| format!("{}: {e}", r.path.display()))?;
-        let plan = self.rt.block_on(async { self.ctx.sql(&r.query).await.map(|df| df.schema().clone()) }).map_err(|e| format!("{}: query: {e}", r.path.display()))?;
+        let (plan, optimized) = self.rt.block_on(async {
+            let df = self.ctx.sql(&r.query).await?;
+            let schema = df.schema().clone();
+            df.into_optimized_plan().map(|p| (schema, p))
+        }).map_err(|e| format!("{}: query: {e}", r.path.display()))?;
         let has = |n: &str| plan.fields().iter().any(|f| f.name() == n);
         if !has("uids") && !has("uid") {
             return Err(format!("{}: the query must return the evidence events' uids: a `uids` list (array_agg(metadata.uid)) or a `uid` column", r.path.display()));
@@ -126,7 +156,7 @@ impl SqlSet {
                 return Err(format!("{}: group_by names `{g}`, which the query does not return", r.path.display()));
             }
         }
-        Ok(())
+        Ok(query_reads(&optimized))
     }
 
     fn table_names(&self) -> Vec<&str> {
@@ -196,25 +226,34 @@ impl SqlSet {
         out
     }
 
+    /// The rows of a batch the rule keeps, with the columns it keeps. Only the final rows are
+    /// copied whole; each conjunct reads just its own columns of the rows still in.
     fn keep(&mut self, i: usize, batch: &RecordBatch, table: &str) -> Result<RecordBatch, String> {
-        let Some(filter) = self.rules[i].filter_for(table).map(str::to_string) else { return Ok(batch.clone()) };
-        let state = &mut self.states[i];
-        let fresh = state.filters.get(table).is_none_or(|(s, _)| s != &batch.schema());
-        if fresh {
-            let expr = compile_filter(&self.ctx, &batch.schema(), &filter).map_err(|e| e.to_string())?;
-            state.filters.insert(table.to_string(), (batch.schema(), expr));
-        }
-        let (_, conjuncts) = &state.filters[table];
-        let mut kept = batch.clone();
-        for expr in conjuncts {
-            if kept.num_rows() == 0 {
+        let c = self.states[i].compiled(&self.ctx, &self.rules[i], table, &batch.schema()).map_err(|e| e.to_string())?;
+        let mut rows: Option<UInt32Array> = None;
+        for conjunct in &c.conjuncts {
+            let cols = batch.project(&conjunct.cols).map_err(|e| e.to_string())?;
+            let cols = match &rows {
+                Some(r) => take_record_batch(&cols, r).map_err(|e| e.to_string())?,
+                None => cols,
+            };
+            let mask = conjunct.expr.evaluate(&cols).and_then(|v| v.into_array(cols.num_rows())).map_err(|e| e.to_string())?;
+            let mask: &BooleanArray = mask.as_boolean_opt().ok_or("the filter is not a boolean expression")?;
+            let pass = (0..mask.len()).filter(|&r| mask.is_valid(r) && mask.value(r));
+            let next: UInt32Array = match &rows {
+                Some(prev) => pass.map(|r| prev.value(r)).collect::<Vec<u32>>().into(),
+                None => pass.map(|r| r as u32).collect::<Vec<u32>>().into(),
+            };
+            rows = Some(next);
+            if rows.as_ref().is_some_and(|r| r.is_empty()) {
                 break;
             }
-            let mask = expr.evaluate(&kept).and_then(|v| v.into_array(kept.num_rows())).map_err(|e| e.to_string())?;
-            let mask: &BooleanArray = mask.as_boolean_opt().ok_or("the filter is not a boolean expression")?;
-            kept = filter_record_batch(&kept, mask).map_err(|e| e.to_string())?;
         }
-        Ok(kept)
+        let kept = batch.project(&c.keep).map_err(|e| e.to_string())?;
+        match rows {
+            Some(r) => take_record_batch(&kept, &r).map_err(|e| e.to_string()),
+            None => Ok(kept),
+        }
     }
 
     fn buffer(&mut self, i: usize, w: Window, kept: RecordBatch, table: &str) {
@@ -241,8 +280,11 @@ impl SqlSet {
         if state.stats.late_events > 0 && by_window.is_empty() {
             tracing::debug!(rule = %self.rules[i].meta.id, late = state.stats.late_events, "late events past the rule's lateness");
         }
+        // Most batches fall in one window whole: kept as they are, not copied again.
+        let whole = by_window.len() == 1 && by_window.values().all(|m| m.iter().all(|&x| x));
         for (start, mask) in by_window {
-            if let Ok(rows) = filter_record_batch(&kept, &BooleanArray::from(mask)) {
+            let rows = if whole { Ok(kept.clone()) } else { filter_record_batch(&kept, &BooleanArray::from(mask)) };
+            if let Ok(rows) = rows {
                 // Kept up to date here, not summed on every check: the budget is read per batch.
                 state.stats.buffered_bytes += rows.get_array_memory_size();
                 state.windows.entry(start).or_default().entry(table.to_string()).or_default().push(rows);
@@ -309,21 +351,71 @@ impl SqlSet {
     }
 }
 
-/// The filter as a physical expression over batches of `schema`. The logical expression is
-/// simplified first, as the planner does for a query (some functions, `coalesce` among them,
-/// only run once rewritten), and tried on an empty batch so that a broken filter fails at load.
-fn compile_filter(ctx: &SessionContext, schema: &SchemaRef, sql: &str) -> datafusion::common::Result<Vec<Arc<dyn PhysicalExpr>>> {
+impl State {
+    /// The rule's filter and kept columns for batches of `schema` on `table`, compiled when
+    /// the schema is new.
+    fn compiled(&mut self, ctx: &SessionContext, rule: &SqlRule, table: &str, schema: &SchemaRef) -> datafusion::common::Result<&Compiled> {
+        if self.filters.get(table).is_none_or(|c| &c.schema != schema) {
+            let conjuncts = match rule.filter_for(table) {
+                Some(f) => compile_filter(ctx, schema, f)?,
+                None => Vec::new(),
+            };
+            let reads = self.reads.get(table).cloned().flatten();
+            let keep = match reads {
+                None => (0..schema.fields().len()).collect(),
+                Some(cols) => {
+                    let wanted = |n: &str| cols.iter().any(|c| c == n) || crate::event::Summaries::COLUMNS.contains(&n);
+                    schema.fields().iter().enumerate().filter(|(_, f)| wanted(f.name())).map(|(i, _)| i).collect()
+                }
+            };
+            self.filters.insert(table.to_string(), Compiled { schema: schema.clone(), conjuncts, keep });
+        }
+        Ok(&self.filters[table])
+    }
+}
+
+/// The top-level columns the optimized query reads of each table it scans (None: all).
+fn query_reads(plan: &datafusion::logical_expr::LogicalPlan) -> HashMap<String, Option<Vec<String>>> {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    use datafusion::logical_expr::LogicalPlan;
+    let mut out: HashMap<String, Option<Vec<String>>> = HashMap::new();
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            let schema = scan.source.schema();
+            let cols = scan.projection.as_ref().map(|p| p.iter().map(|&i| schema.field(i).name().clone()).collect::<Vec<_>>());
+            let entry = out.entry(scan.table_name.table().to_string()).or_insert(Some(Vec::new()));
+            match (entry.as_mut(), cols) {
+                (Some(have), Some(cols)) => have.extend(cols),
+                _ => *entry = None,
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    out
+}
+
+/// The filter as physical expressions, one per conjunct, each over only the columns it reads.
+/// The logical expression is simplified first, as the planner does for a query (some
+/// functions, `coalesce` among them, only run once rewritten), and each conjunct is tried on
+/// an empty batch so that a broken filter fails at load.
+fn compile_filter(ctx: &SessionContext, schema: &SchemaRef, sql: &str) -> datafusion::common::Result<Vec<Conjunct>> {
     use datafusion::logical_expr::simplify::SimplifyContext;
     use datafusion::logical_expr::utils::split_conjunction_owned;
     use datafusion::optimizer::simplify_expressions::ExprSimplifier;
+    use datafusion::physical_expr::utils::{collect_columns, reassign_expr_columns};
     let df = Arc::new(DFSchema::try_from(schema.as_ref().clone())?);
     let expr = ctx.parse_sql_expr(sql, &df)?;
     let expr = ExprSimplifier::new(SimplifyContext::builder().with_schema(df.clone()).build()).simplify(expr)?;
     let mut out = Vec::new();
     for conjunct in split_conjunction_owned(expr) {
         let phys = ctx.create_physical_expr(conjunct, &df)?;
-        phys.evaluate(&RecordBatch::new_empty(schema.clone()))?;
-        out.push(phys);
+        let mut cols: Vec<usize> = collect_columns(&phys).iter().map(|c| c.index()).collect();
+        cols.sort_unstable();
+        cols.dedup();
+        let projected = Arc::new(schema.project(&cols)?);
+        let expr = reassign_expr_columns(phys, &projected)?;
+        expr.evaluate(&RecordBatch::new_empty(projected))?;
+        out.push(Conjunct { expr, cols });
     }
     Ok(out)
 }
@@ -371,6 +463,7 @@ mod tests {
             Field::new("time", DataType::Int64, true),
             Field::new("metadata", DataType::Struct(Fields::from(vec![s("uid")])), true),
             Field::new("api", DataType::Struct(Fields::from(vec![s("operation")])), true),
+            s("unmapped"),
         ]))
     }
 
@@ -379,7 +472,7 @@ mod tests {
         let uids: ArrayRef = Arc::new(StringArray::from(rows.iter().map(|r| r.1).collect::<Vec<_>>()));
         let ops: ArrayRef = Arc::new(StringArray::from(rows.iter().map(|r| r.2).collect::<Vec<_>>()));
         let st = |name: &str, a: ArrayRef| Arc::new(StructArray::from(vec![(Arc::new(Field::new(name, DataType::Utf8, true)), a)])) as ArrayRef;
-        RecordBatch::try_new(sch, vec![Arc::new(Int64Array::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())), st("uid", uids), st("operation", ops)]).unwrap()
+        RecordBatch::try_new(sch, vec![Arc::new(Int64Array::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())), st("uid", uids), st("operation", ops), Arc::new(StringArray::from(vec![Some("{}"); rows.len()]))]).unwrap()
     }
 
     fn set(extra: &str) -> SqlSet {
@@ -395,6 +488,10 @@ mod tests {
         let l = Linker::default();
         assert!(s.process(&batch(&[(0, "a", "X"), (30_000, "b", "X"), (31_000, "c", "Y")]), "api_activity", 30_000, &l).is_empty(), "window [0, 60s) still open");
         assert_eq!(s.stats(0).kept_rows, 2, "the filter keeps X only");
+        // The query reads `metadata` only; summaries and links read `api` and `time` too; nothing
+        // reads `unmapped`, which is not kept.
+        assert_eq!(s.states[0].reads["api_activity"], Some(vec!["metadata".to_string()]));
+        assert_eq!(s.states[0].filters["api_activity"].keep, vec![0, 1, 2]);
         // 75 s - 10 s lateness passes 60 s: the first window runs.
         let out = s.process(&batch(&[(75_000, "d", "X")]), "api_activity", 75_000, &l);
         assert_eq!(out.len(), 1);
