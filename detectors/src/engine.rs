@@ -197,20 +197,29 @@ impl Engine {
         let corr_values = (!self.sigma.correlations.is_empty()).then(|| BatchFields::new(batch, &self.corr_sources));
         let mut json = RowJson::default();
         let mut touched: BTreeSet<String> = BTreeSet::new();
-        // Hits come in row order: one summary and group key per row.
-        let mut cached: Option<(usize, EventSummary, String)> = None;
+        // Hits come in row order: per row one group key, and one summary only if a finding
+        // still keeps evidence (most hits of a busy rule only count).
+        let mut row_group: Option<(usize, String)> = None;
+        let mut row_summary: Option<(usize, EventSummary)> = None;
         for hit in hits {
-            if cached.as_ref().is_none_or(|(r, ..)| *r != hit.row) {
-                let ev = summaries.get(hit.row);
-                let group = format!("{}|{}", ev.actor_uid.as_deref().unwrap_or("-"), ev.account.as_deref().unwrap_or("-"));
-                cached = Some((hit.row, ev, group));
-            }
-            let Some((_, ev, group)) = &cached else { continue };
+            let row = hit.row;
+            let time = summaries.time(row);
             if self.sigma.rules[hit.rule].generate {
-                let ws = ev.time.div_euclid(self.opts.suppression_ms) * self.opts.suppression_ms;
-                open_finding(&mut self.open, &mut touched, &self.metas[hit.rule], group, ws, ev).add(ev);
+                if row_group.as_ref().is_none_or(|(r, _)| *r != row) {
+                    row_group = Some((row, summaries.principal(row)));
+                }
+                let Some((_, group)) = &row_group else { continue };
+                let ws = time.div_euclid(self.opts.suppression_ms) * self.opts.suppression_ms;
+                let f = open_finding(&mut self.open, &mut touched, &self.metas[hit.rule], group, ws, time);
+                match summaries.uid_ref(row) {
+                    Some(uid) if f.saturated() => {
+                        f.count_event(uid, time);
+                    }
+                    _ => f.add(summary_of(&mut row_summary, &summaries, row)),
+                }
             }
-            let Some(values) = &corr_values else { continue };
+            let Some(values) = corr_values.as_ref().filter(|_| !self.uses[hit.rule].is_empty()) else { continue };
+            let ev = summary_of(&mut row_summary, &summaries, row);
             for &(ci, pos) in &self.uses[hit.rule] {
                 json.reset(hit.row);
                 let (group_idx, value_idx) = &self.corr_fields[ci][pos];
@@ -221,7 +230,7 @@ impl Engine {
                 if let Some(fired) = self.state.observe(ci, c, group.join("|"), entry) {
                     let first = fired.events.iter().map(|e| e.time).min().unwrap_or(ev.time);
                     let span = c.timespan_ms.max(1);
-                    let mut f = Finding::new(self.corr_metas[ci].clone(), fired.group.clone(), first.div_euclid(span) * span, ev);
+                    let mut f = Finding::new(self.corr_metas[ci].clone(), fired.group.clone(), first.div_euclid(span) * span, ev.time);
                     f.add(ev);
                     f.count = fired.events.len() as u64;
                     f.first_seen = first;
@@ -245,7 +254,7 @@ impl Engine {
                 let ev = summaries.get(hit.row);
                 let group = rule.group_by.iter().map(|c| text(c, hit.row).unwrap_or_default()).collect::<Vec<_>>().join("|");
                 let ws = ev.time.div_euclid(self.opts.suppression_ms) * self.opts.suppression_ms;
-                let f = open_finding(&mut self.open, &mut touched, &self.pattern_metas[hit.rule], &group, ws, &ev);
+                let f = open_finding(&mut self.open, &mut touched, &self.pattern_metas[hit.rule], &group, ws, ev.time);
                 f.add(&ev);
                 let mut matched: Vec<String> = f.context.get("matched").and_then(|m| m.as_str()).map(|m| m.split(", ").map(str::to_string).collect()).unwrap_or_default();
                 for m in hit.matched {
@@ -267,7 +276,7 @@ impl Engine {
             for hit in b.eval(batch, &rows, |r| summaries.time(r)) {
                 let ev = summaries.get(hit.row);
                 let ws = hit.window_start.unwrap_or_else(|| ev.time.div_euclid(self.opts.suppression_ms) * self.opts.suppression_ms);
-                let f = open_finding(&mut self.open, &mut touched, &self.behaviour_metas[hit.rule], &hit.group, ws, &ev);
+                let f = open_finding(&mut self.open, &mut touched, &self.behaviour_metas[hit.rule], &hit.group, ws, ev.time);
                 f.add(&ev);
                 f.count = f.count.max(hit.count.unwrap_or(0));
                 // The latest hit's reason, counts and baseline.
@@ -321,8 +330,12 @@ impl Engine {
         for b in &o.inputs {
             let s = Summaries::new(b);
             for r in 0..b.num_rows() {
-                if let Some(u) = s.uid(r).filter(|u| wanted.contains(u) && !events.contains_key(u)) {
-                    events.insert(u, s.get(r));
+                let uid = match s.uid_ref(r) {
+                    Some(u) => std::borrow::Cow::Borrowed(u),
+                    None => std::borrow::Cow::Owned(s.uid(r).unwrap_or_default()),
+                };
+                if wanted.contains(uid.as_ref()) && !events.contains_key(uid.as_ref()) {
+                    events.insert(uid.into_owned(), s.get(r));
                 }
             }
         }
@@ -333,7 +346,7 @@ impl Engine {
             let Some(first) = evs.iter().min_by_key(|e| e.time) else { continue };
             let group = if rule.group_by.is_empty() { "-".to_string() } else { rule.group_by.iter().map(|g| sql::text_at(&o.rows, g, row).unwrap_or_default()).collect::<Vec<_>>().join("|") };
             let ws = o.window_start.unwrap_or_else(|| first.time.div_euclid(self.opts.suppression_ms) * self.opts.suppression_ms);
-            let fresh = Finding::new(meta.clone(), group, ws, first);
+            let fresh = Finding::new(meta.clone(), group, ws, first.time);
             let f = self.open.entry(fresh.uid.clone()).or_insert(fresh);
             let mut sorted = evs.clone();
             sorted.sort_by_key(|e| e.time);
@@ -356,16 +369,24 @@ impl Engine {
     }
 }
 
-/// The open finding of (rule, group, window), made from `first` when there is none; marked
-/// touched (emitted after the batch). Nothing is built when it exists but its uid.
-fn open_finding<'o>(open: &'o mut HashMap<String, Finding>, touched: &mut BTreeSet<String>, rule: &Arc<RuleMeta>, group: &str, window_start: i64, first: &EventSummary) -> &'o mut Finding {
+/// The summary of `row`, built once however many rules hit it.
+fn summary_of<'c>(cache: &'c mut Option<(usize, EventSummary)>, summaries: &Summaries, row: usize) -> &'c EventSummary {
+    if cache.as_ref().is_none_or(|(r, _)| *r != row) {
+        *cache = Some((row, summaries.get(row)));
+    }
+    &cache.as_ref().expect("just filled").1
+}
+
+/// The open finding of (rule, group, window), made (first seen at `time`) when there is none;
+/// marked touched (emitted after the batch). Nothing is built when it exists but its uid.
+fn open_finding<'o>(open: &'o mut HashMap<String, Finding>, touched: &mut BTreeSet<String>, rule: &Arc<RuleMeta>, group: &str, window_start: i64, time: i64) -> &'o mut Finding {
     let uid = crate::finding::finding_uid(&rule.id, group, window_start);
     if !touched.contains(&uid) {
         touched.insert(uid.clone());
     }
     match open.entry(uid) {
         MapEntry::Occupied(e) => e.into_mut(),
-        MapEntry::Vacant(e) => e.insert(Finding::new(rule.clone(), group.to_string(), window_start, first)),
+        MapEntry::Vacant(e) => e.insert(Finding::new(rule.clone(), group.to_string(), window_start, time)),
     }
 }
 

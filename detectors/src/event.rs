@@ -110,6 +110,17 @@ impl Summaries {
         })
     }
 
+    /// `metadata.uid` as it is (every row has one once the engine filled them).
+    pub fn uid_ref(&self, row: usize) -> Option<&str> {
+        crate::fields::str_at(&self.strs[0], row)
+    }
+
+    /// The principal a single-event finding groups by: `actor uid|account`.
+    pub fn principal(&self, row: usize) -> String {
+        let s = |i: usize| crate::fields::str_at(&self.strs[i], row).unwrap_or("-");
+        format!("{}|{}", s(3), s(6))
+    }
+
     pub fn get(&self, row: usize) -> EventSummary {
         let s = |i: usize| str_at(&self.strs[i], row);
         EventSummary {

@@ -165,7 +165,8 @@ enum Resolved<'b> {
     /// The columns, then the same field under `unmapped` (what the normalizer left there).
     Columns(Vec<Option<ArrayRef>>, Vec<String>),
     Flag(Option<ArrayRef>, &'static str, &'static str),
-    Json { column: Option<ArrayRef>, root: &'b str, path: &'b [String], slot: usize },
+    /// `under`: the same field's path under `unmapped` (the root, then the path).
+    Json { column: Option<ArrayRef>, under: Vec<String>, path: &'b [String], slot: usize },
     Unmapped(&'b [String]),
     Keywords,
 }
@@ -175,7 +176,7 @@ enum Resolved<'b> {
 #[derive(Default)]
 pub struct RowJson {
     row: usize,
-    parsed: [Option<Option<Value>>; 3],
+    parsed: [Option<Option<Value>>; 2],
 }
 
 impl RowJson {
@@ -184,8 +185,6 @@ impl RowJson {
         self.parsed = Default::default();
     }
 }
-
-const UNMAPPED_SLOT: usize = 2;
 
 impl<'b> BatchFields<'b> {
     pub fn new(batch: &RecordBatch, sources: &'b [Source]) -> BatchFields<'b> {
@@ -196,7 +195,8 @@ impl<'b> BatchFields<'b> {
                 Source::Flag { column: c, yes, no } => Resolved::Flag(column(batch, c), yes, no),
                 Source::Json { column: c, root, path } => {
                     let slot = JSON.iter().position(|(r, _)| r == root).unwrap_or(0);
-                    Resolved::Json { column: column(batch, c), root, path, slot }
+                    let under = std::iter::once(root.to_string()).chain(path.iter().cloned()).collect();
+                    Resolved::Json { column: column(batch, c), under, path, slot }
                 }
                 Source::Unmapped(path) => Resolved::Unmapped(path),
                 Source::Keywords => Resolved::Keywords,
@@ -212,13 +212,13 @@ impl<'b> BatchFields<'b> {
         match &self.resolved[i] {
             Resolved::Columns(cols, path) => match cols.iter().find_map(|c| str_at(c, row)) {
                 Some(v) => Some(Cow::Borrowed(v)),
-                None => lookup(self.unmapped_json(row, json)?, path),
+                None => self.unmapped_at(row, path),
             },
             Resolved::Flag(c, yes, no) => {
                 let b = c.as_ref()?.as_boolean_opt()?;
                 b.is_valid(row).then(|| Cow::Borrowed(if b.value(row) { *yes } else { *no }))
             }
-            Resolved::Json { column, root, path, slot } => {
+            Resolved::Json { column, under, path, slot } => {
                 if let Some(text) = str_at(column, row) {
                     if path.is_empty() {
                         return Some(Cow::Borrowed(text));
@@ -226,10 +226,9 @@ impl<'b> BatchFields<'b> {
                     let v = json.parsed[*slot].get_or_insert_with(|| serde_json::from_str(text).ok()).as_ref()?;
                     return lookup(v, path);
                 }
-                let v = self.unmapped_json(row, json)?;
-                lookup(v.get(*root)?, path)
+                self.unmapped_at(row, under)
             }
-            Resolved::Unmapped(path) => lookup(self.unmapped_json(row, json)?, path),
+            Resolved::Unmapped(path) => self.unmapped_at(row, path),
             Resolved::Keywords => {
                 let parts: Vec<&str> = self.all_text.iter().filter_map(|a| text_at(a, row)).collect();
                 Some(Cow::Owned(parts.join("\n")))
@@ -237,9 +236,10 @@ impl<'b> BatchFields<'b> {
         }
     }
 
-    fn unmapped_json<'s>(&'s self, row: usize, json: &'s mut RowJson) -> Option<&'s Value> {
-        let text = str_at(&self.unmapped, row)?;
-        json.parsed[UNMAPPED_SLOT].get_or_insert_with(|| serde_json::from_str(text).ok()).as_ref()
+    /// A field under `unmapped`, which holds everything the normalizer did not map and is
+    /// the largest text of a row: only the path is built, the rest is skipped unparsed.
+    fn unmapped_at(&self, row: usize, path: &[String]) -> Option<Cow<'static, str>> {
+        lookup_text(str_at(&self.unmapped, row)?, path).map(Cow::Owned)
     }
 }
 
@@ -254,9 +254,93 @@ fn string_leaves(batch: &RecordBatch) -> Vec<ArrayRef> {
     out
 }
 
-/// `lookup` on JSON text.
+/// `lookup` on JSON text. Only what lies on the path is built (`Prune`); the rest is skipped.
 pub fn lookup_text(text: &str, path: &[String]) -> Option<String> {
-    lookup(&serde_json::from_str(text).ok()?, path).map(Cow::into_owned)
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let pruned = Prune(path).deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    lookup(&pruned, path).map(Cow::into_owned)
+}
+
+/// Deserializes JSON keeping only what `lookup` with this path reads: in objects the path's
+/// key (the last one, as a full parse keeps), in arrays every member, at the end of the path
+/// the whole value. So `lookup(pruned, path) == lookup(full, path)`.
+struct Prune<'p>(&'p [String]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Prune<'_> {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        if self.0.is_empty() {
+            return serde::Deserialize::deserialize(d);
+        }
+        d.deserialize_any(self)
+    }
+}
+
+/// An object key compared with the wanted one, without allocating.
+struct KeyIs<'p>(&'p str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeyIs<'_> {
+    type Value = bool;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl serde::de::Visitor<'_> for KeyIs<'_> {
+    type Value = bool;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_str<E>(self, v: &str) -> Result<bool, E> {
+        Ok(v == self.0)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Prune<'_> {
+    type Value = Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let (key, rest) = self.0.split_first().expect("Prune only visits with a path left");
+        let mut found = None;
+        while let Some(wanted) = map.next_key_seed(KeyIs(key))? {
+            if wanted {
+                found = Some(map.next_value_seed(Prune(rest))?);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(Value::Object(found.map(|v| (key.clone(), v)).into_iter().collect()))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(v) = seq.next_element_seed(Prune(self.0))? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    // A scalar where the path goes on holds nothing for it.
+    fn visit_bool<E>(self, _: bool) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
 }
 
 /// The value at a dotted path: objects are entered by key; an array on the way applies the
@@ -307,7 +391,7 @@ mod tests {
         assert_eq!(lookup(&v, &p("o")).as_deref(), Some(r#"{"k":true}"#));
         assert_eq!(lookup(&v, &p("o.k")).as_deref(), Some("true"));
         let text = v.to_string();
-        for path in ["a.b", "l.c", "l.e", "n", "o", "o.k", "a", "zz"] {
+        for path in ["a.b", "l.c", "l.e", "n", "o", "o.k", "a", "zz", "l", "a.b.c", "l.c.x"] {
             assert_eq!(lookup_text(&text, &p(path)), lookup(&v, &p(path)).map(Cow::into_owned), "{path}");
         }
     }

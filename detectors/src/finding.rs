@@ -110,14 +110,15 @@ fn attacks(rule: &RuleMeta) -> Vec<Value> {
 }
 
 impl Finding {
-    pub fn new(rule: Arc<RuleMeta>, group: String, window_start: i64, first: &EventSummary) -> Finding {
+    /// A finding with no event yet, first seen at `time`.
+    pub fn new(rule: Arc<RuleMeta>, group: String, window_start: i64, time: i64) -> Finding {
         Finding {
             uid: finding_uid(&rule.id, &group, window_start),
             rule,
             group,
             window_start,
-            first_seen: first.time,
-            last_seen: first.time,
+            first_seen: time,
+            last_seen: time,
             count: 0,
             related: Vec::new(),
             evidences: Vec::new(),
@@ -127,17 +128,34 @@ impl Finding {
         }
     }
 
-    /// Adds one matching event (a redelivered event, same uid, is not counted twice).
-    pub fn add(&mut self, e: &EventSummary) {
-        if !e.uid.is_empty() {
+    /// Whether it holds all the related events and evidences it keeps: later events only count
+    /// (`count_event`), and their summaries need not be built. (So resources come from the
+    /// first MAX_RELATED events.)
+    pub fn saturated(&self) -> bool {
+        self.related.len() >= MAX_RELATED && self.evidences.len() >= MAX_EVIDENCES
+    }
+
+    /// Counts one matching event by uid and time; false when it was counted before (a
+    /// redelivered event is not counted twice).
+    pub fn count_event(&mut self, uid: &str, time: i64) -> bool {
+        if !uid.is_empty() {
             use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-            if !self.seen.insert(BuildHasherDefault::<DefaultHasher>::default().hash_one(&e.uid)) {
-                return;
+            if !self.seen.insert(BuildHasherDefault::<DefaultHasher>::default().hash_one(uid)) {
+                return false;
             }
         }
         self.count += 1;
-        self.first_seen = self.first_seen.min(e.time);
-        self.last_seen = self.last_seen.max(e.time);
+        self.first_seen = self.first_seen.min(time);
+        self.last_seen = self.last_seen.max(time);
+        true
+    }
+
+    /// Adds one matching event: counted, and kept as related event, resources and evidence
+    /// while there is room.
+    pub fn add(&mut self, e: &EventSummary) {
+        if !self.count_event(&e.uid, e.time) {
+            return;
+        }
         if self.related.len() < MAX_RELATED && !e.uid.is_empty() {
             self.related.push(e.uid.clone());
         }

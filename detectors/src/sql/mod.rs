@@ -88,6 +88,8 @@ struct State {
     filters: HashMap<String, Compiled>,
     /// Per table, the top-level columns the query reads (None: all).
     reads: HashMap<String, Option<Vec<String>>>,
+    /// The query, planned and optimized once at load: a run only makes its physical plan.
+    plan: Option<datafusion::logical_expr::LogicalPlan>,
     /// Window start -> kept batches, per table.
     windows: BTreeMap<i64, HashMap<String, Vec<RecordBatch>>>,
     /// Windows that start before this are closed.
@@ -101,6 +103,9 @@ pub struct SqlSet {
     pub rejected: Vec<(PathBuf, String)>,
     states: Vec<State>,
     schemas: HashMap<String, SchemaRef>,
+    /// One table per class and `agent_links`, registered once; a run puts its window's rows in
+    /// the tables its rule reads and empties them after.
+    tables: HashMap<String, Arc<MemTable>>,
     ctx: SessionContext,
     rt: tokio::runtime::Runtime,
 }
@@ -112,11 +117,17 @@ impl SqlSet {
         schemas.insert(AGENT_LINKS.into(), Linker::schema());
         let rt = tokio::runtime::Builder::new_current_thread().build().map_err(|e| format!("detection runtime: {e}"))?;
         let ctx = session(session_config().with_target_partitions(1));
-        let mut set = SqlSet { rules: Vec::new(), rejected: Vec::new(), states: Vec::new(), schemas, ctx, rt };
+        let mut tables = HashMap::new();
+        for (name, schema) in &schemas {
+            let t = Arc::new(MemTable::try_new(schema.clone(), vec![vec![]]).map_err(|e| format!("table {name}: {e}"))?);
+            ctx.register_table(name.as_str(), t.clone()).map_err(|e| format!("table {name}: {e}"))?;
+            tables.insert(name.clone(), t);
+        }
+        let mut set = SqlSet { rules: Vec::new(), rejected: Vec::new(), states: Vec::new(), schemas, tables, ctx, rt };
         for (path, text) in docs {
-            match SqlRule::parse(&path, &text).and_then(|r| set.check(&r).map(|reads| (r, reads))) {
-                Ok((r, reads)) => {
-                    let mut state = State { closed_before: i64::MIN, reads, ..State::default() };
+            match SqlRule::parse(&path, &text).and_then(|r| set.check(&r).map(|planned| (r, planned))) {
+                Ok((r, (reads, plan))) => {
+                    let mut state = State { closed_before: i64::MIN, reads, plan: Some(plan), ..State::default() };
                     // Compiled now for the class schemas, so that the first batches do not pay.
                     for t in &r.tables {
                         if let Some(schema) = set.schemas.get(t).cloned() {
@@ -132,16 +143,16 @@ impl SqlSet {
         Ok(set)
     }
 
-    /// Plans the rule's filter and query against empty tables of its classes; returns the
-    /// top-level columns the query reads per table (None: all of them).
-    fn check(&self, r: &SqlRule) -> Result<HashMap<String, Option<Vec<String>>>, String> {
+    /// Plans the rule's filter and query against the (empty) tables; returns the top-level
+    /// columns the query reads per table (None: all of them) and the optimized plan.
+    #[allow(clippy::type_complexity)]
+    fn check(&self, r: &SqlRule) -> Result<(HashMap<String, Option<Vec<String>>>, datafusion::logical_expr::LogicalPlan), String> {
         for t in &r.tables {
             let schema = self.schemas.get(t).ok_or_else(|| format!("{}: table `{t}` is not a class Ocelot writes (known: {})", r.path.display(), self.table_names().join(", ")))?;
             if let Some(f) = r.filter_for(t) {
                 compile_filter(&self.ctx, schema, f).map_err(|e| format!("{}: filter on {t}: {e}", r.path.display()))?;
             }
         }
-        self.register(&r.tables, &HashMap::new(), &Linker::default()).map_err(|e| format!("{}: {e}", r.path.display()))?;
         let (plan, optimized) = self.rt.block_on(async {
             let df = self.ctx.sql(&r.query).await?;
             let schema = df.schema().clone();
@@ -156,7 +167,11 @@ impl SqlSet {
                 return Err(format!("{}: group_by names `{g}`, which the query does not return", r.path.display()));
             }
         }
-        Ok(query_reads(&optimized))
+        let reads = query_reads(&optimized);
+        if let Some(t) = reads.keys().find(|t| *t != AGENT_LINKS && !r.tables.contains(t)) {
+            return Err(format!("{}: the query reads `{t}`, which the `table` header does not name (the rule would never see its rows)", r.path.display()));
+        }
+        Ok((reads, optimized))
     }
 
     fn table_names(&self) -> Vec<&str> {
@@ -165,19 +180,18 @@ impl SqlSet {
         v
     }
 
-    /// Registers each table with the given batches (aligned to the class schema) or empty, and
-    /// `agent_links` for the CloudTrail rows among them.
-    fn register(&self, tables: &[String], data: &HashMap<String, Vec<RecordBatch>>, linker: &Linker) -> datafusion::common::Result<()> {
-        let links = linker.links(&data.values().flatten().cloned().collect::<Vec<_>>());
-        self.ctx.deregister_table(AGENT_LINKS)?;
-        self.ctx.register_table(AGENT_LINKS, Arc::new(MemTable::try_new(Linker::schema(), vec![vec![links]])?))?;
-        for t in tables {
-            let schema = self.schemas.get(t).cloned().ok_or_else(|| datafusion::common::DataFusionError::Plan(format!("unknown table {t}")))?;
-            let batches: Vec<RecordBatch> = data.get(t).map(|b| b.iter().map(|b| align(b, &schema)).collect()).unwrap_or_default();
-            self.ctx.deregister_table(t.as_str())?;
-            self.ctx.register_table(t.as_str(), Arc::new(MemTable::try_new(schema, vec![batches])?))?;
+    /// Puts the batches (aligned to the class schema) in each table, and in `agent_links` the
+    /// links of the CloudTrail rows among them; `None` empties them.
+    async fn fill(&self, tables: &[String], data: Option<(&HashMap<String, Vec<RecordBatch>>, &Linker)>) {
+        let links = data.map(|(d, linker)| linker.links(&d.values().flatten().cloned().collect::<Vec<_>>()));
+        if let Some(t) = self.tables.get(AGENT_LINKS) {
+            *t.batches[0].write().await = links.into_iter().collect();
         }
-        Ok(())
+        for t in tables {
+            let (Some(table), Some(schema)) = (self.tables.get(t), self.schemas.get(t)) else { continue };
+            let batches: Vec<RecordBatch> = data.and_then(|(d, _)| d.get(t)).map(|b| b.iter().map(|b| align(b, schema)).collect()).unwrap_or_default();
+            *table.batches[0].write().await = batches;
+        }
     }
 
     pub fn stats(&self, rule: usize) -> RuleStats {
@@ -323,7 +337,17 @@ impl SqlSet {
     fn run(&mut self, i: usize, window_start: Option<i64>, data: HashMap<String, Vec<RecordBatch>>, linker: &Linker) -> Option<Output> {
         self.states[i].stats.runs += 1;
         let rule = &self.rules[i];
-        let result = self.register(&rule.tables, &data, linker).and_then(|_| self.rt.block_on(async { self.ctx.sql(&rule.query).await?.collect().await }));
+        let Some(plan) = self.states[i].plan.as_ref() else { return None };
+        let result = self.rt.block_on(async {
+            self.fill(&rule.tables, Some((&data, linker))).await;
+            let state = self.ctx.state();
+            let result = match state.query_planner().create_physical_plan(plan, &state).await {
+                Ok(physical) => datafusion::physical_plan::collect(physical, state.task_ctx()).await,
+                Err(e) => Err(e),
+            };
+            self.fill(&rule.tables, None).await;
+            result
+        });
         let batches = match result {
             Ok(b) => b,
             Err(e) => {
