@@ -23,7 +23,7 @@ use serde::Deserialize;
 use crate::agents::{AgentRule, service_key};
 use crate::fields::{column, str_at};
 use crate::net::Net;
-use crate::rule::{Attack, Case, RuleMeta, Severity};
+use crate::rule::{Case, RuleMeta};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -156,7 +156,7 @@ pub fn is_agents_file(text: &str) -> bool {
 
 fn parse(text: &str) -> Result<(RuleMeta, Check, RuleFile), String> {
     let mut f: RuleFile = toml::from_str(text).map_err(|e| e.to_string().replace('\n', " "))?;
-    let severity = Severity::parse(&f.severity).ok_or_else(|| format!("severity `{}`: expected informational, low, medium, high or critical", f.severity))?;
+    let meta = RuleMeta::from_toml("behaviour", &f.id, &f.title, &f.description, &f.severity, &f.attack, &f.tactics)?;
     let p = std::mem::take(&mut f.params);
     let check = match f.check.as_str() {
         "out_of_scope" => Check::OutOfScope(params(p)?),
@@ -171,8 +171,6 @@ fn parse(text: &str) -> Result<(RuleMeta, Check, RuleFile), String> {
         "foreign_client" => return Err("params: foreign_client takes none (it reads the agents' user_agent patterns and scope.source_ips)".into()),
         other => return Err(format!("check `{other}`: expected out_of_scope, rate_anomaly or foreign_client")),
     };
-    let attacks = f.attack.iter().map(|t| Attack { technique: t.to_ascii_uppercase(), tactics: f.tactics.clone() }).collect();
-    let meta = RuleMeta { id: f.id.clone(), title: f.title.clone(), description: f.description.clone(), severity, kind: "behaviour", attacks, references: Vec::new() };
     Ok((meta, check, f))
 }
 

@@ -11,7 +11,7 @@ use regex_automata::{Input, MatchKind, PatternSet};
 use serde::Deserialize;
 
 use crate::fields::column;
-use crate::rule::{Attack, RuleMeta, Severity};
+use crate::rule::RuleMeta;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -101,9 +101,12 @@ impl PatternRules {
                     continue;
                 }
             };
-            let Some(severity) = Severity::parse(&parsed.severity) else {
-                rejected.push((path, format!("severity `{}`: expected informational, low, medium, high or critical", parsed.severity)));
-                continue;
+            let meta = match RuleMeta::from_toml("pattern", &parsed.id, &parsed.title, &parsed.description, &parsed.severity, &parsed.attack, &parsed.tactics) {
+                Ok(m) => m,
+                Err(e) => {
+                    rejected.push((path, e));
+                    continue;
+                }
             };
             let mut regexes = Vec::new();
             let mut bad = None;
@@ -125,8 +128,6 @@ impl PatternRules {
                     per_column.entry(c.clone()).or_default().push((re.clone(), i, n));
                 }
             }
-            let attacks = parsed.attack.iter().map(|t| Attack { technique: t.to_ascii_uppercase(), tactics: parsed.tactics.clone() }).collect();
-            let meta = RuleMeta { id: parsed.id, title: parsed.title, description: parsed.description, severity, kind: "pattern", attacks, references: Vec::new() };
             let cases = parsed.fires.into_iter().map(|events| crate::rule::Case { fires: true, events }).chain(parsed.quiet.into_iter().map(|events| crate::rule::Case { fires: false, events })).collect();
             rules.push(PatternRule { meta, path, table: parsed.table, columns: parsed.columns, agents_only: parsed.agents_only, group_by: parsed.group_by, names: parsed.patterns.into_iter().map(|p| p.name).collect(), cases });
         }

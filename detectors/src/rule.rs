@@ -62,6 +62,15 @@ pub struct RuleMeta {
     pub references: Vec<String>,
 }
 
+impl RuleMeta {
+    /// The metadata of a TOML rule (pattern, behaviour): techniques each carry all the tactics.
+    pub fn from_toml(kind: &'static str, id: &str, title: &str, description: &str, severity: &str, attack: &[String], tactics: &[String]) -> Result<RuleMeta, String> {
+        let severity = Severity::parse(severity).ok_or_else(|| format!("severity `{severity}`: expected informational, low, medium, high or critical"))?;
+        let attacks = attack.iter().map(|t| Attack { technique: t.to_ascii_uppercase(), tactics: tactics.to_vec() }).collect();
+        Ok(RuleMeta { id: id.into(), title: title.into(), description: description.into(), severity, kind, attacks, references: Vec::new() })
+    }
+}
+
 /// ATT&CK techniques and tactics from Sigma-style tags (`attack.t1562.008`,
 /// `attack.defense-evasion`): each technique carries every tactic the tags name.
 pub fn attacks_from_tags<S: AsRef<str>>(tags: &[S]) -> Vec<Attack> {
