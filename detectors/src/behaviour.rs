@@ -247,7 +247,9 @@ impl FirstSeen {
             let (_, nth, _) = times.select_nth_unstable(cut);
             let nth = *nth;
             self.values.retain(|_, t| *t > nth);
-            self.since.retain(|a, _| self.values.keys().any(|(x, ..)| x == a));
+            // Agents with no value left are forgotten too (one pass, not one per agent).
+            let live: std::collections::HashSet<&str> = self.values.keys().map(|(a, ..)| a.as_str()).collect();
+            self.since.retain(|a, _| live.contains(a.as_str()));
         }
         time - since >= i64::from(p.learn_minutes) * 60_000
     }
