@@ -197,20 +197,25 @@ impl Engine {
         let corr_values = (!self.sigma.correlations.is_empty()).then(|| BatchFields::new(batch, &self.corr_sources));
         let mut json = RowJson::default();
         let mut touched: BTreeSet<String> = BTreeSet::new();
-        // Hits come in row order: per row one group key, and one summary only if a finding
-        // still keeps evidence (most hits of a busy rule only count).
-        let mut row_group: Option<(usize, String)> = None;
+        // Hits come in row order: one summary per row, and only if a finding still keeps
+        // evidence (most hits of a busy rule only count). The uid of (rule, principal, period)
+        // is computed once per batch: a busy principal hits the same finding row after row.
         let mut row_summary: Option<(usize, EventSummary)> = None;
+        let mut uids: foldhash::HashMap<(usize, &str, &str, i64), String> = Default::default();
         for hit in hits {
             let row = hit.row;
             let time = summaries.time(row);
             if self.sigma.rules[hit.rule].generate {
-                if row_group.as_ref().is_none_or(|(r, _)| *r != row) {
-                    row_group = Some((row, summaries.principal(row)));
-                }
-                let Some((_, group)) = &row_group else { continue };
+                let (actor, account) = summaries.principal_parts(row);
                 let ws = time.div_euclid(self.opts.suppression_ms) * self.opts.suppression_ms;
-                let f = open_finding(&mut self.open, &mut touched, &self.metas[hit.rule], group, ws, time);
+                let f = match uids.get(&(hit.rule, actor, account, ws)).and_then(|u| self.open.get_mut(u)) {
+                    Some(f) => f,
+                    None => {
+                        let f = open_finding(&mut self.open, &mut touched, &self.metas[hit.rule], &format!("{actor}|{account}"), ws, time);
+                        uids.insert((hit.rule, actor, account, ws), f.uid.clone());
+                        f
+                    }
+                };
                 match summaries.uid_ref(row) {
                     Some(uid) if f.saturated() => {
                         f.count_event(uid, time);

@@ -117,8 +117,14 @@ impl Summaries {
 
     /// The principal a single-event finding groups by: `actor uid|account`.
     pub fn principal(&self, row: usize) -> String {
+        let (actor, account) = self.principal_parts(row);
+        format!("{actor}|{account}")
+    }
+
+    /// The (actor uid, account) of `principal`, borrowed from the batch.
+    pub fn principal_parts(&self, row: usize) -> (&str, &str) {
         let s = |i: usize| crate::fields::str_at(&self.strs[i], row).unwrap_or("-");
-        format!("{}|{}", s(3), s(6))
+        (s(3), s(6))
     }
 
     pub fn get(&self, row: usize) -> EventSummary {

@@ -113,23 +113,21 @@ impl SigmaSet {
     pub fn eval_rows(&self, batch: &RecordBatch, rows: &[usize]) -> Vec<Hit> {
         let fields = BatchFields::new(batch, &self.fields);
         let mut json = RowJson::default();
-        let mut set = PatternSet::new(self.pattern_count.max(1));
-        let local = self.automata.iter().map(|a| PatternSet::new(a.as_ref().map_or(1, |a| a.regex.pattern_len()))).collect();
-        let mut scratch = Scratch { done: vec![false; self.fields.len()], set: &mut set, local };
+        let mut s = Scratch::new(self);
         let mut candidates: Vec<usize> = Vec::new();
         let mut hits = Vec::new();
         for &row in rows {
             json.reset(row);
-            scratch.done.iter_mut().for_each(|d| *d = false);
-            scratch.set.clear();
+            s.next_row();
             // Prefilter: only rules whose guard pattern matched, plus the unguarded ones.
             candidates.clear();
             candidates.extend_from_slice(&self.unguarded);
             for &f in &self.guard_fields {
-                self.run_field(f, row, &fields, &mut json, &mut scratch);
+                self.run_field(f, row, &fields, &mut json, &mut s);
             }
-            for p in scratch.set.iter() {
-                if let Some(rules) = self.guards.get(&(p.as_usize() as u32)) {
+            // Only the guard fields have run yet: these are their patterns.
+            for p in &s.row_patterns {
+                if let Some(rules) = self.guards.get(p) {
                     candidates.extend_from_slice(rules);
                 }
             }
@@ -139,7 +137,7 @@ impl SigmaSet {
             candidates.sort_unstable();
             candidates.dedup();
             for &r in &candidates {
-                if self.eval_expr(&self.rules[r].expr, row, &fields, &mut json, &mut scratch) {
+                if self.eval_expr(&self.rules[r].expr, row, &fields, &mut json, &mut s) {
                     hits.push(Hit { rule: r, row });
                 }
             }
@@ -147,23 +145,37 @@ impl SigmaSet {
         hits
     }
 
-    /// Runs field `f`'s automaton on its value in `row` once, recording matched patterns.
-    fn run_field(&self, f: usize, row: usize, fields: &BatchFields<'_>, json: &mut RowJson, s: &mut Scratch<'_>) {
-        if s.done[f] {
+    /// Reads field `f` in `row` once, and runs its automaton on the value, recording which
+    /// patterns matched. A value seen before in the batch takes its recorded patterns.
+    fn run_field(&self, f: usize, row: usize, fields: &BatchFields<'_>, json: &mut RowJson, s: &mut Scratch) {
+        if s.done[f] == s.row {
             return;
         }
-        s.done[f] = true;
-        let Some(a) = &self.automata[f] else { return };
+        s.done[f] = s.row;
         let Some(v) = fields.value(f, row, json) else { return };
-        let local = &mut s.local[f];
+        s.present[f] = s.row;
+        let Some(a) = &self.automata[f] else { return };
+        let Scratch { memo, local, row: stamp, matched, row_patterns, .. } = s;
+        let (memo, local) = (&mut memo[f], &mut local[f]);
+        let mut mark = |p: u32| {
+            if matched[p as usize] != *stamp {
+                matched[p as usize] = *stamp;
+                row_patterns.push(p);
+            }
+        };
+        if let Some(range) = memo.get(&v) {
+            memo.ids[range].iter().for_each(|&p| mark(p));
+            return;
+        }
         local.clear();
         a.regex.which_overlapping_matches(&Input::new(v.as_ref()), local);
-        for p in local.iter() {
-            s.set.insert(regex_automata::PatternID::new_unchecked(a.ids[p.as_usize()] as usize));
-        }
+        let start = memo.ids.len();
+        memo.ids.extend(local.iter().map(|p| a.ids[p.as_usize()]));
+        memo.ids[start..].iter().for_each(|&p| mark(p));
+        memo.insert(&v, start);
     }
 
-    fn eval_expr(&self, e: &Expr, row: usize, fields: &BatchFields<'_>, json: &mut RowJson, s: &mut Scratch<'_>) -> bool {
+    fn eval_expr(&self, e: &Expr, row: usize, fields: &BatchFields<'_>, json: &mut RowJson, s: &mut Scratch) -> bool {
         match e {
             Expr::And(xs) => xs.iter().all(|x| self.eval_expr(x, row, fields, json, s)),
             Expr::Or(xs) => xs.iter().any(|x| self.eval_expr(x, row, fields, json, s)),
@@ -177,13 +189,15 @@ impl SigmaSet {
         }
     }
 
-    fn eval_test(&self, field: usize, t: &Test, row: usize, fields: &BatchFields<'_>, json: &mut RowJson, s: &mut Scratch<'_>) -> bool {
-        let matched = |ids: &[u32], s: &Scratch<'_>| ids.iter().any(|&p| s.set.contains(regex_automata::PatternID::new_unchecked(p as usize)));
+    /// A test of `field`, which `run_field` has read for this row.
+    fn eval_test(&self, field: usize, t: &Test, row: usize, fields: &BatchFields<'_>, json: &mut RowJson, s: &Scratch) -> bool {
+        let matched = |ids: &[u32]| ids.iter().any(|&p| s.matched[p as usize] == s.row);
+        let present = s.present[field] == s.row;
         match t {
-            Test::Patterns(ids) => matched(ids, s),
-            Test::NotPatterns(ids) => fields.value(field, row, json).is_some() && !matched(ids, s),
-            Test::Null => fields.value(field, row, json).is_none(),
-            Test::Exists(want) => fields.value(field, row, json).is_some() == *want,
+            Test::Patterns(ids) => matched(ids),
+            Test::NotPatterns(ids) => present && !matched(ids),
+            Test::Null => !present,
+            Test::Exists(want) => present == *want,
             Test::Cidr(net) => fields.value(field, row, json).and_then(|v| v.trim().parse().ok()).is_some_and(|ip| net.contains(ip)),
             Test::Cmp(op, n) => fields.value(field, row, json).and_then(|v| v.trim().parse::<f64>().ok()).is_some_and(|v| op.holds(v, *n)),
             Test::FieldRef { other, anchor, cased } => {
@@ -218,10 +232,82 @@ fn walk(e: &Expr, f: &mut impl FnMut(&Item)) {
     }
 }
 
-struct Scratch<'a> {
-    done: Vec<bool>,
-    set: &'a mut PatternSet,
-    /// Per field, the patterns its automaton matched in this row (reused, not reallocated).
+/// Per-batch evaluation state. Rows are stamped with a counter, so nothing is cleared
+/// between rows: a field ran, was present, or a pattern matched in this row when its stamp is
+/// the row's.
+struct Scratch {
+    row: u32,
+    /// Per field.
+    done: Vec<u32>,
+    present: Vec<u32>,
+    /// Per pattern id.
+    matched: Vec<u32>,
+    /// The pattern ids matched in this row, in the order found.
+    row_patterns: Vec<u32>,
+    /// Per field, the patterns each value seen in this batch matched.
+    memo: Vec<Memo>,
+    /// Per field, the automaton's match set (reused, not reallocated).
     local: Vec<PatternSet>,
 }
 
+impl Scratch {
+    fn new(set: &SigmaSet) -> Scratch {
+        let n = set.fields.len();
+        Scratch {
+            row: 0,
+            done: vec![0; n],
+            present: vec![0; n],
+            matched: vec![0; set.pattern_count.max(1)],
+            row_patterns: Vec::new(),
+            memo: (0..n).map(|_| Memo::default()).collect(),
+            local: set.automata.iter().map(|a| PatternSet::new(a.as_ref().map_or(1, |a| a.regex.pattern_len()))).collect(),
+        }
+    }
+
+    fn next_row(&mut self) {
+        self.row += 1;
+        self.row_patterns.clear();
+    }
+
+}
+
+/// The patterns a field's values matched, by value. Event fields repeat (operations,
+/// services, identity types, regions, user agents), so most values skip the automaton. A field
+/// whose values rarely repeat (request parameters, ids) stops being remembered: it would only
+/// cost a hash and a copy per row.
+#[derive(Default)]
+struct Memo {
+    seen: foldhash::HashMap<Box<str>, std::ops::Range<usize>>,
+    ids: Vec<u32>,
+    lookups: u32,
+    off: bool,
+}
+
+impl Memo {
+    /// Values looked up before deciding whether remembering pays.
+    const TRIAL: u32 = 256;
+
+    fn get(&mut self, v: &str) -> Option<std::ops::Range<usize>> {
+        if self.off {
+            return None;
+        }
+        self.lookups += 1;
+        self.seen.get(v).cloned()
+    }
+
+    /// Remembers that `v` matched the ids from `start` to the end of `ids`.
+    fn insert(&mut self, v: &str, start: usize) {
+        if self.off {
+            self.ids.truncate(start);
+            return;
+        }
+        // Past the trial, mostly new values: stop remembering this field.
+        if self.lookups >= Self::TRIAL && self.seen.len() as u32 * 2 > self.lookups {
+            self.off = true;
+            self.seen = Default::default();
+            self.ids = Vec::new();
+            return;
+        }
+        self.seen.insert(v.into(), start..self.ids.len());
+    }
+}
