@@ -224,15 +224,20 @@ impl Engine {
                 }
             }
             let Some(values) = corr_values.as_ref().filter(|_| !self.uses[hit.rule].is_empty()) else { continue };
-            let ev = summary_of(&mut row_summary, &summaries, row);
+            // A correlation keeps the uid and time of each hit; the summary is built when it fires.
+            let uid = match summaries.uid_ref(row) {
+                Some(u) => u.to_string(),
+                None => summaries.uid(row).unwrap_or_default(),
+            };
             for &(ci, pos) in &self.uses[hit.rule] {
                 json.reset(hit.row);
                 let (group_idx, value_idx) = &self.corr_fields[ci][pos];
                 let group: Vec<String> = group_idx.iter().map(|&i| values.value(i, hit.row, &mut json).map(|v| v.into_owned()).unwrap_or_default()).collect();
                 let value = value_idx.and_then(|i| values.value(i, hit.row, &mut json).map(|v| v.into_owned()));
                 let c = &self.sigma.correlations[ci];
-                let entry = Entry { time: ev.time, rule: pos, value, uid: ev.uid.clone() };
+                let entry = Entry { time, rule: pos, value, uid: uid.clone() };
                 if let Some(fired) = self.state.observe(ci, c, group.join("|"), entry) {
+                    let ev = summary_of(&mut row_summary, &summaries, row);
                     let first = fired.events.iter().map(|e| e.time).min().unwrap_or(ev.time);
                     let span = c.timespan_ms.max(1);
                     let mut f = Finding::new(self.corr_metas[ci].clone(), fired.group.clone(), first.div_euclid(span) * span, ev.time);

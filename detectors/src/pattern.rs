@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::array::{Array, AsArray, RecordBatch};
 use regex_automata::meta::{Config, Regex};
 use regex_automata::{Input, MatchKind, PatternSet};
 use serde::Deserialize;
@@ -79,6 +79,8 @@ struct ColumnAutomaton {
     regex: Regex,
     /// Automaton pattern -> (rule, pattern name index).
     owner: Vec<(usize, usize)>,
+    /// Every rule on the column reads agent telemetry only: other rows are not scanned.
+    agents_only: bool,
 }
 
 pub struct PatternRules {
@@ -137,7 +139,8 @@ impl PatternRules {
         for (column, pats) in columns {
             let texts: Vec<&str> = pats.iter().map(|(r, ..)| r.as_str()).collect();
             let regex = Regex::builder().configure(Config::new().match_kind(MatchKind::All)).build_many(&texts).map_err(|e| format!("patterns on {column}: {e}"))?;
-            automata.push(ColumnAutomaton { column, regex, owner: pats.iter().map(|(_, r, n)| (*r, *n)).collect() });
+            let agents_only = pats.iter().all(|(_, r, _)| rules[*r].agents_only);
+            automata.push(ColumnAutomaton { column, regex, owner: pats.iter().map(|(_, r, n)| (*r, *n)).collect(), agents_only });
         }
         Ok(PatternRules { rules, rejected, automata })
     }
@@ -159,13 +162,17 @@ impl PatternRules {
             return Vec::new();
         }
         let agent_rows = agent_rows(batch);
+        let any_agent = agent_rows.iter().any(|&a| a);
         let mut hits: HashMap<(usize, usize), PatternHit> = HashMap::new();
         for a in &self.automata {
+            if a.agents_only && !any_agent {
+                continue;
+            }
             let Some(col) = column(batch, &a.column) else { continue };
             let Some(strs) = col.as_string_opt::<i32>() else { continue };
             let mut set = PatternSet::new(a.regex.pattern_len());
             for row in 0..strs.len() {
-                if strs.is_null(row) {
+                if strs.is_null(row) || a.agents_only && !agent_rows[row] {
                     continue;
                 }
                 set.clear();
@@ -194,12 +201,14 @@ fn agent_rows(batch: &RecordBatch) -> Vec<bool> {
     let mut out = vec![false; batch.num_rows()];
     let Some(profiles) = column(batch, "metadata").and_then(|m| m.as_struct_opt().and_then(|s| s.column_by_name("profiles").cloned())) else { return out };
     let Some(list) = profiles.as_list_opt::<i32>() else { return out };
+    // Read through the offsets into the one values array (a slice per row would cost more
+    // than the test).
+    let Some(values) = list.values().as_string_opt::<i32>() else { return out };
+    let offsets = list.value_offsets();
     for (row, slot) in out.iter_mut().enumerate() {
         if list.is_valid(row) {
-            let v: ArrayRef = list.value(row);
-            *slot = v.as_string_opt::<i32>().is_some_and(|s| s.iter().flatten().any(|p| p == "ai_operation"));
+            *slot = (offsets[row] as usize..offsets[row + 1] as usize).any(|i| values.is_valid(i) && values.value(i) == "ai_operation");
         }
     }
     out
 }
-
