@@ -16,9 +16,12 @@ use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, new_null
 use arrow::array::UInt32Array;
 use arrow::compute::{filter_record_batch, take_record_batch};
 use arrow::datatypes::{DataType, SchemaRef};
+use datafusion::catalog::streaming::StreamingTable;
 use datafusion::common::DFSchema;
-use datafusion::datasource::MemTable;
-use datafusion::physical_plan::PhysicalExpr;
+use datafusion::execution::TaskContext;
+use datafusion::physical_plan::memory::MemoryStream;
+use datafusion::physical_plan::streaming::PartitionStream;
+use datafusion::physical_plan::{ExecutionPlan, PhysicalExpr, SendableRecordBatchStream};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 pub use rule::{SqlRule, Window};
@@ -71,6 +74,9 @@ pub struct RuleStats {
 struct Conjunct {
     expr: Arc<dyn PhysicalExpr>,
     cols: Vec<usize>,
+    /// It parses or scans text (`json_get`, regular expressions): run only on the rows the
+    /// cheap conjuncts kept.
+    costly: bool,
 }
 
 /// A rule's filter on one table, compiled for a batch schema, and the columns the rule keeps
@@ -83,13 +89,14 @@ struct Compiled {
 
 #[derive(Default)]
 struct State {
-    /// Per table, for the last batch schema seen. Conjuncts are applied one after the other,
-    /// each to the rows the ones before kept, so costly ones (`json_get`) only see those.
+    /// Per table, for the last batch schema seen. Costly conjuncts (`json_get`) only see the
+    /// rows the cheap ones kept.
     filters: HashMap<String, Compiled>,
     /// Per table, the top-level columns the query reads (None: all).
     reads: HashMap<String, Option<Vec<String>>>,
-    /// The query, planned and optimized once at load: a run only makes its physical plan.
-    plan: Option<datafusion::logical_expr::LogicalPlan>,
+    /// The query, planned once at load over the tables' slots; a run resets its state and
+    /// executes it.
+    plan: Option<Arc<dyn ExecutionPlan>>,
     /// Window start -> kept batches, per table.
     windows: BTreeMap<i64, HashMap<String, Vec<RecordBatch>>>,
     /// Windows that start before this are closed.
@@ -105,7 +112,7 @@ pub struct SqlSet {
     schemas: HashMap<String, SchemaRef>,
     /// One table per class and `agent_links`, registered once; a run puts its window's rows in
     /// the tables its rule reads and empties them after.
-    tables: HashMap<String, Arc<MemTable>>,
+    tables: HashMap<String, Arc<Slot>>,
     ctx: SessionContext,
     rt: tokio::runtime::Runtime,
 }
@@ -116,12 +123,21 @@ impl SqlSet {
     pub fn new(docs: Vec<(PathBuf, String)>, mut schemas: HashMap<String, SchemaRef>) -> Result<SqlSet, String> {
         schemas.insert(AGENT_LINKS.into(), Linker::schema());
         let rt = tokio::runtime::Builder::new_current_thread().build().map_err(|e| format!("detection runtime: {e}"))?;
-        let ctx = session(session_config().with_target_partitions(1));
+        let mut config = session_config().with_target_partitions(1);
+        // A plan is made once and executed per window (see `Slot`): dynamic filters, which a
+        // plan's join or top-k fills while it runs, would carry over from one window to the next.
+        let opt = &mut config.options_mut().optimizer;
+        opt.enable_dynamic_filter_pushdown = false;
+        opt.enable_join_dynamic_filter_pushdown = false;
+        opt.enable_topk_dynamic_filter_pushdown = false;
+        opt.enable_aggregate_dynamic_filter_pushdown = false;
+        let ctx = session(config);
         let mut tables = HashMap::new();
         for (name, schema) in &schemas {
-            let t = Arc::new(MemTable::try_new(schema.clone(), vec![vec![]]).map_err(|e| format!("table {name}: {e}"))?);
-            ctx.register_table(name.as_str(), t.clone()).map_err(|e| format!("table {name}: {e}"))?;
-            tables.insert(name.clone(), t);
+            let slot = Arc::new(Slot { schema: schema.clone(), batches: Default::default() });
+            let t = StreamingTable::try_new(schema.clone(), vec![slot.clone() as Arc<dyn PartitionStream>]).map_err(|e| format!("table {name}: {e}"))?;
+            ctx.register_table(name.as_str(), Arc::new(t)).map_err(|e| format!("table {name}: {e}"))?;
+            tables.insert(name.clone(), slot);
         }
         let mut set = SqlSet { rules: Vec::new(), rejected: Vec::new(), states: Vec::new(), schemas, tables, ctx, rt };
         for (path, text) in docs {
@@ -144,19 +160,22 @@ impl SqlSet {
     }
 
     /// Plans the rule's filter and query against the (empty) tables; returns the top-level
-    /// columns the query reads per table (None: all of them) and the optimized plan.
+    /// columns the query reads per table (None: all of them) and the physical plan.
     #[allow(clippy::type_complexity)]
-    fn check(&self, r: &SqlRule) -> Result<(HashMap<String, Option<Vec<String>>>, datafusion::logical_expr::LogicalPlan), String> {
+    fn check(&self, r: &SqlRule) -> Result<(HashMap<String, Option<Vec<String>>>, Arc<dyn ExecutionPlan>), String> {
         for t in &r.tables {
             let schema = self.schemas.get(t).ok_or_else(|| format!("{}: table `{t}` is not a class Ocelot writes (known: {})", r.path.display(), self.table_names().join(", ")))?;
             if let Some(f) = r.filter_for(t) {
                 compile_filter(&self.ctx, schema, f).map_err(|e| format!("{}: filter on {t}: {e}", r.path.display()))?;
             }
         }
-        let (plan, optimized) = self.rt.block_on(async {
+        let (plan, optimized, physical) = self.rt.block_on(async {
             let df = self.ctx.sql(&r.query).await?;
             let schema = df.schema().clone();
-            df.into_optimized_plan().map(|p| (schema, p))
+            let optimized = df.into_optimized_plan()?;
+            let state = self.ctx.state();
+            let physical = state.query_planner().create_physical_plan(&optimized, &state).await?;
+            Ok::<_, datafusion::error::DataFusionError>((schema, optimized, physical))
         }).map_err(|e| format!("{}: query: {e}", r.path.display()))?;
         let has = |n: &str| plan.fields().iter().any(|f| f.name() == n);
         if !has("uids") && !has("uid") {
@@ -171,7 +190,7 @@ impl SqlSet {
         if let Some(t) = reads.keys().find(|t| *t != AGENT_LINKS && !r.tables.contains(t)) {
             return Err(format!("{}: the query reads `{t}`, which the `table` header does not name (the rule would never see its rows)", r.path.display()));
         }
-        Ok((reads, optimized))
+        Ok((reads, physical))
     }
 
     fn table_names(&self) -> Vec<&str> {
@@ -182,15 +201,15 @@ impl SqlSet {
 
     /// Puts the batches (aligned to the class schema) in each table, and in `agent_links` the
     /// links of the CloudTrail rows among them; `None` empties them.
-    async fn fill(&self, tables: &[String], data: Option<(&HashMap<String, Vec<RecordBatch>>, &Linker)>) {
+    fn fill(&self, tables: &[String], data: Option<(&HashMap<String, Vec<RecordBatch>>, &Linker)>) {
         let links = data.map(|(d, linker)| linker.links(&d.values().flatten().cloned().collect::<Vec<_>>()));
         if let Some(t) = self.tables.get(AGENT_LINKS) {
-            *t.batches[0].write().await = links.into_iter().collect();
+            t.put(links.into_iter().collect());
         }
         for t in tables {
             let (Some(table), Some(schema)) = (self.tables.get(t), self.schemas.get(t)) else { continue };
             let batches: Vec<RecordBatch> = data.and_then(|(d, _)| d.get(t)).map(|b| b.iter().map(|b| align(b, schema)).collect()).unwrap_or_default();
-            *table.batches[0].write().await = batches;
+            table.put(batches);
         }
     }
 
@@ -240,20 +259,38 @@ impl SqlSet {
         out
     }
 
-    /// The rows of a batch the rule keeps, with the columns it keeps. Only the final rows are
-    /// copied whole; each conjunct reads just its own columns of the rows still in.
+    /// The rows of a batch the rule keeps, with the columns it keeps. Cheap conjuncts read
+    /// their columns of the whole batch in place; costly ones only the rows still in, copied;
+    /// the rows kept are copied once, with only the columns the rule keeps.
     fn keep(&mut self, i: usize, batch: &RecordBatch, table: &str) -> Result<RecordBatch, String> {
         let c = self.states[i].compiled(&self.ctx, &self.rules[i], table, &batch.schema()).map_err(|e| e.to_string())?;
-        let mut rows: Option<UInt32Array> = None;
-        for conjunct in &c.conjuncts {
+        let mask = |cols: &RecordBatch, conjunct: &Conjunct| -> Result<BooleanArray, String> {
+            let v = conjunct.expr.evaluate(cols).and_then(|v| v.into_array(cols.num_rows())).map_err(|e| e.to_string())?;
+            let m = v.as_boolean_opt().ok_or("the filter is not a boolean expression")?;
+            // Null is not true: the row is out.
+            Ok(if m.nulls().is_some() { arrow::compute::prep_null_mask_filter(m) } else { m.clone() })
+        };
+        let mut all: Option<BooleanArray> = None;
+        for conjunct in c.conjuncts.iter().take_while(|c| !c.costly) {
+            let m = mask(&batch.project(&conjunct.cols).map_err(|e| e.to_string())?, conjunct)?;
+            let m = match all {
+                Some(prev) => arrow::compute::and(&prev, &m).map_err(|e| e.to_string())?,
+                None => m,
+            };
+            if m.true_count() == 0 {
+                return Ok(RecordBatch::new_empty(Arc::new(batch.schema().project(&c.keep).map_err(|e| e.to_string())?)));
+            }
+            all = Some(m);
+        }
+        let mut rows: Option<UInt32Array> = all.filter(|m| m.true_count() < m.len()).map(|m| m.values().set_indices().map(|r| r as u32).collect::<Vec<u32>>().into());
+        for conjunct in c.conjuncts.iter().skip_while(|c| !c.costly) {
             let cols = batch.project(&conjunct.cols).map_err(|e| e.to_string())?;
             let cols = match &rows {
                 Some(r) => take_record_batch(&cols, r).map_err(|e| e.to_string())?,
                 None => cols,
             };
-            let mask = conjunct.expr.evaluate(&cols).and_then(|v| v.into_array(cols.num_rows())).map_err(|e| e.to_string())?;
-            let mask: &BooleanArray = mask.as_boolean_opt().ok_or("the filter is not a boolean expression")?;
-            let pass = (0..mask.len()).filter(|&r| mask.is_valid(r) && mask.value(r));
+            let m = mask(&cols, conjunct)?;
+            let pass = m.values().set_indices();
             let next: UInt32Array = match &rows {
                 Some(prev) => pass.map(|r| prev.value(r)).collect::<Vec<u32>>().into(),
                 None => pass.map(|r| r as u32).collect::<Vec<u32>>().into(),
@@ -337,17 +374,13 @@ impl SqlSet {
     fn run(&mut self, i: usize, window_start: Option<i64>, data: HashMap<String, Vec<RecordBatch>>, linker: &Linker) -> Option<Output> {
         self.states[i].stats.runs += 1;
         let rule = &self.rules[i];
-        let Some(plan) = self.states[i].plan.as_ref() else { return None };
-        let result = self.rt.block_on(async {
-            self.fill(&rule.tables, Some((&data, linker))).await;
-            let state = self.ctx.state();
-            let result = match state.query_planner().create_physical_plan(plan, &state).await {
-                Ok(physical) => datafusion::physical_plan::collect(physical, state.task_ctx()).await,
-                Err(e) => Err(e),
-            };
-            self.fill(&rule.tables, None).await;
-            result
-        });
+        let plan = self.states[i].plan.clone()?;
+        self.fill(&rule.tables, Some((&data, linker)));
+        // Operators that keep what they built (a join's hash table) start afresh.
+        let result = datafusion::physical_plan::execution_plan::reset_plan_states(plan)
+            .map(|plan| self.rt.block_on(datafusion::physical_plan::collect(plan, self.ctx.task_ctx())));
+        self.fill(&rule.tables, None);
+        let result = result.and_then(|r| r);
         let batches = match result {
             Ok(b) => b,
             Err(e) => {
@@ -439,9 +472,37 @@ fn compile_filter(ctx: &SessionContext, schema: &SchemaRef, sql: &str) -> datafu
         let projected = Arc::new(schema.project(&cols)?);
         let expr = reassign_expr_columns(phys, &projected)?;
         expr.evaluate(&RecordBatch::new_empty(projected))?;
-        out.push(Conjunct { expr, cols });
+        let costly = datafusion::common::tree_node::TreeNode::exists(&expr, |e| Ok(e.downcast_ref::<datafusion::physical_expr::ScalarFunctionExpr>().is_some_and(|f| f.name().starts_with("json_") || f.name().starts_with("regexp_"))))?;
+        out.push(Conjunct { expr, cols, costly });
     }
+    // Cheap ones first.
+    out.sort_by_key(|c| c.costly);
     Ok(out)
+}
+
+/// A table's rows for the run under way. The physical plans read it when they execute, so a
+/// plan is made once and executed for every window.
+#[derive(Debug)]
+struct Slot {
+    schema: SchemaRef,
+    batches: std::sync::Mutex<Vec<RecordBatch>>,
+}
+
+impl Slot {
+    fn put(&self, batches: Vec<RecordBatch>) {
+        *self.batches.lock().unwrap_or_else(|p| p.into_inner()) = batches;
+    }
+}
+
+impl PartitionStream for Slot {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let batches = self.batches.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Box::pin(MemoryStream::try_new(batches, self.schema.clone(), None).expect("no projection, so no error"))
+    }
 }
 
 /// A batch with exactly `schema`'s columns: same-named columns of the same type are kept,
@@ -527,6 +588,23 @@ mod tests {
         // The end of input runs what is open.
         let out = s.flush(&l);
         assert_eq!((out.len(), out[0].window_start), (1, Some(60_000)));
+    }
+
+    #[test]
+    fn a_plan_made_once_reads_each_window_afresh() {
+        // A join builds a hash table when it runs: the second window must not probe the first's.
+        let rule = "-- id: t\n-- title: T\n-- table: api_activity\n-- window: 1m\n-- lateness: 10s\n\
+            SELECT array_agg(a.metadata.uid) AS uids, count(*) AS n FROM api_activity a JOIN (SELECT DISTINCT api.operation AS op FROM api_activity) b ON a.api.operation = b.op\n";
+        let mut s = SqlSet::new(vec![(PathBuf::from("t.sql"), rule.into())], HashMap::from([("api_activity".to_string(), schema())])).unwrap();
+        assert!(s.rejected.is_empty(), "{:?}", s.rejected);
+        let l = Linker::default();
+        s.process(&batch(&[(0, "a", "X"), (1_000, "b", "Y")]), "api_activity", 0, &l);
+        let out = s.process(&batch(&[(60_000, "c", "Z")]), "api_activity", 75_000, &l);
+        assert_eq!(out.len(), 1, "the first window ran");
+        assert_eq!(text_at(&out[0].rows, "n", 0).as_deref(), Some("2"));
+        let out = s.flush(&l);
+        assert_eq!(out.len(), 1, "the second window joined its own rows");
+        assert_eq!((out[0].window_start, text_at(&out[0].rows, "n", 0).as_deref()), (Some(60_000), Some("1")));
     }
 
     #[test]
