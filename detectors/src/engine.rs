@@ -333,35 +333,37 @@ impl Engine {
     fn sql_findings(&mut self, o: sql::Output) -> Vec<String> {
         let rule = &self.sql.as_ref().expect("outputs come from the SQL set").rules[o.rule];
         let meta = self.sql_metas[o.rule].clone();
-        // Evidence events by uid, from the rows the query read: only those a result names (at
-        // most the first MAX_RELATED of each result).
-        let wanted: std::collections::HashSet<String> = (0..o.rows.num_rows()).flat_map(|r| uids_at(&o.rows, r).into_iter().take(crate::finding::MAX_RELATED)).collect();
-        let mut events: HashMap<String, EventSummary> = HashMap::new();
-        for b in &o.inputs {
-            let s = Summaries::new(b);
-            for r in 0..b.num_rows() {
+        // The rows the query read, by uid (borrowed: nothing is copied for the rows no result
+        // names). A summary is built only for an event a finding still keeps as evidence.
+        let summaries: Vec<Summaries> = o.inputs.iter().map(Summaries::new).collect();
+        let mut by_uid: foldhash::HashMap<std::borrow::Cow<str>, (usize, usize)> = Default::default();
+        for (b, s) in summaries.iter().enumerate() {
+            for r in 0..o.inputs[b].num_rows() {
                 let uid = match s.uid_ref(r) {
                     Some(u) => std::borrow::Cow::Borrowed(u),
                     None => std::borrow::Cow::Owned(s.uid(r).unwrap_or_default()),
                 };
-                if wanted.contains(uid.as_ref()) && !events.contains_key(uid.as_ref()) {
-                    events.insert(uid.into_owned(), s.get(r));
-                }
+                by_uid.entry(uid).or_insert((b, r));
             }
         }
+        let mut built: HashMap<(usize, usize), EventSummary> = HashMap::new();
         let mut made = Vec::new();
         for row in 0..o.rows.num_rows() {
             let uids = uids_at(&o.rows, row);
-            let evs: Vec<&EventSummary> = uids.iter().take(crate::finding::MAX_RELATED).filter_map(|u| events.get(u)).collect();
-            let Some(first) = evs.iter().min_by_key(|e| e.time) else { continue };
+            // (time, uid, where) of the events the result names that the query read, oldest first.
+            let mut evs: Vec<(i64, &str, (usize, usize))> = uids.iter().take(crate::finding::MAX_RELATED).filter_map(|u| by_uid.get(u.as_str()).map(|&(b, r)| (summaries[b].time(r), u.as_str(), (b, r)))).collect();
+            evs.sort_by_key(|e| e.0);
+            let Some(&(first, ..)) = evs.first() else { continue };
             let group = if rule.group_by.is_empty() { "-".to_string() } else { rule.group_by.iter().map(|g| sql::text_at(&o.rows, g, row).unwrap_or_default()).collect::<Vec<_>>().join("|") };
-            let ws = o.window_start.unwrap_or_else(|| first.time.div_euclid(self.opts.suppression_ms) * self.opts.suppression_ms);
-            let fresh = Finding::new(meta.clone(), group, ws, first.time);
+            let ws = o.window_start.unwrap_or_else(|| first.div_euclid(self.opts.suppression_ms) * self.opts.suppression_ms);
+            let fresh = Finding::new(meta.clone(), group, ws, first);
             let f = self.open.entry(fresh.uid.clone()).or_insert(fresh);
-            let mut sorted = evs.clone();
-            sorted.sort_by_key(|e| e.time);
-            for e in sorted {
-                f.add(e);
+            for (time, uid, (b, r)) in evs {
+                if f.saturated() {
+                    f.count_event(uid, time);
+                } else {
+                    f.add(built.entry((b, r)).or_insert_with(|| summaries[b].get(r)));
+                }
             }
             // Every event the result names counts, evidence kept or not.
             f.count = f.count.max(uids.len() as u64);
