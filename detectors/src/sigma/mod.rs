@@ -311,3 +311,33 @@ impl Memo {
         self.seen.insert(v.into(), start..self.ids.len());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Memo;
+
+    #[test]
+    fn memo_remembers_repeated_values_and_gives_up_on_unique_ones() {
+        let mut repeated = Memo::default();
+        for i in 0..1000 {
+            let v = ["GetObject", "PutObject"][i % 2];
+            if repeated.get(v).is_none() {
+                repeated.ids.push(i as u32);
+                repeated.insert(v, repeated.ids.len() - 1);
+            }
+        }
+        assert!(!repeated.off);
+        assert_eq!((repeated.seen.len(), repeated.ids.len()), (2, 2), "each value ran once");
+        assert_eq!(repeated.get("PutObject"), Some(1..2));
+
+        let mut unique = Memo::default();
+        for i in 0..1000 {
+            let v = format!("request-{i}");
+            assert!(unique.get(&v).is_none());
+            unique.ids.push(7);
+            unique.insert(&v, unique.ids.len() - 1);
+        }
+        assert!(unique.off, "past the trial, mostly new values: no longer remembered");
+        assert!(unique.seen.is_empty() && unique.ids.is_empty(), "what it held is freed");
+    }
+}
