@@ -225,10 +225,7 @@ impl Engine {
             }
             let Some(values) = corr_values.as_ref().filter(|_| !self.uses[hit.rule].is_empty()) else { continue };
             // A correlation keeps the uid and time of each hit; the summary is built when it fires.
-            let uid = match summaries.uid_ref(row) {
-                Some(u) => u.to_string(),
-                None => summaries.uid(row).unwrap_or_default(),
-            };
+            let uid = summaries.uid(row).unwrap_or_default();
             for &(ci, pos) in &self.uses[hit.rule] {
                 json.reset(hit.row);
                 let (group_idx, value_idx) = &self.corr_fields[ci][pos];
@@ -339,11 +336,7 @@ impl Engine {
         let mut by_uid: foldhash::HashMap<std::borrow::Cow<str>, (usize, usize)> = Default::default();
         for (b, s) in summaries.iter().enumerate() {
             for r in 0..o.inputs[b].num_rows() {
-                let uid = match s.uid_ref(r) {
-                    Some(u) => std::borrow::Cow::Borrowed(u),
-                    None => std::borrow::Cow::Owned(s.uid(r).unwrap_or_default()),
-                };
-                by_uid.entry(uid).or_insert((b, r));
+                by_uid.entry(s.uid_cow(r).unwrap_or_default()).or_insert((b, r));
             }
         }
         let mut built: HashMap<(usize, usize), EventSummary> = HashMap::new();

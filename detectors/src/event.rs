@@ -110,6 +110,14 @@ impl Summaries {
         })
     }
 
+    /// `uid`, borrowed from the batch when the row has a `metadata.uid`.
+    pub fn uid_cow(&self, row: usize) -> Option<std::borrow::Cow<'_, str>> {
+        match self.uid_ref(row) {
+            Some(u) => Some(std::borrow::Cow::Borrowed(u)),
+            None => self.uid(row).map(std::borrow::Cow::Owned),
+        }
+    }
+
     /// `metadata.uid` as it is (every row has one once the engine filled them).
     pub fn uid_ref(&self, row: usize) -> Option<&str> {
         crate::fields::str_at(&self.strs[0], row)

@@ -141,15 +141,8 @@ impl SqlSet {
         }
         let mut set = SqlSet { rules: Vec::new(), rejected: Vec::new(), states: Vec::new(), schemas, tables, ctx, rt };
         for (path, text) in docs {
-            match SqlRule::parse(&path, &text).and_then(|r| set.check(&r).map(|planned| (r, planned))) {
-                Ok((r, (reads, plan))) => {
-                    let mut state = State { closed_before: i64::MIN, reads, plan: Some(plan), ..State::default() };
-                    // Compiled now for the class schemas, so that the first batches do not pay.
-                    for t in &r.tables {
-                        if let Some(schema) = set.schemas.get(t).cloned() {
-                            let _ = state.compiled(&set.ctx, &r, t, &schema);
-                        }
-                    }
+            match SqlRule::parse(&path, &text).and_then(|r| set.check(&r).map(|state| (r, state))) {
+                Ok((r, state)) => {
                     set.rules.push(r);
                     set.states.push(state);
                 }
@@ -159,15 +152,11 @@ impl SqlSet {
         Ok(set)
     }
 
-    /// Plans the rule's filter and query against the (empty) tables; returns the top-level
-    /// columns the query reads per table (None: all of them) and the physical plan.
-    #[allow(clippy::type_complexity)]
-    fn check(&self, r: &SqlRule) -> Result<(HashMap<String, Option<Vec<String>>>, Arc<dyn ExecutionPlan>), String> {
-        for t in &r.tables {
-            let schema = self.schemas.get(t).ok_or_else(|| format!("{}: table `{t}` is not a class Ocelot writes (known: {})", r.path.display(), self.table_names().join(", ")))?;
-            if let Some(f) = r.filter_for(t) {
-                compile_filter(&self.ctx, schema, f).map_err(|e| format!("{}: filter on {t}: {e}", r.path.display()))?;
-            }
+    /// Plans the rule's query and compiles its filters against the (empty) tables: the
+    /// rule's state, ready to run, or why the rule is rejected.
+    fn check(&self, r: &SqlRule) -> Result<State, String> {
+        if let Some(t) = r.tables.iter().find(|t| !self.schemas.contains_key(*t)) {
+            return Err(format!("{}: table `{t}` is not a class Ocelot writes (known: {})", r.path.display(), self.table_names().join(", ")));
         }
         let (plan, optimized, physical) = self.rt.block_on(async {
             let df = self.ctx.sql(&r.query).await?;
@@ -190,7 +179,13 @@ impl SqlSet {
         if let Some(t) = reads.keys().find(|t| *t != AGENT_LINKS && !r.tables.contains(t)) {
             return Err(format!("{}: the query reads `{t}`, which the `table` header does not name (the rule would never see its rows)", r.path.display()));
         }
-        Ok((reads, physical))
+        let mut state = State { closed_before: i64::MIN, reads, plan: Some(physical), ..State::default() };
+        // Compiled now for the class schemas: a broken filter fails at load, and the first
+        // batches do not pay.
+        for t in &r.tables {
+            state.compiled(&self.ctx, r, t, &self.schemas[t]).map_err(|e| format!("{}: filter on {t}: {e}", r.path.display()))?;
+        }
+        Ok(state)
     }
 
     fn table_names(&self) -> Vec<&str> {
