@@ -223,7 +223,8 @@ fn poison_messages_go_to_the_dead_letter_topic_and_nothing_stalls() {
     let dead = s.broker.read_all("dead", 1);
     assert_eq!(dead.len(), 1000, "one dead letter per poison message");
     let mut by_reason = std::collections::BTreeMap::<String, usize>::new();
-    for (h, payload) in &dead {
+    for r in &dead {
+        let (h, payload) = (&r.headers, &r.payload);
         for k in ["ocelot.reason", "ocelot.source.topic", "ocelot.source.partition", "ocelot.source.offset", "ocelot.time"] {
             assert!(h.contains_key(k), "header {k} missing: {h:?}");
         }
@@ -239,7 +240,7 @@ fn poison_messages_go_to_the_dead_letter_topic_and_nothing_stalls() {
     assert!(missing.is_empty() && dups == 0);
     // The OCSF JSON output got every good event once, acknowledged before the commit.
     let json = s.broker.read_all("ocsf", 2);
-    let uids: Vec<String> = json.iter().map(|(_, p)| serde_json::from_slice::<serde_json::Value>(p).unwrap()["metadata"]["uid"].as_str().unwrap().to_string()).collect();
+    let uids: Vec<String> = json.iter().map(|r| serde_json::from_slice::<serde_json::Value>(&r.payload).unwrap()["metadata"]["uid"].as_str().unwrap().to_string()).collect();
     let (missing, dups) = compare(&ids, &uids);
     assert!(missing.is_empty() && dups == 0, "{} missing, {dups} duplicates in the OCSF JSON topic", missing.len());
 }
@@ -278,7 +279,9 @@ fn every_source_in_one_topic_is_told_apart_by_auto() {
     assert_eq!(want_rows.len(), 5, "{want_rows:?}");
 
     s.broker.produce(TOPIC, P, &messages);
-    let cfg = s.config("");
+    // Findings also go to a Kafka topic through a forwarder.
+    s.broker.create_topic("findings", 1);
+    let cfg = s.config(&format!("[[forward]]\ntype = \"kafka\"\nbrokers = \"{}\"\ntopic = \"findings\"\n", s.broker.addr()));
     std::fs::write(&cfg, std::fs::read_to_string(&cfg).unwrap().replace("source = \"cloudtrail\"", "source = \"auto\"")).unwrap();
     let mut o = ocelot(&cfg, &[]);
     s.broker.wait_committed_to_end(GROUP, TOPIC, P, Duration::from_secs(120));
@@ -303,6 +306,23 @@ fn every_source_in_one_topic_is_told_apart_by_auto() {
         assert!(text.contains(rule), "no {rule} finding in the lake:\n{text}");
     }
     assert!(text.contains("rejected_but_executed"), "{text}");
+
+    // Every finding in the lake reached the forwarder's topic, keyed by its uid (each version
+    // of a finding updated by later hits is sent again under the same key).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ocelot")).args(["sql", "--format", "csv", "--lake"]).arg(s.lake()).arg("SELECT DISTINCT finding_info.uid FROM findings ORDER BY 1").output().unwrap();
+    let lake_findings: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().skip(1).map(str::to_string).collect();
+    let forwarded = s.broker.read_all("findings", 1);
+    let mut keys = std::collections::BTreeSet::new();
+    for r in &forwarded {
+        let f: serde_json::Value = serde_json::from_slice(&r.payload).unwrap();
+        assert_eq!(f["class_uid"], 2004);
+        assert_eq!(r.key.as_deref(), f["finding_info"]["uid"].as_str(), "the key is the finding uid");
+        assert_eq!(r.headers["ocelot.class"], "detection_finding");
+        keys.insert(r.key.clone().unwrap());
+    }
+    println!("{} findings in the lake, {} records for {} findings forwarded to Kafka", lake_findings.len(), forwarded.len(), keys.len());
+    assert!(!lake_findings.is_empty());
+    assert_eq!(keys.into_iter().collect::<Vec<_>>(), lake_findings);
 }
 
 #[test]

@@ -168,8 +168,8 @@ impl Broker {
         }
     }
 
-    /// Every message of a topic: (headers, payload).
-    pub fn read_all(&self, topic: &str, partitions: i32) -> Vec<(HashMap<String, String>, Vec<u8>)> {
+    /// Every message of a topic.
+    pub fn read_all(&self, topic: &str, partitions: i32) -> Vec<Record> {
         let ends = self.end_offsets(topic, partitions);
         let c: BaseConsumer = self.client().set("group.id", "checker").set("enable.auto.commit", "false").set("fetch.message.max.bytes", "8388608").create().unwrap();
         let mut tpl = TopicPartitionList::new();
@@ -190,11 +190,18 @@ impl Broker {
                         h.insert(x.key.to_string(), String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned());
                     }
                 }
-                out.push((h, m.payload().unwrap_or_default().to_vec()));
+                out.push(Record { key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()), headers: h, payload: m.payload().unwrap_or_default().to_vec() });
             }
         }
         out
     }
+}
+
+/// A message read back.
+pub struct Record {
+    pub key: Option<String>,
+    pub headers: HashMap<String, String>,
+    pub payload: Vec<u8>,
 }
 
 impl Drop for Broker {

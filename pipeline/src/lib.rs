@@ -5,6 +5,7 @@ pub mod classes;
 pub mod decode;
 pub mod detect;
 pub mod findings;
+pub mod forward;
 pub mod generate;
 pub mod ingest;
 pub mod json;

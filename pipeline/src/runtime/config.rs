@@ -42,6 +42,9 @@ pub struct Config {
     pub builtin_agents: bool,
     #[serde(default)]
     pub detect: DetectConfig,
+    /// Findings forwarders (`[[forward]]`, docs/config.md): Splunk HEC, Elasticsearch, webhook, Kafka.
+    #[serde(default)]
+    pub forward: Vec<crate::forward::config::ForwardConfig>,
 }
 
 /// Detection on the stream (docs/detection.md): findings go to the lake's `findings` table.
@@ -133,16 +136,16 @@ impl std::fmt::Debug for Setting {
 }
 
 impl Setting {
-    /// The value, read from where it lives. Errors name the property and the source.
+    /// The value, read from where it lives. Errors name `key` (the setting's whole path) and the source.
     pub fn resolve(&self, key: &str) -> Result<String, String> {
         match self {
             Setting::Value(SettingValue::Str(s)) => Ok(s.clone()),
             Setting::Value(SettingValue::Int(i)) => Ok(i.to_string()),
             Setting::Value(SettingValue::Bool(b)) => Ok(b.to_string()),
-            Setting::Env { env } => std::env::var(env).map_err(|_| format!("kafka.settings.\"{key}\": environment variable {env} is not set; set it, or give the value another way")),
+            Setting::Env { env } => std::env::var(env).map_err(|_| format!("{key}: environment variable {env} is not set; set it, or give the value another way")),
             Setting::File { file } => std::fs::read_to_string(file)
                 .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
-                .map_err(|e| format!("kafka.settings.\"{key}\": cannot read {}: {e}", file.display())),
+                .map_err(|e| format!("{key}: cannot read {}: {e}", file.display())),
         }
     }
 }
@@ -283,7 +286,7 @@ impl From<&LimitsConfig> for Limits {
 
 /// The top-level keys: only environment variables naming one of them are read (others, such as
 /// `OCELOT_LOG`, belong to something else).
-const TOP_KEYS: &[&str] = &["kafka", "inputs", "lake", "output", "dead_letter", "batch", "http", "limits", "shutdown_timeout_secs", "agents", "builtin_agents", "detect"];
+const TOP_KEYS: &[&str] = &["kafka", "inputs", "lake", "output", "dead_letter", "batch", "http", "limits", "shutdown_timeout_secs", "agents", "builtin_agents", "detect", "forward"];
 
 impl Config {
     /// Reads the file, then the environment over it, and checks the result.
@@ -362,7 +365,10 @@ impl Config {
             return Err(format!("http.listen: `{}` is not an address; write e.g. \"127.0.0.1:9464\" (or \"\" to switch off)", self.http.listen));
         }
         for (k, v) in &self.kafka.settings {
-            v.resolve(k)?;
+            v.resolve(&format!("kafka.settings.\"{k}\""))?;
+        }
+        for (i, f) in self.forward.iter().enumerate() {
+            f.check().map_err(|e| format!("forward[{i}] (\"{}\").{e}", f.name()))?;
         }
         Ok(())
     }
@@ -371,7 +377,7 @@ impl Config {
     pub fn client_properties(&self) -> Result<Vec<(String, String)>, String> {
         let mut out = vec![("bootstrap.servers".to_string(), self.kafka.brokers.clone()), ("client.id".to_string(), self.kafka.client_id.clone())];
         for (k, v) in &self.kafka.settings {
-            out.push((k.replace('_', "."), v.resolve(k)?));
+            out.push((k.replace('_', "."), v.resolve(&format!("kafka.settings.\"{k}\""))?));
         }
         Ok(out)
     }

@@ -390,6 +390,7 @@ pub fn run_until(cfg: Config, stop: Arc<AtomicBool>) -> Result<Exit, String> {
         health: health.clone(),
         delay: Duration::from_millis(delay_ms),
         detect: detect_engine(&cfg.detect, &cfg.agents)?,
+        forward: forwarders(&cfg, &lake_dir)?,
     };
     let (tx, rx) = mpsc::sync_channel::<Sealed>(cfg.batch.max_in_flight);
     let (done_tx, done_rx) = mpsc::channel();
@@ -468,6 +469,19 @@ pub fn run_until(cfg: Config, stop: Arc<AtomicBool>) -> Result<Exit, String> {
         }
         n => Ok(Exit::Incomplete { batches: n }),
     }
+}
+
+/// The `[[forward]]` targets, started (None when there are none, or detection is off).
+fn forwarders(cfg: &Config, lake: &std::path::Path) -> Result<Option<crate::forward::Forwarders>, String> {
+    if cfg.forward.is_empty() {
+        return Ok(None);
+    }
+    if !cfg.detect.enabled {
+        tracing::warn!("[[forward]] is set but detect.enabled = false: there will be no findings to forward");
+        return Ok(None);
+    }
+    let dead = crate::forward::DeadLetters::new(DeadLetterStore::new(lake));
+    crate::forward::Forwarders::start(&cfg.forward, dead).map(Some)
 }
 
 /// The detection engine `[detect]` asks for (None when switched off).
