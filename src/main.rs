@@ -539,6 +539,57 @@ fn schema_cmd(class: &str) -> Result<()> {
 /// The README's agent-to-CloudTrail join, shipped with the binary for the demo.
 const AGENT_JOIN_SQL: &str = include_str!("../examples/agent-cloudtrail-join.sql");
 
+/// The demo's findings through the forwarders `ocelot run` uses (`[[forward]]`), to a Splunk
+/// HEC and a Slack webhook played by a receiver on a loopback port, which prints what it got.
+fn demo_forward(findings: &[ocelot_detectors::Finding], lake: &Path) -> Result<()> {
+    let server = std::sync::Arc::new(tiny_http::Server::http("127.0.0.1:0").map_err(|e| anyhow::anyhow!("demo receiver: {e}"))?);
+    let url = format!("http://{}", server.server_addr().to_ip().context("demo receiver address")?);
+    let srv = server.clone();
+    let receiver = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        for mut rq in srv.incoming_requests() {
+            let mut body = String::new();
+            let _ = std::io::Read::read_to_string(rq.as_reader(), &mut body);
+            let answer = if rq.url().starts_with("/services/collector") { r#"{"text":"Success","code":0}"# } else { "ok" };
+            got.push((rq.url().to_string(), rq.headers().iter().any(|h| h.field.equiv("Authorization") && h.value.as_str() == "Splunk demo-token"), body));
+            let _ = rq.respond(tiny_http::Response::from_string(answer));
+        }
+        got
+    });
+    let config = format!(
+        "[kafka]\nbrokers = \"unused:9092\"\n[[inputs]]\ntopic = \"unused\"\n[lake]\npath = \"{}\"\n\
+         [[forward]]\ntype = \"splunk_hec\"\nurl = \"{url}\"\ntoken = \"demo-token\"\nindex = \"security\"\n\
+         [[forward]]\ntype = \"webhook\"\nname = \"slack\"\nformat = \"slack\"\nurl = \"{url}/slack\"\n[forward.delivery]\nmin_severity = \"high\"\n",
+        lake.display()
+    );
+    println!("\n-- Forwarding: the findings, as `ocelot run` forwards them, to a Splunk HEC and a Slack webhook (a local receiver plays both)\n[[forward]] type = \"splunk_hec\" url = \"{url}\" ...   [[forward]] type = \"webhook\" format = \"slack\" min_severity = \"high\" ...");
+    let cfg = runtime::config::Config::from_toml(&config).map_err(anyhow::Error::msg)?;
+    let forwarders = ocelot_pipeline::forward::Forwarders::start(&cfg.forward, ocelot_pipeline::forward::DeadLetters::new(DeadLetterStore::new(lake))).map_err(anyhow::Error::msg)?;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    forwarders.submit(findings.iter().map(ocelot_detectors::Finding::to_ocsf), &stop);
+    let dead = forwarders.close(&stop);
+    server.unblock();
+    let got = receiver.join().map_err(|_| anyhow::anyhow!("demo receiver panicked"))?;
+    let hec: Vec<_> = got.iter().filter(|(u, ..)| u.starts_with("/services/collector")).collect();
+    let events: usize = hec.iter().map(|(_, _, b)| serde_json::Deserializer::from_str(b).into_iter::<serde_json::Value>().count()).sum();
+    println!("Splunk HEC: {events} findings in {} request(s), token checked: {}, sourcetype ocsf:detection_finding, dead-lettered: {dead}", hec.len(), hec.iter().all(|(_, auth, _)| *auth));
+    let mut lines = Vec::new();
+    for (_, _, body) in got.iter().filter(|(u, ..)| u == "/slack") {
+        let v: serde_json::Value = serde_json::from_str(body)?;
+        lines.extend(v["text"].as_str().unwrap_or_default().lines().map(str::to_string));
+    }
+    // Most severe first, a few of them.
+    lines.sort_by_key(|l| !l.starts_with("[Critical]"));
+    println!("Slack (high and critical only): {} findings", lines.len());
+    for line in lines.iter().take(8) {
+        println!("  {line}");
+    }
+    if lines.len() > 8 {
+        println!("  ... {} more", lines.len() - 8);
+    }
+    Ok(())
+}
+
 fn demo(samples: &Path, lake: &Path) -> Result<ExitCode> {
     if !samples.is_dir() {
         bail!("--samples {}: no such directory; run the demo from the repository root, or point --samples at the bundled samples/", samples.display());
@@ -606,6 +657,7 @@ fn demo(samples: &Path, lake: &Path) -> Result<ExitCode> {
     println!("\n-- Which AI agent changed what, through which tool call, approved by whom\n$ ocelot sql --lake {} @examples/agent-cloudtrail-join.sql", lake.display());
     let batches = rt.block_on(query::query(lake, AGENT_JOIN_SQL))?;
     println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
+    demo_forward(&findings, lake)?;
     let dl = lake.join(ocelot_pipeline::lake::DEAD_LETTER_DIR);
     if summary.dead_lettered > 0 {
         println!("\n-- Dead letters ({}), one line each with origin and reason:", dl.display());

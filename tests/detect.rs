@@ -278,4 +278,8 @@ fn the_demo_shows_every_kind_of_rule_on_the_bundled_samples() {
         assert!(text.contains(rule), "the demo's findings table lacks {rule}:\n{text}");
     }
     assert!(text.contains("approval rejected_but_executed (TerminateInstances)") && text.contains("Dead letters"), "{text}");
+    // The findings went through the forwarders to the demo's receiver: HEC with the token, Slack lines.
+    let hec = text.lines().find(|l| l.starts_with("Splunk HEC: ")).unwrap_or_else(|| panic!("no forwarding section:\n{text}"));
+    assert!(hec.contains("token checked: true") && hec.ends_with("dead-lettered: 0") && !hec.starts_with("Splunk HEC: 0 "), "{hec}");
+    assert!(text.contains("\n  [Critical] "), "no Slack line for the critical finding:\n{text}");
 }

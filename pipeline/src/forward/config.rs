@@ -104,6 +104,8 @@ pub struct Delivery {
     pub burst: Option<u32>,
     /// Seconds one request may take.
     pub timeout_secs: Option<u64>,
+    /// Only findings at least this severe: informational, low, medium, high or critical.
+    pub min_severity: Option<String>,
 }
 
 /// TLS for HTTPS targets: the platform's roots, plus a CA file for a private CA.

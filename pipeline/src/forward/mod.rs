@@ -50,6 +50,8 @@ pub const LATENCY: &str = "ocelot_forward_latency_seconds";
 #[derive(Debug)]
 pub struct Item {
     pub uid: String,
+    /// OCSF `severity_id` (1 informational .. 5 critical, 6 fatal).
+    pub severity_id: i64,
     /// Event time of the finding (its last hit), ms since the epoch.
     pub time_ms: i64,
     pub ocsf: serde_json::Value,
@@ -60,7 +62,8 @@ impl Item {
     pub fn new(ocsf: serde_json::Value) -> Item {
         let uid = ocsf.pointer("/finding_info/uid").and_then(|v| v.as_str()).unwrap_or_default().to_string();
         let time_ms = ocsf.get("time").and_then(|v| v.as_i64()).unwrap_or_default();
-        Item { uid, time_ms, ocsf, queued: Instant::now() }
+        let severity_id = ocsf.get("severity_id").and_then(|v| v.as_i64()).unwrap_or_default();
+        Item { uid, severity_id, time_ms, ocsf, queued: Instant::now() }
     }
 }
 
@@ -198,6 +201,7 @@ impl DeadLetters {
 /// One running forwarder: its queue's sending end and its worker.
 struct Forwarder {
     name: String,
+    min_severity: i64,
     tx: mpsc::Sender<Arc<Item>>,
     worker: tokio::task::JoinHandle<()>,
 }
@@ -232,7 +236,7 @@ impl Forwarders {
             let worker = Worker { name: name.clone(), target, plan, rx, dead: dead.clone(), give_up: give_up.clone() };
             let worker = rt.spawn(worker.run());
             tracing::info!(forwarder = %name, queue = plan.queue, max_batch = plan.limits.max_batch, "forwarder started");
-            each.push(Forwarder { name, tx, worker });
+            each.push(Forwarder { name, min_severity: plan.min_severity, tx, worker });
         }
         Ok(Forwarders { rt, each, dead, give_up, last_backpressure_log: Mutex::new(None) })
     }
@@ -246,7 +250,7 @@ impl Forwarders {
     pub fn submit(&self, findings: impl IntoIterator<Item = serde_json::Value>, stop: &AtomicBool) {
         for ocsf in findings {
             let item = Arc::new(Item::new(ocsf));
-            for f in &self.each {
+            for f in self.each.iter().filter(|f| item.severity_id >= f.min_severity) {
                 self.push(f, item.clone(), stop);
             }
         }
@@ -320,6 +324,7 @@ struct Plan {
     linger: Duration,
     max_attempts: u32,
     rate: Option<(f64, u32)>,
+    min_severity: i64,
 }
 
 impl Plan {
@@ -333,7 +338,13 @@ impl Plan {
             Some(r) => Some((r, d.burst.unwrap_or(t.burst).max(1))),
             None => None,
         };
+        const SEVERITIES: [&str; 5] = ["informational", "low", "medium", "high", "critical"];
+        let min_severity = match d.min_severity.as_deref().map(str::to_ascii_lowercase) {
+            None => 0,
+            Some(s) => SEVERITIES.iter().position(|n| *n == s).ok_or_else(|| format!("min_severity = {s:?}: use one of {}", SEVERITIES.join(", ")))? as i64 + 1,
+        };
         Ok(Plan {
+            min_severity,
             queue: positive(d.queue, "queue", 10_000)?,
             limits: Limits { max_batch: positive(d.max_batch, "max_batch", t.max_batch)?, max_batch_bytes: positive(d.max_batch_bytes, "max_batch_bytes", t.max_batch_bytes)? },
             linger: Duration::from_millis(d.linger_ms.unwrap_or(200)),
@@ -539,5 +550,8 @@ mod tests {
         let e = Plan::new(&Delivery { rate_per_sec: Some(0.0), ..Default::default() }, d).unwrap_err();
         assert!(e.contains("rate_per_sec"), "{e}");
         assert_eq!(Plan::new(&Delivery::default(), d).unwrap().limits.max_batch, 100);
+        assert_eq!(Plan::new(&Delivery { min_severity: Some("High".into()), ..Default::default() }, d).unwrap().min_severity, 4);
+        let e = Plan::new(&Delivery { min_severity: Some("severe".into()), ..Default::default() }, d).unwrap_err();
+        assert!(e.contains("min_severity") && e.contains("critical"), "{e}");
     }
 }
