@@ -307,3 +307,134 @@ fn forward_config_errors_name_the_key() {
     let e = Config::from_toml(&format!("{MIN}[[forward]]\ntype = \"splunk_hec\"\nurl = \"http://x\"\ntoken = {{ env = \"OCELOT_TEST_NO_SUCH_TOKEN\" }}\n")).unwrap_err();
     assert!(e.contains("token") && e.contains("OCELOT_TEST_NO_SUCH_TOKEN"), "{e}");
 }
+
+/// Octet-counted syslog frames (RFC 6587 / RFC 5425): `LEN SP MSG`...
+fn frames(mut data: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    while !data.is_empty() {
+        let sp = data.iter().position(|b| *b == b' ').expect("a length, then a space");
+        let len: usize = std::str::from_utf8(&data[..sp]).unwrap().parse().expect("an octet count");
+        out.push(String::from_utf8(data[sp + 1..sp + 1 + len].to_vec()).unwrap());
+        data = &data[sp + 1 + len..];
+    }
+    out
+}
+
+/// Checks an RFC 5424 message and returns its MSG: `<PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG`.
+fn rfc5424(m: &str, pri: u32) -> String {
+    let parts: Vec<&str> = m.splitn(8, ' ').collect();
+    assert_eq!(parts[0], format!("<{pri}>1"), "{m}");
+    assert!(chrono::DateTime::parse_from_rfc3339(parts[1]).is_ok(), "timestamp {}", parts[1]);
+    assert!(!parts[2].is_empty() && !parts[2].contains(' '));
+    assert_eq!((parts[3], parts[5], parts[6]), ("ocelot", "finding", "-"));
+    assert!(parts[4].parse::<u32>().is_ok(), "procid {}", parts[4]);
+    parts[7].to_string()
+}
+
+#[test]
+fn syslog_tcp_reconnects_until_the_collector_listens_and_frames_each_message() {
+    let lake = tempfile::tempdir().unwrap();
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    // Nothing listens yet: the first attempts are refused and retried.
+    let f = start(&format!("[[forward]]\ntype = \"syslog\"\naddress = \"{addr}\"\n[forward.delivery]\nlinger_ms = 10\n"), lake.path());
+    f.submit(uids("f", 20).iter().map(|u| finding(u, 1)), &AtomicBool::new(false));
+    std::thread::sleep(Duration::from_millis(500));
+    let listener = std::net::TcpListener::bind(addr).unwrap();
+    let collector = std::thread::spawn(move || {
+        let mut data = Vec::new();
+        let (mut s, _) = listener.accept().unwrap();
+        std::io::Read::read_to_end(&mut s, &mut data).unwrap();
+        data
+    });
+    assert_eq!(f.close(&AtomicBool::new(false)), 0);
+    let got = frames(&collector.join().unwrap());
+    let mut seen: Vec<String> = got
+        .iter()
+        .map(|m| {
+            // authpriv (10) * 8 + err (3): a High finding.
+            let v: Value = serde_json::from_str(&rfc5424(m, 83)).unwrap();
+            v["finding_info"]["uid"].as_str().unwrap().to_string()
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(seen, uids("f", 20));
+}
+
+#[test]
+fn syslog_udp_sends_cef_datagrams() {
+    let lake = tempfile::tempdir().unwrap();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let addr = sock.local_addr().unwrap();
+    let f = start(&format!("[[forward]]\ntype = \"syslog\"\naddress = \"{addr}\"\ntransport = \"udp\"\nformat = \"cef\"\nfacility = 4\n"), lake.path());
+    f.submit(uids("f", 5).iter().map(|u| finding(u, 3)), &AtomicBool::new(false));
+    assert_eq!(f.close(&AtomicBool::new(false)), 0);
+    let mut seen = Vec::new();
+    let mut buf = vec![0; 65_536];
+    for _ in 0..5 {
+        let n = sock.recv(&mut buf).unwrap();
+        let m = String::from_utf8(buf[..n].to_vec()).unwrap();
+        let cef = rfc5424(&m, 4 * 8 + 3);
+        assert!(cef.starts_with("CEF:0|Ocelot|Ocelot|") && cef.contains("|ocelot-agent-data-destruction|Agent deletes data without human approval|8|"), "{cef}");
+        assert!(cef.contains(" cnt=3 ") && cef.contains(" suser=deploy-agent"), "{cef}");
+        seen.push(cef.split("externalId=").nth(1).unwrap().split(' ').next().unwrap().to_string());
+    }
+    seen.sort();
+    assert_eq!(seen, uids("f", 5));
+}
+
+/// A CA and a server certificate for `localhost` signed by it (openssl), in `dir`.
+fn certificates(dir: &Path) {
+    let run = |args: &[&str]| {
+        let st = std::process::Command::new("openssl").args(args).current_dir(dir).stderr(std::process::Stdio::null()).status().expect("openssl");
+        assert!(st.success(), "openssl {args:?}");
+    };
+    run(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=Ocelot test CA"]);
+    run(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]);
+    std::fs::write(dir.join("ext.cnf"), "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n").unwrap();
+    run(&["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf"]);
+}
+
+#[test]
+fn syslog_tls_checks_the_collector_certificate() {
+    use rustls::pki_types::pem::PemObject;
+    let lake = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_file_iter(dir.path().join("server.pem")).unwrap().map(Result::unwrap).collect();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(dir.path().join("server.key")).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let server = Arc::new(rustls::ServerConfig::builder_with_provider(provider).with_safe_default_protocol_versions().unwrap().with_no_client_auth().with_single_cert(certs, key).unwrap());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let collector = std::thread::spawn(move || {
+        let mut data = Vec::new();
+        // The first connection is the forwarder with the wrong CA (its handshake fails), the
+        // second the one with the right CA.
+        for _ in 0..2 {
+            let (tcp, _) = listener.accept().unwrap();
+            let conn = rustls::ServerConnection::new(server.clone()).unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, tcp);
+            let mut got = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut tls, &mut got);
+            data.extend(got);
+        }
+        data
+    });
+    // A CA that did not sign the collector's certificate: refused, retried, dead-lettered.
+    let other = tempfile::tempdir().unwrap();
+    certificates(other.path());
+    let cfg = |ca: &Path, attempts: u32| format!("[[forward]]\ntype = \"syslog\"\naddress = \"{addr}\"\ntransport = \"tls\"\ntls = {{ ca_file = \"{}\", server_name = \"localhost\" }}\n[forward.delivery]\nmax_attempts = {attempts}\nlinger_ms = 10\n", ca.display());
+    let f = start(&cfg(&other.path().join("ca.pem"), 1), lake.path());
+    f.submit(uids("x", 2).iter().map(|u| finding(u, 1)), &AtomicBool::new(false));
+    assert_eq!(f.close(&AtomicBool::new(false)), 2);
+    let dl = dead_letters(lake.path());
+    assert!(dl.iter().all(|(_, r, _)| r.contains("certificate") || r.contains("UnknownIssuer")), "{dl:?}");
+
+    let f = start(&cfg(&dir.path().join("ca.pem"), 3), lake.path());
+    f.submit(uids("f", 10).iter().map(|u| finding(u, 1)), &AtomicBool::new(false));
+    assert_eq!(f.close(&AtomicBool::new(false)), 0);
+    let mut seen: Vec<String> = frames(&collector.join().unwrap()).iter().map(|m| serde_json::from_str::<Value>(&rfc5424(m, 83)).unwrap()["finding_info"]["uid"].as_str().unwrap().to_string()).collect();
+    seen.sort();
+    assert_eq!(seen, uids("f", 10));
+}

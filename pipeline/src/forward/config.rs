@@ -17,6 +17,7 @@ pub enum ForwardConfig {
     Elasticsearch(BulkConfig),
     Webhook(WebhookConfig),
     Kafka(KafkaForwardConfig),
+    Syslog(SyslogConfig),
 }
 
 impl ForwardConfig {
@@ -28,6 +29,7 @@ impl ForwardConfig {
             ForwardConfig::Elasticsearch(c) => (&c.name, "elasticsearch"),
             ForwardConfig::Webhook(c) => (&c.name, "webhook"),
             ForwardConfig::Kafka(c) => (&c.name, "kafka"),
+            ForwardConfig::Syslog(c) => (&c.name, "syslog"),
         };
         name.clone().unwrap_or_else(|| kind.to_string())
     }
@@ -70,6 +72,18 @@ impl ForwardConfig {
                 }
                 c.properties.iter().try_for_each(|(k, v)| v.resolve(&format!("properties.\"{k}\"")).map(|_| ()))
             }
+            ForwardConfig::Syslog(c) => {
+                if c.address.rsplit_once(':').is_none_or(|(_, p)| p.parse::<u16>().is_err()) {
+                    return Err(format!("address: {:?} is not host:port (e.g. \"siem.example.com:6514\")", c.address));
+                }
+                if c.facility > 23 {
+                    return Err(format!("facility: {} is out of range; syslog facilities are 0 to 23 (4 auth, 10 authpriv, 16-23 local0-7)", c.facility));
+                }
+                match &c.tls.ca_file {
+                    Some(p) if !p.is_file() => Err(format!("tls.ca_file: {} is not a readable file", p.display())),
+                    _ => Ok(()),
+                }
+            }
         }
     }
 
@@ -80,6 +94,7 @@ impl ForwardConfig {
             ForwardConfig::Elasticsearch(c) => &c.delivery,
             ForwardConfig::Webhook(c) => &c.delivery,
             ForwardConfig::Kafka(c) => &c.delivery,
+            ForwardConfig::Syslog(c) => &c.delivery,
         }
     }
 }
@@ -244,4 +259,58 @@ pub struct KafkaForwardConfig {
     pub properties: BTreeMap<String, Setting>,
     #[serde(default)]
     pub delivery: Delivery,
+}
+
+/// Syslog (RFC 5424) to a SIEM's collector.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogConfig {
+    pub name: Option<String>,
+    /// `host:port` of the collector (514 for TCP and UDP, 6514 for TLS, by convention).
+    pub address: String,
+    #[serde(default)]
+    pub transport: SyslogTransport,
+    #[serde(default)]
+    pub format: SyslogFormat,
+    /// The syslog facility, 0-23 (default 10, authpriv: security messages).
+    #[serde(default = "default_facility")]
+    pub facility: u8,
+    /// HOSTNAME of the messages (default: this machine's name).
+    pub hostname: Option<String>,
+    #[serde(default)]
+    pub tls: SyslogTls,
+    #[serde(default)]
+    pub delivery: Delivery,
+}
+
+fn default_facility() -> u8 {
+    10
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyslogTransport {
+    #[default]
+    Tcp,
+    Tls,
+    Udp,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyslogFormat {
+    /// The OCSF finding as one line of JSON.
+    #[default]
+    Json,
+    /// An ArcSight Common Event Format line.
+    Cef,
+}
+
+/// TLS for syslog: the platform's roots plus a CA file; the name checked in the certificate.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogTls {
+    pub ca_file: Option<PathBuf>,
+    /// The name the certificate must carry (default: the host of `address`).
+    pub server_name: Option<String>,
 }

@@ -20,6 +20,7 @@ mod http;
 mod bulk;
 mod kafka;
 mod securityhub;
+mod syslog;
 mod webhook;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -111,6 +112,7 @@ enum Target {
     Bulk(bulk::Bulk),
     Webhook(webhook::Webhook),
     Kafka(kafka::KafkaTarget),
+    Syslog(syslog::Syslog),
 }
 
 impl Target {
@@ -121,6 +123,7 @@ impl Target {
             ForwardConfig::Elasticsearch(c) => Target::Bulk(bulk::Bulk::new(c, timeout)?),
             ForwardConfig::Webhook(c) => Target::Webhook(webhook::Webhook::new(c, timeout)?),
             ForwardConfig::Kafka(c) => Target::Kafka(kafka::KafkaTarget::new(c, timeout)?),
+            ForwardConfig::Syslog(c) => Target::Syslog(syslog::Syslog::new(c, timeout)?),
         })
     }
 
@@ -131,6 +134,7 @@ impl Target {
             Target::Bulk(_) => bulk::DEFAULTS,
             Target::Webhook(w) => w.defaults(),
             Target::Kafka(_) => kafka::DEFAULTS,
+            Target::Syslog(_) => syslog::DEFAULTS,
         }
     }
 
@@ -141,6 +145,7 @@ impl Target {
             Target::Bulk(t) => t.encode(item),
             Target::Webhook(t) => t.encode(item),
             Target::Kafka(t) => t.encode(item),
+            Target::Syslog(t) => t.encode(item),
         }
     }
 
@@ -152,6 +157,7 @@ impl Target {
             Target::Bulk(t) => t.send(batch).await,
             Target::Webhook(t) => t.send(batch).await,
             Target::Kafka(t) => t.send(batch).await,
+            Target::Syslog(t) => t.send(batch).await,
         };
         debug_assert_eq!(out.len(), batch.len());
         out

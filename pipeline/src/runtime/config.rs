@@ -42,7 +42,8 @@ pub struct Config {
     pub builtin_agents: bool,
     #[serde(default)]
     pub detect: DetectConfig,
-    /// Findings forwarders (`[[forward]]`, docs/config.md): Splunk HEC, Elasticsearch, webhook, Kafka.
+    /// Findings forwarders (`[[forward]]`, docs/config.md): Security Hub, Splunk HEC,
+    /// Elasticsearch, webhook, Kafka, syslog.
     #[serde(default)]
     pub forward: Vec<crate::forward::config::ForwardConfig>,
 }
