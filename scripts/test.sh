@@ -6,12 +6,13 @@ cd "$(dirname "$0")/.."
 
 # The lake read-back test reads Parquet with pyarrow, a reader that is not ours; the Sigma test
 # compares our matches with pySigma's SQLite backend; the Security Hub forwarder test imports
-# into moto's Security Hub (server mode) and reads back with boto3.
+# into moto's Security Hub (server mode) and reads back with boto3; the Athena-style SQL test
+# compares `ocelot sql` with DuckDB over the same lake.
 venv="${CARGO_TARGET_DIR:-target}/test-venv"
-if ! "$venv/bin/python" -c 'import pyarrow, sigma.backends.sqlite, moto.server, boto3' 2>/dev/null; then
-  echo "setting up $venv with pyarrow, pysigma, pysigma-backend-sqlite, moto[server] and boto3 (once)"
+if ! "$venv/bin/python" -c 'import pyarrow, sigma.backends.sqlite, moto.server, boto3, duckdb' 2>/dev/null; then
+  echo "setting up $venv with pyarrow, pysigma, pysigma-backend-sqlite, moto[server], boto3 and duckdb (once)"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check pyarrow 'pysigma>=1,<3' 'pysigma-backend-sqlite>=1,<3' 'moto[server]>=5,<6' boto3
+  "$venv/bin/pip" install --quiet --disable-pip-version-check pyarrow 'pysigma>=1,<3' 'pysigma-backend-sqlite>=1,<3' 'moto[server]>=5,<6' boto3 duckdb
 fi
 export OCELOT_TEST_PYTHON="$(cd "$venv" && pwd)/bin/python"
 

@@ -62,9 +62,11 @@ enum Command {
     /// Run SQL over the lake (DataFusion).
     ///
     /// Tables: api_activity, authentication, account_change, http_activity, detection_finding,
-    /// compliance_finding, vulnerability_finding. Nested OCSF fields read as
-    /// `actor.user.name` (or `actor['user']['name']`); the partitions are the columns region,
-    /// accountId and eventDay. The SQL dialect is DuckDB's.
+    /// compliance_finding, vulnerability_finding, findings (the engine's). Nested OCSF fields
+    /// read as `actor.user.name`, at any depth, in SELECT, WHERE, GROUP BY and ORDER BY (or
+    /// `actor['user']['name']`), and an unaliased one is the column `name`, as in Athena, so
+    /// queries written for Amazon Security Lake read the same; the partitions are the columns
+    /// region, accountId and eventDay. The SQL dialect is DuckDB's.
     Sql {
         /// The query, e.g. "SELECT api.operation, count(*) FROM api_activity GROUP BY 1".
         /// The query; `@FILE` reads it from a file (e.g. @examples/agent-cloudtrail-join.sql).

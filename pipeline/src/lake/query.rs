@@ -11,7 +11,7 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::datasource::MemTable;
 use datafusion::error::{DataFusionError, Result};
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{DataFrame, Expr, SessionContext};
 
 use crate::classes::{class_and_projection, WRITTEN_CLASSES};
 
@@ -50,5 +50,48 @@ pub async fn session(lake: &Path) -> Result<SessionContext> {
 /// Runs one query over the lake and collects the result.
 pub async fn query(lake: &Path, sql: &str) -> Result<Vec<RecordBatch>> {
     let ctx = session(lake).await?;
-    ctx.sql(sql).await?.collect().await
+    athena_names(ctx.sql(sql).await?)?.collect().await
+}
+
+/// Names result columns as Athena (Trino) and DuckDB do: an unaliased nested field
+/// `actor.user.name` is the column `name`, where DataFusion would say `api_activity.actor[user][name]`.
+/// Queries written for Security Lake then give the same column names here.
+pub fn athena_names(df: DataFrame) -> Result<DataFrame> {
+    let renames: Vec<Expr> = df
+        .schema()
+        .columns()
+        .into_iter()
+        .map(|c| {
+            let name = nested_leaf(&c.name).map(str::to_string);
+            let e = Expr::Column(c);
+            match name {
+                Some(n) => e.alias(n),
+                None => e,
+            }
+        })
+        .collect();
+    if renames.iter().all(|e| matches!(e, Expr::Column(_))) {
+        return Ok(df);
+    }
+    df.select(renames)
+}
+
+/// `actor[user][name]` -> `name` (DataFusion's name of a nested field access).
+fn nested_leaf(name: &str) -> Option<&str> {
+    let inner = name.strip_suffix(']')?;
+    let leaf = &inner[inner.rfind('[')? + 1..];
+    (!leaf.is_empty() && leaf.chars().all(|c| c.is_alphanumeric() || c == '_')).then_some(leaf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nested_leaf;
+
+    #[test]
+    fn a_nested_field_is_named_by_its_leaf() {
+        assert_eq!(nested_leaf("actor[user][name]"), Some("name"));
+        assert_eq!(nested_leaf("src_endpoint[ip]"), Some("ip"));
+        assert_eq!(nested_leaf("count(*)"), None);
+        assert_eq!(nested_leaf("operation"), None);
+    }
 }
