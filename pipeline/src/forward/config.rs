@@ -79,10 +79,7 @@ impl ForwardConfig {
                 if c.facility > 23 {
                     return Err(format!("facility: {} is out of range; syslog facilities are 0 to 23 (4 auth, 10 authpriv, 16-23 local0-7)", c.facility));
                 }
-                match &c.tls.ca_file {
-                    Some(p) if !p.is_file() => Err(format!("tls.ca_file: {} is not a readable file", p.display())),
-                    _ => Ok(()),
-                }
+                check_ca_file(&c.tls.ca_file)
             }
         }
     }
@@ -133,10 +130,14 @@ pub struct Tls {
 
 impl Tls {
     fn check(&self) -> Result<(), String> {
-        match &self.ca_file {
-            Some(p) if !p.is_file() => Err(format!("tls.ca_file: {} is not a readable file", p.display())),
-            _ => Ok(()),
-        }
+        check_ca_file(&self.ca_file)
+    }
+}
+
+fn check_ca_file(ca_file: &Option<PathBuf>) -> Result<(), String> {
+    match ca_file {
+        Some(p) if !p.is_file() => Err(format!("tls.ca_file: {} is not a readable file", p.display())),
+        _ => Ok(()),
     }
 }
 

@@ -399,7 +399,8 @@ impl Worker {
         }
         let mut attempt = 1;
         while !pending.is_empty() {
-            let mut again = Vec::new();
+            // Whether each pending finding is to be sent again, in order.
+            let mut again = Vec::with_capacity(pending.len());
             let mut hint = None;
             let mut last_reason = String::new();
             let mut rest = pending.as_slice();
@@ -412,6 +413,7 @@ impl Worker {
                 }
                 let outcomes = self.target.send(req).await;
                 for (e, o) in req.iter().zip(outcomes) {
+                    again.push(matches!(o, Outcome::Retry { .. }));
                     match o {
                         Outcome::Sent => {
                             metrics::counter!(SENT, "forwarder" => self.name.clone()).increment(1);
@@ -421,12 +423,12 @@ impl Worker {
                         Outcome::Retry { reason, after } => {
                             hint = hint.max(after);
                             last_reason = reason;
-                            again.push(e.item.clone());
                         }
                     }
                 }
             }
-            pending.retain(|e| again.iter().any(|a| Arc::ptr_eq(a, &e.item)));
+            let mut again = again.into_iter();
+            pending.retain(|_| again.next().unwrap_or(false));
             if pending.is_empty() {
                 break;
             }

@@ -42,9 +42,6 @@ pub struct Syslog {
 impl Syslog {
     pub fn new(c: &SyslogConfig, timeout: Duration) -> Result<Syslog, String> {
         let host = c.address.rsplit_once(':').map(|(h, _)| h.trim_matches(['[', ']'])).ok_or_else(|| format!("address = {:?}: write host:port", c.address))?;
-        if c.facility > 23 {
-            return Err(format!("facility = {}: syslog facilities are 0 to 23 (e.g. 4 auth, 10 authpriv, 16-23 local0-7)", c.facility));
-        }
         let tls = match c.transport {
             SyslogTransport::Tls => {
                 let name = rustls::pki_types::ServerName::try_from(c.tls.server_name.clone().unwrap_or_else(|| host.to_string())).map_err(|e| format!("tls.server_name: {e}"))?;
