@@ -15,6 +15,9 @@ use ocelot_pipeline::detect::{load_rules, Detect, TimeRange};
 use ocelot_pipeline::{classes, generate, normalize, runtime};
 use ocelot_detectors::{EngineOptions, LoadOptions};
 
+mod sql;
+use sql::SqlFormat;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -59,22 +62,32 @@ enum Command {
         #[arg(long, default_value_t = Limits::default().max_event_bytes)]
         max_event_bytes: usize,
     },
-    /// Run SQL over the lake (DataFusion).
+    /// Run SQL over the lake (DataFusion); with no query, an interactive shell.
     ///
     /// Tables: api_activity, authentication, account_change, http_activity, detection_finding,
-    /// compliance_finding, vulnerability_finding, findings (the engine's). Nested OCSF fields
-    /// read as `actor.user.name`, at any depth, in SELECT, WHERE, GROUP BY and ORDER BY (or
+    /// compliance_finding, vulnerability_finding, findings (the engine's), and the view
+    /// agent_mutations (which AI agent changed what, approved by whom). Nested OCSF fields read
+    /// as `actor.user.name`, at any depth, in SELECT, WHERE, GROUP BY and ORDER BY (or
     /// `actor['user']['name']`), and an unaliased one is the column `name`, as in Athena, so
     /// queries written for Amazon Security Lake read the same; the partitions are the columns
-    /// region, accountId and eventDay. The SQL dialect is DuckDB's.
+    /// region, accountId and eventDay (a filter on them skips the other directories). The SQL
+    /// dialect is DuckDB's. docs/sql.md.
+    ///
+    /// The shell: statements end with `;` and may span lines; \d lists tables and views, \d NAME
+    /// describes one, \timing, \format, \o FILE, \q. History is kept in ~/.ocelot_sql_history
+    /// (OCELOT_SQL_HISTORY). With stdin not a terminal it runs the statements read from stdin
+    /// and exits 1 if any failed.
     Sql {
-        /// The query, e.g. "SELECT api.operation, count(*) FROM api_activity GROUP BY 1".
-        /// The query; `@FILE` reads it from a file (e.g. @examples/agent-cloudtrail-join.sql).
-        query: String,
+        /// The query, e.g. "SELECT api.operation, count(*) FROM api_activity GROUP BY 1";
+        /// `@FILE` reads it from a file. None: the shell.
+        query: Option<String>,
         #[arg(long)]
         lake: PathBuf,
         #[arg(long, value_enum, default_value = "table")]
         format: SqlFormat,
+        /// Write the result to this file instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
     },
     /// Consume Kafka topics as a long-running service: normalize into the lake (and optionally
     /// OCSF JSON to Kafka), at-least-once.
@@ -206,12 +219,6 @@ enum Format {
     Jsonl,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum SqlFormat {
-    Table,
-    Csv,
-    Json,
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -244,21 +251,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print_summary(&summary, lake.as_deref());
             Ok(if strict && summary.dead_lettered > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS })
         }
-        Command::Sql { query, lake, format } => {
-            let query = match query.strip_prefix('@') {
-                Some(file) => std::fs::read_to_string(file).with_context(|| format!("reading the query from {file}"))?,
-                None => query,
-            };
-            if !lake.is_dir() {
-                bail!("--lake {}: no such directory (write one with `ocelot normalize ... --lake {}`)", lake.display(), lake.display());
-            }
+        Command::Sql { query, lake, format, output } => {
+            let printer = sql::Printer { format, output };
             let rt = tokio::runtime::Runtime::new()?;
-            let batches = rt.block_on(query::query(&lake, &query)).map_err(|e| {
-                let hint = if e.to_string().contains("not found") { format!(" (tables: {})", classes::WRITTEN_CLASSES.join(", ")) } else { String::new() };
-                anyhow::anyhow!("{e}{hint}")
-            })?;
-            print_batches(&batches, format)?;
-            Ok(ExitCode::SUCCESS)
+            rt.block_on(async {
+                let ctx = sql::session(&lake).await?;
+                let ok = match query {
+                    None => sql::shell(&ctx, printer).await?,
+                    Some(q) => {
+                        let q = match q.strip_prefix('@') {
+                            Some(file) => std::fs::read_to_string(file).with_context(|| format!("reading the query from {file}"))?,
+                            None => q,
+                        };
+                        printer.print(&sql::run_query(&ctx, &q).await?)?;
+                        true
+                    }
+                };
+                Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            })
         }
         Command::Run { config, check } => {
             let cfg = runtime::config::Config::load(&config).map_err(anyhow::Error::msg)?;
@@ -497,27 +507,6 @@ fn print_summary(s: &Summary, lake: Option<&Path>) {
     }
 }
 
-fn print_batches(batches: &[arrow::array::RecordBatch], format: SqlFormat) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    match format {
-        SqlFormat::Table => writeln!(out, "{}", arrow::util::pretty::pretty_format_batches(batches)?)?,
-        SqlFormat::Csv => {
-            let mut w = arrow::csv::Writer::new(&mut out);
-            for b in batches {
-                w.write(b).context("CSV holds flat columns only: select leaf fields (actor.user.name), or use --format json")?;
-            }
-        }
-        SqlFormat::Json => {
-            let mut w = arrow::json::LineDelimitedWriter::new(&mut out);
-            for b in batches {
-                w.write(b)?;
-            }
-            w.finish()?;
-        }
-    }
-    Ok(())
-}
-
 fn schema_cmd(class: &str) -> Result<()> {
     let (def, projection) = classes::class_and_projection(class)?;
     let mut out = std::io::stdout().lock();
@@ -537,9 +526,6 @@ fn schema_cmd(class: &str) -> Result<()> {
     }
     Ok(())
 }
-
-/// The README's agent-to-CloudTrail join, shipped with the binary for the demo.
-const AGENT_JOIN_SQL: &str = include_str!("../examples/agent-cloudtrail-join.sql");
 
 /// The demo's findings through the forwarders `ocelot run` uses (`[[forward]]`), to a Splunk
 /// HEC and a Slack webhook played by a receiver on a loopback port, which prints what it got.
@@ -656,8 +642,9 @@ fn demo(samples: &Path, lake: &Path) -> Result<ExitCode> {
     println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
     // The agent session (samples/agent/session): which agent made which CloudTrail change,
     // through which tool call, and who approved it.
-    println!("\n-- Which AI agent changed what, through which tool call, approved by whom\n$ ocelot sql --lake {} @examples/agent-cloudtrail-join.sql", lake.display());
-    let batches = rt.block_on(query::query(lake, AGENT_JOIN_SQL))?;
+    let sql = "SELECT time_dt, operation, principal, agent, session, tool, tool_call, approval, decided_by FROM agent_mutations ORDER BY time_dt";
+    println!("\n-- Which AI agent changed what, through which tool call, approved by whom (the view agent_mutations)\n$ ocelot sql --lake {} \"{sql}\"", lake.display());
+    let batches = rt.block_on(query::query(lake, sql))?;
     println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
     demo_forward(&findings, lake)?;
     let dl = lake.join(ocelot_pipeline::lake::DEAD_LETTER_DIR);
@@ -670,7 +657,7 @@ fn demo(samples: &Path, lake: &Path) -> Result<ExitCode> {
             }
         }
     }
-    println!("\nTry your own: cargo run --release -- sql --lake {} \"SELECT api.operation, count(*) FROM api_activity GROUP BY 1 ORDER BY 2 DESC\"", lake.display());
+    println!("\nTry your own: cargo run --release -- sql --lake {} (a shell; \\d lists the tables)", lake.display());
     println!("As a service: the same decoder and normalizer consume Kafka with `ocelot run --config examples/ocelot.toml`");
     println!("(a broker needed; README \"ocelot run\" shows one on this machine, docs/config.md every key).");
     Ok(ExitCode::SUCCESS)

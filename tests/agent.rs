@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 
 use common::*;
 use serde_json::{json, Value};
@@ -102,29 +101,6 @@ fn bad_agent_records_are_dead_lettered_with_a_reason() {
     // The ping, and the other spans of the request with the bad one, survive.
     assert_eq!(run.rows(), 1 + 5);
     assert_valid(&run);
-}
-
-#[test]
-fn sql_joins_tool_calls_to_the_cloudtrail_events_they_caused() {
-    let lake = tempfile::tempdir().unwrap();
-    let st = ocelot().arg("normalize").arg(session()).arg("--lake").arg(lake.path()).output().unwrap();
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
-    let sql = format!("@{}", repo().join("examples/agent-cloudtrail-join.sql").display());
-    let out = ocelot().args(["sql", &sql, "--format", "json", "--lake"]).arg(lake.path()).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let rows: BTreeSet<(String, String, String, String)> = String::from_utf8(out.stdout).unwrap().lines().map(|l| {
-        let v: Value = serde_json::from_str(l).unwrap();
-        let s = |k: &str| v[k].as_str().unwrap_or("").to_string();
-        (s("operation"), s("tool_call"), s("decision"), s("decided_by"))
-    }).collect();
-    let want: BTreeSet<(String, String, String, String)> = [
-        ("PutBucketPolicy", "toolu_01", "accept", "user_temporary"),
-        ("AttachRolePolicy", "toolu_02", "accept", "config"),
-        ("TerminateInstances", "toolu_03", "reject", "user_reject"),
-        ("DeleteBucket", "11", "none seen", ""),
-        ("ListBuckets", "12", "none seen", ""),
-    ].iter().map(|(a, b, c, d)| (a.to_string(), b.to_string(), c.to_string(), d.to_string())).collect();
-    assert_eq!(rows, want);
 }
 
 fn panther_events(file: &str) -> String {

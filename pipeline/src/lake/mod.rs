@@ -5,6 +5,7 @@
 mod atomic;
 pub mod dead_letter;
 pub mod query;
+pub mod views;
 pub mod writer;
 
 pub use dead_letter::DeadLetterStore;

@@ -44,6 +44,7 @@ pub async fn session(lake: &Path) -> Result<SessionContext> {
             ctx.register_table(*class, Arc::new(MemTable::try_new(schema, vec![vec![]])?))?;
         }
     }
+    super::views::register(&ctx).await?;
     Ok(ctx)
 }
 

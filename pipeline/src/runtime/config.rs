@@ -46,6 +46,125 @@ pub struct Config {
     /// Elasticsearch, webhook, Kafka, syslog.
     #[serde(default)]
     pub forward: Vec<crate::forward::config::ForwardConfig>,
+    /// The Flight SQL server (`ocelot serve`) over this lake.
+    #[serde(default)]
+    pub sql: Option<SqlServer>,
+}
+
+/// `[sql]`: the Arrow Flight SQL server `ocelot serve` runs over the lake (docs/sql.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlServer {
+    /// `host:port` to listen on.
+    #[serde(default = "default_sql_listen")]
+    pub listen: String,
+    /// Bearer tokens that may query (`Authorization: Bearer <token>`); values or `{ env }`/`{ file }`.
+    #[serde(default)]
+    pub tokens: Vec<Setting>,
+    /// Basic-auth users: name = password (or `{ env }`/`{ file }`). A Flight handshake with
+    /// them returns a bearer token for the session.
+    #[serde(default)]
+    pub users: BTreeMap<String, Setting>,
+    /// Queries without credentials. Off unless set: the lake holds security telemetry.
+    #[serde(default)]
+    pub allow_anonymous: bool,
+    /// TLS: PEM certificate chain and private key. Without it the server speaks plain gRPC.
+    pub tls: Option<SqlTls>,
+    /// A query running longer is cancelled.
+    #[serde(default = "default_query_timeout")]
+    pub query_timeout_secs: u64,
+    /// Memory one query may hold (DataFusion memory pool); over it the query fails, not the server.
+    #[serde(default = "default_query_memory")]
+    pub query_memory_mb: usize,
+    /// Queries run at once; more wait. With `query_memory_mb` it bounds the server's memory.
+    #[serde(default = "default_concurrent")]
+    pub max_concurrent_queries: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+fn default_sql_listen() -> String {
+    "127.0.0.1:50051".into()
+}
+
+fn default_query_timeout() -> u64 {
+    300
+}
+
+fn default_query_memory() -> usize {
+    2048
+}
+
+fn default_concurrent() -> usize {
+    4
+}
+
+impl SqlServer {
+    fn check(&self) -> Result<(), String> {
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(format!("sql.listen: `{}` is not an address; write e.g. \"127.0.0.1:50051\"", self.listen));
+        }
+        if self.tokens.is_empty() && self.users.is_empty() && !self.allow_anonymous {
+            return Err("sql: no credentials; add tokens = [...] or [sql.users], or set allow_anonymous = true to serve without authentication".into());
+        }
+        for (i, t) in self.tokens.iter().enumerate() {
+            if t.resolve(&format!("sql.tokens[{i}]"))?.trim().is_empty() {
+                return Err(format!("sql.tokens[{i}]: empty; a token must not be empty"));
+            }
+        }
+        for (user, pw) in &self.users {
+            pw.resolve(&format!("sql.users.{user}"))?;
+        }
+        if let Some(tls) = &self.tls {
+            for (key, path) in [("sql.tls.cert", &tls.cert), ("sql.tls.key", &tls.key)] {
+                if !path.is_file() {
+                    return Err(format!("{key}: {} is not a file; give a PEM file", path.display()));
+                }
+            }
+        }
+        for (key, v) in [("sql.query_timeout_secs", self.query_timeout_secs), ("sql.query_memory_mb", self.query_memory_mb as u64), ("sql.max_concurrent_queries", self.max_concurrent_queries as u64)] {
+            if v == 0 {
+                return Err(format!("{key}: must be greater than 0"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What `ocelot serve` reads: `[lake]` and `[sql]` of the same file `ocelot run` reads (its
+/// other sections are not needed, so a lake copied elsewhere can be served alone).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServeConfig {
+    pub lake: Lake,
+    pub sql: SqlServer,
+}
+
+impl ServeConfig {
+    pub fn load(path: &Path) -> Result<ServeConfig, String> {
+        if !path.exists() {
+            return Err(format!("{}: no such config file (see examples/ocelot.toml and docs/sql.md)", path.display()));
+        }
+        Self::from_figment(Figment::new().merge(Toml::file(path)), &path.display().to_string())
+    }
+
+    pub fn from_toml(text: &str) -> Result<ServeConfig, String> {
+        Self::from_figment(Figment::new().merge(Toml::string(text)), "config")
+    }
+
+    fn from_figment(f: Figment, name: &str) -> Result<ServeConfig, String> {
+        let cfg: ServeConfig = f.merge(env_keys()).extract().map_err(|e| {
+            let errs: Vec<String> = e.into_iter().map(|e| describe(&e)).collect();
+            format!("{name}: {}", errs.join("; "))
+        })?;
+        cfg.lake.dir()?;
+        cfg.sql.check()?;
+        Ok(cfg)
+    }
 }
 
 /// Detection on the stream (docs/detection.md): findings go to the lake's `findings` table.
@@ -287,7 +406,7 @@ impl From<&LimitsConfig> for Limits {
 
 /// The top-level keys: only environment variables naming one of them are read (others, such as
 /// `OCELOT_LOG`, belong to something else).
-const TOP_KEYS: &[&str] = &["kafka", "inputs", "lake", "output", "dead_letter", "batch", "http", "limits", "shutdown_timeout_secs", "agents", "builtin_agents", "detect", "forward"];
+const TOP_KEYS: &[&str] = &["kafka", "inputs", "lake", "output", "dead_letter", "batch", "http", "limits", "shutdown_timeout_secs", "agents", "builtin_agents", "detect", "forward", "sql"];
 
 impl Config {
     /// Reads the file, then the environment over it, and checks the result.
@@ -304,13 +423,9 @@ impl Config {
     }
 
     fn from_figment(f: Figment, name: &str) -> Result<Config, String> {
-        let env = Env::prefixed("OCELOT_").split("__").filter(|k| {
-            let k = k.as_str().to_ascii_lowercase();
-            TOP_KEYS.iter().any(|t| k == *t || k.starts_with(&format!("{t}.")))
-        });
         let cfg: Config = f
             .merge(Serialized::defaults(BTreeMap::<String, String>::new()))
-            .merge(env)
+            .merge(env_keys())
             .extract()
             .map_err(|e| {
                 let errs: Vec<String> = e.into_iter().map(|e| describe(&e)).collect();
@@ -371,6 +486,9 @@ impl Config {
         for (i, f) in self.forward.iter().enumerate() {
             f.check().map_err(|e| format!("forward[{i}] (\"{}\").{e}", f.name()))?;
         }
+        if let Some(sql) = &self.sql {
+            sql.check()?;
+        }
         Ok(())
     }
 
@@ -382,6 +500,14 @@ impl Config {
         }
         Ok(out)
     }
+}
+
+/// `OCELOT_KAFKA__BROKERS=...`: the environment over the file, for the config's own keys.
+fn env_keys() -> Env {
+    Env::prefixed("OCELOT_").split("__").filter(|k| {
+        let k = k.as_str().to_ascii_lowercase();
+        TOP_KEYS.iter().any(|t| k == *t || k.starts_with(&format!("{t}.")))
+    })
 }
 
 /// A figment error as "KEY: what is wrong".
