@@ -9,10 +9,10 @@ cd "$(dirname "$0")/.."
 # into moto's Security Hub (server mode) and reads back with boto3; the Athena-style SQL test
 # compares `ocelot sql` with DuckDB over the same lake.
 venv="${CARGO_TARGET_DIR:-target}/test-venv"
-if ! "$venv/bin/python" -c 'import pyarrow, sigma.backends.sqlite, moto.server, boto3, duckdb' 2>/dev/null; then
-  echo "setting up $venv with pyarrow, pysigma, pysigma-backend-sqlite, moto[server], boto3 and duckdb (once)"
+if ! "$venv/bin/python" -c 'import pyarrow, sigma.backends.sqlite, moto.server, boto3, duckdb, adbc_driver_flightsql.dbapi' 2>/dev/null; then
+  echo "setting up $venv with pyarrow, pysigma, pysigma-backend-sqlite, moto[server], boto3, duckdb and adbc-driver-flightsql (once)"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check pyarrow 'pysigma>=1,<3' 'pysigma-backend-sqlite>=1,<3' 'moto[server]>=5,<6' boto3 duckdb
+  "$venv/bin/pip" install --quiet --disable-pip-version-check pyarrow 'pysigma>=1,<3' 'pysigma-backend-sqlite>=1,<3' 'moto[server]>=5,<6' boto3 duckdb 'adbc-driver-flightsql>=1,<2' 'adbc-driver-manager>=1,<2'
 fi
 export OCELOT_TEST_PYTHON="$(cd "$venv" && pwd)/bin/python"
 

@@ -106,6 +106,22 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Serve the lake over Arrow Flight SQL, for BI tools, JDBC/ODBC and ADBC clients.
+    ///
+    /// Reads `[lake]` and `[sql]` of the config (the same file `ocelot run` reads; its other
+    /// sections are not needed): where to listen, bearer tokens and basic-auth users (no
+    /// anonymous access unless `allow_anonymous = true`), optional TLS, and per-query limits
+    /// (`query_timeout_secs`, `query_memory_mb`, `max_concurrent_queries`). Read-only: SELECT,
+    /// EXPLAIN, DESCRIBE and SHOW run; DDL (CREATE EXTERNAL TABLE...), DML (INSERT, COPY) and SET
+    /// are refused. The same tables, views and functions as `ocelot sql`. Each query is logged
+    /// with its user, rows and time. Stops on SIGTERM/SIGINT. docs/sql.md.
+    Serve {
+        #[arg(long, short, env = "OCELOT_CONFIG")]
+        config: PathBuf,
+        /// Check `[lake]` and `[sql]` (and read the secrets) and exit.
+        #[arg(long)]
+        check: bool,
+    },
     /// Run the detection rules over files or the lake; findings as OCSF Detection Finding JSON lines.
     ///
     /// The same engine `ocelot run` uses: the shipped SigmaHQ AWS rules (on the OCSF rows the
@@ -223,7 +239,7 @@ enum Format {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // A service logs what it does (info); the one-shot commands only warnings.
-    let default_level = if matches!(cli.command, Command::Run { .. }) { "info" } else { "warn" };
+    let default_level = if matches!(cli.command, Command::Run { .. } | Command::Serve { check: false, .. }) { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("OCELOT_LOG").unwrap_or_else(|_| default_level.into());
     let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if std::io::stderr().is_terminal() {
@@ -285,6 +301,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
+        Command::Serve { config, check } => serve_cmd(&config, check),
         Command::Schema { class } => {
             schema_cmd(&class)?;
             Ok(ExitCode::SUCCESS)
@@ -312,6 +329,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Rules { action } => rules_cmd(action),
     }
+}
+
+fn serve_cmd(config: &Path, check: bool) -> Result<ExitCode> {
+    let cfg = runtime::config::ServeConfig::load(config).map_err(anyhow::Error::msg)?;
+    let lake = cfg.lake.dir().map_err(anyhow::Error::msg)?;
+    let scheme = if cfg.sql.tls.is_some() { "grpc+tls" } else { "grpc" };
+    if check {
+        println!("{}: ok: Flight SQL on {scheme}://{} over the lake {}", config.display(), cfg.sql.listen, lake.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&cfg.sql.listen).await.with_context(|| format!("sql.listen: cannot listen on {}", cfg.sql.listen))?;
+        tracing::info!(url = %format!("{scheme}://{}", listener.local_addr()?), lake = %lake.display(), "Flight SQL serving");
+        let shutdown = async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+            tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term.recv() => {} }
+            tracing::info!("Flight SQL stopping");
+        };
+        ocelot_server::serve(&lake, &cfg.sql, listener, shutdown).await.map_err(anyhow::Error::msg)
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn normalize_cmd(inputs: &[PathBuf], lake: Option<&Path>, format: Format, source: &str, agents: std::sync::Arc<normalize::agents::Registry>, max_event_bytes: usize) -> Result<Summary> {

@@ -11,6 +11,8 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::datasource::MemTable;
 use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{DataFrame, Expr, SessionContext};
 
 use crate::classes::{class_and_projection, WRITTEN_CLASSES};
@@ -20,8 +22,18 @@ pub const PARTITION_COLUMNS: &[&str] = &["region", "accountId", "eventDay"];
 
 /// A DataFusion session with the lake's tables registered.
 pub async fn session(lake: &Path) -> Result<SessionContext> {
+    session_with_runtime(lake, None).await
+}
+
+/// The same, with a runtime of its own (a memory pool, no spilling: the Flight SQL server's
+/// per-query limits). Tables are registered from what the lake holds now, so a class that gets
+/// its first data later appears in the next session.
+pub async fn session_with_runtime(lake: &Path, runtime: Option<Arc<RuntimeEnv>>) -> Result<SessionContext> {
     // The detectors' settings and functions (`is_mutation`...), so a rule's query runs as is.
-    let ctx = ocelot_detectors::sql::session(ocelot_detectors::sql::session_config());
+    let mut ctx = ocelot_detectors::sql::session(ocelot_detectors::sql::session_config());
+    if let Some(rt) = runtime {
+        ctx = SessionContext::new_with_state(SessionStateBuilder::new_from_existing(ctx.state()).with_runtime_env(rt).build());
+    }
     // The engine's findings (`findings`) have the Detection Finding schema.
     let tables = WRITTEN_CLASSES.iter().map(|c| (*c, *c)).chain([(crate::findings::FINDINGS_TABLE, "detection_finding")]);
     for (table, class) in tables {
