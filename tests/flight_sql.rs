@@ -117,6 +117,33 @@ fn adbc_queries_over_tls() {
 }
 
 #[test]
+fn the_rust_flight_sql_client_handshakes_queries_and_is_refused_writes() {
+    use arrow_flight::sql::client::FlightSqlServiceClient;
+    use futures::TryStreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = samples_lake(dir.path());
+    let (_server, port) = serve(dir.path(), &lake, "");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let channel = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await.unwrap();
+        let mut client = FlightSqlServiceClient::new(channel);
+        // Before the handshake: no credentials, refused.
+        let err = client.execute(QUERY.to_string(), None).await.unwrap_err();
+        assert!(err.to_string().contains("credentials required"), "{err}");
+        assert!(client.handshake("analyst", "wrong").await.is_err());
+        client.handshake("analyst", "s3cret-pw").await.unwrap();
+        let info = client.execute(QUERY.to_string(), None).await.unwrap();
+        let schema = info.clone().try_decode_schema().unwrap();
+        assert_eq!(schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>(), ["operation", "n"]);
+        let ticket = info.endpoint[0].ticket.clone().unwrap();
+        let batches: Vec<arrow::array::RecordBatch> = client.do_get(ticket).await.unwrap().try_collect().await.unwrap();
+        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 10);
+        let err = client.execute("DROP TABLE findings".into(), None).await.unwrap_err();
+        assert!(err.to_string().contains("read-only"), "{err}");
+    });
+}
+
+#[test]
 fn serve_refuses_a_config_without_credentials_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("ocelot.toml");
