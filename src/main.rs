@@ -179,7 +179,8 @@ enum Command {
     /// Show the product on bundled data (no outside service needed).
     ///
     /// Normalizes the sample CloudTrail (every envelope shape, a few broken inputs) into a lake,
-    /// then queries it with SQL and lists the dead letters.
+    /// then queries it with SQL (also over Flight SQL), runs the detection rules, forwards the
+    /// findings to local receivers and lists the dead letters.
     Demo {
         /// The bundled samples.
         #[arg(long, default_value = "samples")]
@@ -566,6 +567,35 @@ fn schema_cmd(class: &str) -> Result<()> {
     Ok(())
 }
 
+/// The demo's Flight SQL step: `ocelot serve`'s server on a loopback port with a bearer token,
+/// queried by a Flight SQL client, as a BI tool or ADBC would.
+fn demo_flight_sql(rt: &tokio::runtime::Runtime, lake: &Path) -> Result<()> {
+    use arrow_flight::sql::client::FlightSqlServiceClient;
+    let sql = "SELECT agent, approval, count(*) AS changes FROM agent_mutations GROUP BY 1, 2 ORDER BY changes DESC, agent";
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let cfg = runtime::config::ServeConfig::from_toml(&format!("[lake]\npath = \"{}\"\n[sql]\ntokens = [\"demo-token\"]\n", lake.display())).map_err(anyhow::Error::msg)?;
+        let lake = lake.to_path_buf();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move { ocelot_server::serve(&lake, &cfg.sql, listener, async { stopped.await.ok(); }).await });
+        println!("\n-- The same lake over Arrow Flight SQL (ocelot serve on grpc://{addr}, bearer token), as a BI tool or ADBC client asks\n{sql}");
+        let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))?.connect().await?;
+        let mut client = FlightSqlServiceClient::new(channel);
+        client.set_token("demo-token".into());
+        let info = client.execute(sql.into(), None).await?;
+        let ticket = info.endpoint.first().and_then(|e| e.ticket.clone()).context("no ticket")?;
+        let batches: Vec<arrow::array::RecordBatch> = futures::TryStreamExt::try_collect(client.do_get(ticket).await?).await?;
+        println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
+        let refused = client.execute("COPY (SELECT * FROM findings) TO '/tmp/findings.csv'".into(), None).await.err().map(|e| e.to_string()).unwrap_or_default();
+        // The server's own words, without the client's wrapping.
+        let why = refused.find("read-only").map_or(refused.as_str(), |i| refused[i..].split(" (").next().unwrap_or_default());
+        println!("COPY (SELECT * FROM findings) TO '/tmp/findings.csv' is refused: {why}");
+        let _ = stop.send(());
+        server.await?.map_err(anyhow::Error::msg)
+    })
+}
+
 /// The demo's findings through the forwarders `ocelot run` uses (`[[forward]]`), to a Splunk
 /// HEC and a Slack webhook played by a receiver on a loopback port, which prints what it got.
 fn demo_forward(findings: &[ocelot_detectors::Finding], lake: &Path) -> Result<()> {
@@ -685,6 +715,7 @@ fn demo(samples: &Path, lake: &Path) -> Result<ExitCode> {
     println!("\n-- Which AI agent changed what, through which tool call, approved by whom (the view agent_mutations)\n$ ocelot sql --lake {} \"{sql}\"", lake.display());
     let batches = rt.block_on(query::query(lake, sql))?;
     println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
+    demo_flight_sql(&rt, lake)?;
     demo_forward(&findings, lake)?;
     let dl = lake.join(ocelot_pipeline::lake::DEAD_LETTER_DIR);
     if summary.dead_lettered > 0 {

@@ -282,4 +282,8 @@ fn the_demo_shows_every_kind_of_rule_on_the_bundled_samples() {
     let hec = text.lines().find(|l| l.starts_with("Splunk HEC: ")).unwrap_or_else(|| panic!("no forwarding section:\n{text}"));
     assert!(hec.contains("token checked: true") && hec.ends_with("dead-lettered: 0") && !hec.starts_with("Splunk HEC: 0 "), "{hec}");
     assert!(text.contains("\n  [Critical] "), "no Slack line for the critical finding:\n{text}");
+    // The Flight SQL step: the view over the server, a write refused.
+    let flight = &text[text.find("over Arrow Flight SQL").unwrap_or_else(|| panic!("no Flight SQL section:\n{text}"))..];
+    assert!(flight.lines().any(|l| l.contains("infra-agent") && l.contains("reject")), "{flight}");
+    assert!(flight.contains("is refused: read-only server"), "{flight}");
 }
