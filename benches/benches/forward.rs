@@ -1,6 +1,6 @@
 //! Findings forwarding throughput per target, against receivers on loopback: Splunk HEC,
 //! Elasticsearch `_bulk`, webhook (HTTP servers that answer as the real ones do) and syslog
-//! over TCP (a listener that reads everything). Real findings (the engine over generated
+//! over TCP (a listener that reads everything), and Kafka (the test broker, tansu). Real findings (the engine over generated
 //! CloudTrail), copied with distinct uids to 10,000.
 //!
 //! The baseline, measured in the same run against the same receiver: a bare client sending
@@ -178,4 +178,15 @@ fn main() {
     drop(s);
     row("syslog (tcp)", fwd, n as f64 / t.elapsed().as_secs_f64().max(1e-9));
     std::thread::sleep(Duration::from_millis(100));
+
+    // Kafka: the test broker (tansu, SQLite storage) on loopback; the baseline is a bare
+    // rdkafka producer sending the same JSON, waiting for every ack.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = ocelot_benches::kafka::Broker::start(dir.path());
+    broker.create_topic("findings", 1);
+    broker.create_topic("bare", 1);
+    let fwd = forward(&format!("[[forward]]\ntype = \"kafka\"\nbrokers = \"{}\"\ntopic = \"findings\"\n[forward.delivery]\nlinger_ms = 5\n", broker.addr()), &items, lake.path());
+    let t = Instant::now();
+    broker.produce("bare", 1, &json);
+    row("kafka (tansu)", fwd, n as f64 / t.elapsed().as_secs_f64());
 }
