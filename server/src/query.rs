@@ -59,7 +59,7 @@ impl Engine {
     }
 
     /// Plans `sql` (nothing runs yet): its result schema, or why it is refused.
-    pub async fn plan(&self, sql: &str) -> Result<(SessionContext, DataFrame), Status> {
+    pub async fn plan(&self, sql: &str) -> Result<DataFrame, Status> {
         let ctx = self.query_session().await?;
         let planned = tokio::time::timeout(self.limits.timeout, async {
             let plan = ctx.state().create_logical_plan(sql).await.map_err(invalid)?;
@@ -67,8 +67,7 @@ impl Engine {
             let df = ctx.execute_logical_plan(plan).await.map_err(invalid)?;
             query::athena_names(df).map_err(invalid)
         });
-        let df = planned.await.map_err(|_| self.timed_out())??;
-        Ok((ctx, df))
+        planned.await.map_err(|_| self.timed_out())?
     }
 
     /// Runs `sql`: its batches as they come, cut off at the deadline. Waits for a free slot
@@ -76,27 +75,22 @@ impl Engine {
     pub async fn run(&self, sql: &str) -> Result<(SchemaRef, BatchStream), Status> {
         let deadline = tokio::time::Instant::now() + self.limits.timeout;
         let permit = tokio::time::timeout_at(deadline, self.running.clone().acquire_owned()).await.map_err(|_| self.timed_out())?.map_err(internal)?;
-        let (_ctx, df) = self.plan(sql).await?;
+        let df = tokio::time::timeout_at(deadline, self.plan(sql)).await.map_err(|_| self.timed_out())??;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let batches = tokio::time::timeout_at(deadline, df.execute_stream()).await.map_err(|_| self.timed_out())?.map_err(exec_error)?;
-        let timeout = self.limits.timeout;
-        let state = Running { batches, deadline: Box::pin(tokio::time::sleep_until(deadline)), _permit: permit, done: false };
-        let stream = futures::stream::unfold(state, move |mut s| async move {
-            if s.done {
-                return None;
-            }
+        let state = Running { batches, deadline: Box::pin(tokio::time::sleep_until(deadline)), cut_off: Some(self.timed_out()), _permit: permit };
+        let stream = futures::stream::unfold(state, |mut s| async move {
+            // After an error or the deadline, the stream ends.
+            let cut_off = s.cut_off.take()?;
             tokio::select! {
-                _ = &mut s.deadline => {
-                    s.done = true;
-                    Some((Err(Status::deadline_exceeded(format!("the query ran longer than sql.query_timeout_secs ({} s) and was cancelled", timeout.as_secs()))), s))
-                }
+                _ = &mut s.deadline => Some((Err(cut_off), s)),
                 next = s.batches.next() => match next {
                     None => None,
-                    Some(Ok(b)) => Some((Ok(b), s)),
-                    Some(Err(e)) => {
-                        s.done = true;
-                        Some((Err(exec_error(e)), s))
+                    Some(Ok(b)) => {
+                        s.cut_off = Some(cut_off);
+                        Some((Ok(b), s))
                     }
+                    Some(Err(e)) => Some((Err(exec_error(e)), s)),
                 },
             }
         });
@@ -122,8 +116,9 @@ impl Engine {
 struct Running {
     batches: datafusion::physical_plan::SendableRecordBatchStream,
     deadline: Pin<Box<tokio::time::Sleep>>,
+    /// The error the deadline gives; taken once the stream has ended.
+    cut_off: Option<Status>,
     _permit: OwnedSemaphorePermit,
-    done: bool,
 }
 
 /// SELECT, EXPLAIN, DESCRIBE, SHOW: no DDL (CREATE EXTERNAL TABLE, views), no DML (INSERT,

@@ -51,7 +51,7 @@ impl Service {
 
     /// The FlightInfo of a query: its schema, and a ticket that carries the SQL back.
     async fn query_info(&self, sql: &str, descriptor: FlightDescriptor) -> Result<Response<FlightInfo>, Status> {
-        let (_, df) = self.engine.plan(sql).await?;
+        let df = self.engine.plan(sql).await?;
         let ticket = TicketStatementQuery { statement_handle: sql.as_bytes().to_vec().into() };
         flight_info(df.schema().as_arrow(), ticket.as_any().encode_to_vec(), descriptor)
     }
@@ -143,7 +143,7 @@ impl FlightSqlService for Service {
 
     async fn do_action_create_prepared_statement(&self, query: ActionCreatePreparedStatementRequest, request: Request<Action>) -> Result<ActionCreatePreparedStatementResult, Status> {
         self.who(&request)?;
-        let (_, df) = self.engine.plan(&query.query).await?;
+        let df = self.engine.plan(&query.query).await?;
         let IpcMessage(dataset_schema) = SchemaAsIpc::new(df.schema().as_arrow(), &Default::default()).try_into().map_err(|e: arrow::error::ArrowError| Status::internal(e.to_string()))?;
         Ok(ActionCreatePreparedStatementResult { prepared_statement_handle: query.query.into_bytes().into(), dataset_schema, parameter_schema: Default::default() })
     }

@@ -146,25 +146,38 @@ pub struct ServeConfig {
 
 impl ServeConfig {
     pub fn load(path: &Path) -> Result<ServeConfig, String> {
-        if !path.exists() {
-            return Err(format!("{}: no such config file (see examples/ocelot.toml and docs/sql.md)", path.display()));
-        }
-        Self::from_figment(Figment::new().merge(Toml::file(path)), &path.display().to_string())
+        Self::checked(read_file(path)?)
     }
 
     pub fn from_toml(text: &str) -> Result<ServeConfig, String> {
-        Self::from_figment(Figment::new().merge(Toml::string(text)), "config")
+        Self::checked(read_text(text)?)
     }
 
-    fn from_figment(f: Figment, name: &str) -> Result<ServeConfig, String> {
-        let cfg: ServeConfig = f.merge(env_keys()).extract().map_err(|e| {
-            let errs: Vec<String> = e.into_iter().map(|e| describe(&e)).collect();
-            format!("{name}: {}", errs.join("; "))
-        })?;
+    fn checked(cfg: ServeConfig) -> Result<ServeConfig, String> {
         cfg.lake.dir()?;
         cfg.sql.check()?;
         Ok(cfg)
     }
+}
+
+/// The file, then the environment over it, as `T`; errors name the keys.
+fn read_file<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, String> {
+    if !path.exists() {
+        return Err(format!("{}: no such config file (see examples/ocelot.toml and docs/config.md)", path.display()));
+    }
+    extract(Figment::new().merge(Toml::file(path)), &path.display().to_string())
+}
+
+/// TOML text (and the environment), for tests and `--check`.
+fn read_text<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+    extract(Figment::new().merge(Toml::string(text)), "config")
+}
+
+fn extract<T: serde::de::DeserializeOwned>(f: Figment, name: &str) -> Result<T, String> {
+    f.merge(Serialized::defaults(BTreeMap::<String, String>::new())).merge(env_keys()).extract().map_err(|e| {
+        let errs: Vec<String> = e.into_iter().map(|e| describe(&e)).collect();
+        format!("{name}: {}", errs.join("; "))
+    })
 }
 
 /// Detection on the stream (docs/detection.md): findings go to the lake's `findings` table.
@@ -411,26 +424,14 @@ const TOP_KEYS: &[&str] = &["kafka", "inputs", "lake", "output", "dead_letter", 
 impl Config {
     /// Reads the file, then the environment over it, and checks the result.
     pub fn load(path: &Path) -> Result<Config, String> {
-        if !path.exists() {
-            return Err(format!("{}: no such config file (see examples/ocelot.toml and docs/config.md)", path.display()));
-        }
-        Self::from_figment(Figment::new().merge(Toml::file(path)), &path.display().to_string())
+        let cfg: Config = read_file(path)?;
+        cfg.check()?;
+        Ok(cfg)
     }
 
     /// From TOML text (and the environment), for tests and `--check`.
     pub fn from_toml(text: &str) -> Result<Config, String> {
-        Self::from_figment(Figment::new().merge(Toml::string(text)), "config")
-    }
-
-    fn from_figment(f: Figment, name: &str) -> Result<Config, String> {
-        let cfg: Config = f
-            .merge(Serialized::defaults(BTreeMap::<String, String>::new()))
-            .merge(env_keys())
-            .extract()
-            .map_err(|e| {
-                let errs: Vec<String> = e.into_iter().map(|e| describe(&e)).collect();
-                format!("{name}: {}", errs.join("; "))
-            })?;
+        let cfg: Config = read_text(text)?;
         cfg.check()?;
         Ok(cfg)
     }
