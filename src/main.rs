@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use ocelot_pipeline::decode::Limits;
 use ocelot_pipeline::ingest::{expand_inputs, Ingest, Output, Summary};
-use ocelot_pipeline::lake::{query, DeadLetterStore, LakeWriter, WriterOptions};
+use ocelot_pipeline::lake::{DeadLetterStore, LakeWriter, WriterOptions};
 use ocelot_pipeline::detect::{load_rules, Detect, TimeRange};
 use ocelot_pipeline::{classes, generate, normalize, runtime};
 use ocelot_detectors::{EngineOptions, LoadOptions};
@@ -692,10 +692,15 @@ fn demo(samples: &Path, lake: &Path) -> Result<ExitCode> {
         ("Events per partition (Security Lake layout)",
          "SELECT region, eventDay, count(*) AS events FROM api_activity GROUP BY 1, 2 ORDER BY events DESC LIMIT 5"),
     ];
-    for (title, sql) in queries {
+    // Each query as `ocelot sql` runs it: a session over what the lake holds at that moment.
+    let show = |title: &str, sql: &str| -> Result<()> {
         println!("\n-- {title}\n$ ocelot sql --lake {} \"{}\"", lake.display(), sql.split_whitespace().collect::<Vec<_>>().join(" "));
-        let batches = rt.block_on(query::query(lake, sql))?;
+        let batches = rt.block_on(async { sql::run_query(&sql::session(lake).await?, sql).await })?;
         println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
+        Ok(())
+    };
+    for (title, sql) in queries {
+        show(title, sql)?;
     }
     // Detection: the same engine `ocelot run` uses, replaying the lake; findings into the lake.
     println!("\n-- Detection: SigmaHQ, SQL, pattern and behaviour rules over the lake\n$ ocelot detect --lake {} --agents {} --out findings.jsonl", lake.display(), agents.display());
@@ -705,16 +710,13 @@ fn demo(samples: &Path, lake: &Path) -> Result<ExitCode> {
     writer.buffer_as(ocelot_pipeline::findings::FINDINGS_TABLE, &ocelot_pipeline::findings::to_batch(&findings).map_err(anyhow::Error::msg)?);
     writer.flush()?;
     print_detect_summary(&detect);
-    let sql = "SELECT severity, finding_info.analytic.uid AS rule, message FROM findings WHERE finding_info.analytic.uid LIKE 'ocelot.agent%' ORDER BY severity_id DESC, message";
-    println!("\n-- What the AI agents did, in the findings table\n$ ocelot sql --lake {} \"{sql}\"", lake.display());
-    let batches = rt.block_on(query::query(lake, sql))?;
-    println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
+    show("What the AI agents did, in the findings table", "SELECT severity, finding_info.analytic.uid AS rule, message FROM findings WHERE finding_info.analytic.uid LIKE 'ocelot.agent%' ORDER BY severity_id DESC, message")?;
     // The agent session (samples/agent/session): which agent made which CloudTrail change,
     // through which tool call, and who approved it.
-    let sql = "SELECT time_dt, operation, principal, agent, session, tool, tool_call, approval, decided_by FROM agent_mutations ORDER BY time_dt";
-    println!("\n-- Which AI agent changed what, through which tool call, approved by whom (the view agent_mutations)\n$ ocelot sql --lake {} \"{sql}\"", lake.display());
-    let batches = rt.block_on(query::query(lake, sql))?;
-    println!("{}", arrow::util::pretty::pretty_format_batches(&batches)?);
+    show(
+        "Which AI agent changed what, through which tool call, approved by whom (the view agent_mutations)",
+        "SELECT time_dt, operation, principal, agent, session, tool, tool_call, approval, decided_by FROM agent_mutations ORDER BY time_dt",
+    )?;
     demo_flight_sql(&rt, lake)?;
     demo_forward(&findings, lake)?;
     let dl = lake.join(ocelot_pipeline::lake::DEAD_LETTER_DIR);

@@ -6,7 +6,6 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::datasource::MemTable;
@@ -58,12 +57,6 @@ pub async fn session_with_runtime(lake: &Path, runtime: Option<Arc<RuntimeEnv>>)
     }
     super::views::register(&ctx).await?;
     Ok(ctx)
-}
-
-/// Runs one query over the lake and collects the result.
-pub async fn query(lake: &Path, sql: &str) -> Result<Vec<RecordBatch>> {
-    let ctx = session(lake).await?;
-    athena_names(ctx.sql(sql).await?)?.collect().await
 }
 
 /// Names result columns as Athena (Trino) and DuckDB do: an unaliased nested field
