@@ -7,12 +7,14 @@ cd "$(dirname "$0")/.."
 # The lake read-back test reads Parquet with pyarrow, a reader that is not ours; the Sigma test
 # compares our matches with pySigma's SQLite backend; the Security Hub forwarder test imports
 # into moto's Security Hub (server mode) and reads back with boto3; the Athena-style SQL test
-# compares `ocelot sql` with DuckDB over the same lake.
+# compares `ocelot sql` with DuckDB over the same lake; the OCSF validity test checks every record
+# with the OCSF JSON Schema of `ocsf-json-schema`, applied by `jsonschema` (and `jsonschema-rs` for
+# the 200,000-event corpus): validators not ours.
 venv="${CARGO_TARGET_DIR:-target}/test-venv"
-if ! "$venv/bin/python" -c 'import pyarrow, sigma.backends.sqlite, moto.server, boto3, duckdb, adbc_driver_flightsql.dbapi' 2>/dev/null; then
-  echo "setting up $venv with pyarrow, pysigma, pysigma-backend-sqlite, moto[server], boto3, duckdb and adbc-driver-flightsql (once)"
+if ! "$venv/bin/python" -c 'import pyarrow, sigma.backends.sqlite, moto.server, boto3, duckdb, adbc_driver_flightsql.dbapi, ocsf_json_schema, jsonschema, jsonschema_rs' 2>/dev/null; then
+  echo "setting up $venv with pyarrow, pysigma, pysigma-backend-sqlite, moto[server], boto3, duckdb, adbc-driver-flightsql, ocsf-json-schema, jsonschema and jsonschema-rs (once)"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check pyarrow 'pysigma>=1,<3' 'pysigma-backend-sqlite>=1,<3' 'moto[server]>=5,<6' boto3 duckdb 'adbc-driver-flightsql>=1,<2' 'adbc-driver-manager>=1,<2'
+  "$venv/bin/pip" install --quiet --disable-pip-version-check pyarrow 'pysigma>=1,<3' 'pysigma-backend-sqlite>=1,<3' 'moto[server]>=5,<6' boto3 duckdb 'adbc-driver-flightsql>=1,<2' 'adbc-driver-manager>=1,<2' 'ocsf-json-schema>=1.2,<2' 'jsonschema>=4,<5' 'jsonschema-rs>=0.30,<1'
 fi
 export OCELOT_TEST_PYTHON="$(cd "$venv" && pwd)/bin/python"
 

@@ -8,13 +8,14 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
+use ocelot_detectors::{EngineOptions, LoadOptions};
 use ocelot_pipeline::decode::Limits;
+use ocelot_pipeline::detect::{load_rules, Detect, TimeRange};
 use ocelot_pipeline::ingest::{expand_inputs, Ingest, Output, Summary};
 use ocelot_pipeline::lake::{DeadLetterStore, LakeWriter, WriterOptions};
-use ocelot_pipeline::detect::{load_rules, Detect, TimeRange};
 use ocelot_pipeline::{classes, generate, normalize, runtime};
-use ocelot_detectors::{EngineOptions, LoadOptions};
 
+mod commands;
 mod sql;
 use sql::SqlFormat;
 
@@ -166,6 +167,21 @@ enum Command {
         #[command(subcommand)]
         action: RulesAction,
     },
+    /// Check OCSF records by the schema's own rules; exit 1 if any is invalid.
+    ///
+    /// Reads OCSF JSON lines (`-` for stdin), Parquet files, or a lake directory (every Parquet
+    /// file under it; dead letters are not OCSF and are left out). Each record is checked
+    /// against the OCSF 1.8.0 class its class_uid names: required attributes, types, enum
+    /// values, `type_uid`, the classes' and objects' constraints (at_least_one, just_one) at
+    /// every depth, attributes that only a profile defines (cloud, actor of a finding, any
+    /// *_dt...) only where metadata.profiles lists the profile, and observables naming
+    /// attributes the record carries. Prints valid/total per class and the first violations
+    /// with their file, line or row, and the attribute path.
+    Validate {
+        /// OCSF JSON lines files, Parquet files or lake directories.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+    },
     /// Print an OCSF class: its attributes and the Arrow schema Ocelot writes for it.
     Schema {
         /// A class name (api_activity) or class_uid (6003).
@@ -236,7 +252,6 @@ enum Format {
     Jsonl,
 }
 
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // A service logs what it does (info); the one-shot commands only warnings.
@@ -303,6 +318,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Serve { config, check } => serve_cmd(&config, check),
+        Command::Validate { inputs } => {
+            let report = commands::validate::run(&inputs)?;
+            report.print(&mut std::io::stdout().lock())?;
+            Ok(if report.invalid > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
         Command::Schema { class } => {
             schema_cmd(&class)?;
             Ok(ExitCode::SUCCESS)
@@ -396,7 +416,7 @@ fn detect_cmd(inputs: &[PathBuf], lake: Option<&Path>, rules: Option<&Path>, ran
         None => None,
     };
     let declared = agents.as_ref().map(|a| a.agents.clone()).unwrap_or_default();
-    let opts = EngineOptions { suppression_ms: i64::from(suppress_minutes.max(1)) * 60_000, hold_windows: true, agents: declared };
+    let opts = EngineOptions { suppression_ms: i64::from(suppress_minutes.max(1)) * 60_000, hold_windows: true, agents: declared, ..EngineOptions::default() };
     let mut detect = Detect::new(set, opts, range);
     match (lake, inputs.is_empty()) {
         (Some(l), _) => detect.replay_lake(l).with_context(|| format!("replaying {}", l.display()))?,
@@ -471,7 +491,15 @@ fn rules_cmd(action: RulesAction) -> Result<ExitCode> {
                 row(&mut out, &c.meta)?;
             }
             let rejected = set.rejected().len();
-            writeln!(out, "{} SQL rules, {} pattern rules, {} behaviour rules, {} Sigma rules, {} Sigma correlations; {rejected} not loaded (ocelot rules validate says why)", sql.rules.len(), patterns.rules.len(), behaviour.rules.len(), sigma.rules.len(), sigma.correlations.len())?;
+            writeln!(
+                out,
+                "{} SQL rules, {} pattern rules, {} behaviour rules, {} Sigma rules, {} Sigma correlations; {rejected} not loaded (ocelot rules validate says why)",
+                sql.rules.len(),
+                patterns.rules.len(),
+                behaviour.rules.len(),
+                sigma.rules.len(),
+                sigma.correlations.len()
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         RulesAction::Validate { rules } => {
@@ -525,7 +553,16 @@ fn progress_bar(total: u64) -> indicatif::ProgressBar {
 
 fn print_summary(s: &Summary, lake: Option<&Path>) {
     let mut err = std::io::stderr();
-    let _ = writeln!(err, "read {} inputs, {:.1} MB: {} events normalized, {} dead-lettered in {:.2}s ({:.1} MB/s)", s.inputs, s.bytes as f64 / 1e6, s.events, s.dead_lettered, s.elapsed.as_secs_f64(), s.mb_per_s());
+    let _ = writeln!(
+        err,
+        "read {} inputs, {:.1} MB: {} events normalized, {} dead-lettered in {:.2}s ({:.1} MB/s)",
+        s.inputs,
+        s.bytes as f64 / 1e6,
+        s.events,
+        s.dead_lettered,
+        s.elapsed.as_secs_f64(),
+        s.mb_per_s()
+    );
     for (class, n) in &s.per_class {
         let _ = writeln!(err, "  {class:<16} {n:>9} events");
     }
@@ -578,7 +615,12 @@ fn demo_flight_sql(rt: &tokio::runtime::Runtime, lake: &Path) -> Result<()> {
         let cfg = runtime::config::ServeConfig::from_toml(&format!("[lake]\npath = \"{}\"\n[sql]\ntokens = [\"demo-token\"]\n", lake.display())).map_err(anyhow::Error::msg)?;
         let lake = lake.to_path_buf();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(async move { ocelot_server::serve(&lake, &cfg.sql, listener, async { stopped.await.ok(); }).await });
+        let server = tokio::spawn(async move {
+            ocelot_server::serve(&lake, &cfg.sql, listener, async {
+                stopped.await.ok();
+            })
+            .await
+        });
         println!("\n-- The same lake over Arrow Flight SQL (ocelot serve on grpc://{addr}, bearer token), as a BI tool or ADBC client asks\n{sql}");
         let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))?.connect().await?;
         let mut client = FlightSqlServiceClient::new(channel);
@@ -675,22 +717,28 @@ fn demo(samples: &Path, lake: &Path) -> Result<ExitCode> {
     }
     let rt = tokio::runtime::Runtime::new()?;
     let queries = [
-        ("Which identities changed what (mutations by actor and operation)?",
-         "SELECT actor.user.name AS actor, api.service.name AS service, api.operation AS operation, count(*) AS events \
-          FROM api_activity WHERE activity_id IN (1, 3, 4) AND actor.user.name IS NOT NULL GROUP BY 1, 2, 3 ORDER BY events DESC, operation LIMIT 10"),
-        ("IAM account changes (who changed which user or role, how)",
-         "SELECT time_dt, actor.user.name AS actor, activity_name, \"user\".name AS target, policy.name AS policy \
-          FROM account_change ORDER BY time_dt LIMIT 10"),
-        ("Console sign-ins without MFA",
-         "SELECT time_dt, \"user\".name AS who, src_endpoint.ip AS ip, status, is_mfa FROM authentication WHERE is_mfa IS NOT TRUE ORDER BY time_dt LIMIT 5"),
-        ("WAF: what the web ACLs blocked, by rule and client",
-         "SELECT policy.name AS web_acl, firewall_rule.uid AS rule, disposition, src_endpoint.ip AS client, http_request.url.path AS path \
-          FROM http_activity WHERE action_id <> 1 ORDER BY time_dt LIMIT 5"),
-        ("Security Hub: failed controls and detections, most severe first",
-         "SELECT 'compliance' AS kind, severity, compliance.control AS what, finding_info.title AS title FROM compliance_finding WHERE compliance.status = 'FAILED' \
-          UNION ALL SELECT 'detection', severity, metadata.product.name, finding_info.title FROM detection_finding ORDER BY severity, what LIMIT 8"),
-        ("Events per partition (Security Lake layout)",
-         "SELECT region, eventDay, count(*) AS events FROM api_activity GROUP BY 1, 2 ORDER BY events DESC LIMIT 5"),
+        (
+            "Which identities changed what (mutations by actor and operation)?",
+            "SELECT actor.user.name AS actor, api.service.name AS service, api.operation AS operation, count(*) AS events \
+          FROM api_activity WHERE activity_id IN (1, 3, 4) AND actor.user.name IS NOT NULL GROUP BY 1, 2, 3 ORDER BY events DESC, operation LIMIT 10",
+        ),
+        (
+            "IAM account changes (who changed which user or role, how)",
+            "SELECT time_dt, actor.user.name AS actor, activity_name, \"user\".name AS target, policy.name AS policy \
+          FROM account_change ORDER BY time_dt LIMIT 10",
+        ),
+        ("Console sign-ins without MFA", "SELECT time_dt, \"user\".name AS who, src_endpoint.ip AS ip, status, is_mfa FROM authentication WHERE is_mfa IS NOT TRUE ORDER BY time_dt LIMIT 5"),
+        (
+            "WAF: what the web ACLs blocked, by rule and client",
+            "SELECT policy.name AS web_acl, firewall_rule.uid AS rule, disposition, src_endpoint.ip AS client, http_request.url.path AS path \
+          FROM http_activity WHERE action_id <> 1 ORDER BY time_dt LIMIT 5",
+        ),
+        (
+            "Security Hub: failed controls and detections, most severe first",
+            "SELECT 'compliance' AS kind, severity, compliance.control AS what, finding_info.title AS title FROM compliance_finding WHERE compliance.status = 'FAILED' \
+          UNION ALL SELECT 'detection', severity, metadata.product.name, finding_info.title FROM detection_finding ORDER BY severity, what LIMIT 8",
+        ),
+        ("Events per partition (Security Lake layout)", "SELECT region, eventDay, count(*) AS events FROM api_activity GROUP BY 1, 2 ORDER BY events DESC LIMIT 5"),
     ];
     // Each query as `ocelot sql` runs it: a session over what the lake holds at that moment.
     let show = |title: &str, sql: &str| -> Result<()> {
@@ -710,13 +758,19 @@ fn demo(samples: &Path, lake: &Path) -> Result<ExitCode> {
     writer.buffer_as(ocelot_pipeline::findings::FINDINGS_TABLE, &ocelot_pipeline::findings::to_batch(&findings).map_err(anyhow::Error::msg)?);
     writer.flush()?;
     print_detect_summary(&detect);
-    show("What the AI agents did, in the findings table", "SELECT severity, finding_info.analytic.uid AS rule, message FROM findings WHERE finding_info.analytic.uid LIKE 'ocelot.agent%' ORDER BY severity_id DESC, message")?;
+    show(
+        "What the AI agents did, in the findings table",
+        "SELECT severity, finding_info.analytic.uid AS rule, message FROM findings WHERE finding_info.analytic.uid LIKE 'ocelot.agent%' ORDER BY severity_id DESC, message",
+    )?;
     // The agent session (samples/agent/session): which agent made which CloudTrail change,
     // through which tool call, and who approved it.
     show(
         "Which AI agent changed what, through which tool call, approved by whom (the view agent_mutations)",
         "SELECT time_dt, operation, principal, agent, session, tool, tool_call, approval, decided_by FROM agent_mutations ORDER BY time_dt",
     )?;
+    // Validity by OCSF's own rules, of everything the lake now holds (events and findings).
+    println!("\n-- Is it valid OCSF? Every record of the lake, events and findings, by the schema's own rules (constraints and profiles included)\n$ ocelot validate {}", lake.display());
+    commands::validate::run(&[lake.to_path_buf()])?.print(&mut std::io::stdout().lock())?;
     demo_flight_sql(&rt, lake)?;
     demo_forward(&findings, lake)?;
     let dl = lake.join(ocelot_pipeline::lake::DEAD_LETTER_DIR);

@@ -5,7 +5,6 @@
 
 mod common;
 
-
 use common::*;
 use serde_json::{json, Value};
 
@@ -79,12 +78,12 @@ fn bad_agent_records_are_dead_lettered_with_a_reason() {
     let mut no_trace: Value = serde_json::from_str(&traces).unwrap();
     no_trace["resourceSpans"][0]["scopeSpans"][0]["spans"][1]["traceId"] = json!("");
     let lines = [
-        r#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#.to_string(),                                     // good
-        no_trace.to_string(),                                                                          // one span without a trace id
-        one_line[..one_line.len() / 2].to_string(),                                                    // truncated OTLP
-        r#"{"jsonrpc":"1.0","id":1,"method":"tools/call","params":{"name":"x"}}"#.to_string(),          // wrong JSON-RPC version
-        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":{}}}"#.to_string(),     // tools/call without a tool
-        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"#.to_string(),               // malformed
+        r#"{"jsonrpc":"2.0","id":7,"method":"ping"}"#.to_string(),                                         // good
+        no_trace.to_string(),                                                                              // one span without a trace id
+        one_line[..one_line.len() / 2].to_string(),                                                        // truncated OTLP
+        r#"{"jsonrpc":"1.0","id":1,"method":"tools/call","params":{"name":"x"}}"#.to_string(),             // wrong JSON-RPC version
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":{}}}"#.to_string(),         // tools/call without a tool
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"#.to_string(),                  // malformed
         r#"{"time":"noon","session":"s","message":{"jsonrpc":"2.0","id":1,"method":"ping"}}"#.to_string(), // bad envelope time
     ];
     let run = normalize_as("agent", &[(lines.join("\n").as_bytes(), "bad.jsonl")]);

@@ -36,7 +36,16 @@ fn user_agents_come_first_and_sql_finds_every_agent_action() {
     let agents = dir.path().join("agents.toml");
     std::fs::write(&agents, "[[agents]]\nname = \"deploy-bot\"\nuid = \"bot-7\"\nsession_name = ['^claude-code-alice$']\n").unwrap();
     let lake = dir.path().join("lake");
-    let st = ocelot().arg("normalize").arg(repo().join("samples/agent/session/cloudtrail.jsonl")).arg(repo().join("samples/cloudtrail/stratus")).args(["--agents"]).arg(&agents).arg("--lake").arg(&lake).output().unwrap();
+    let st = ocelot()
+        .arg("normalize")
+        .arg(repo().join("samples/agent/session/cloudtrail.jsonl"))
+        .arg(repo().join("samples/cloudtrail/stratus"))
+        .args(["--agents"])
+        .arg(&agents)
+        .arg("--lake")
+        .arg(&lake)
+        .output()
+        .unwrap();
     assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
     let sql = "SELECT agent, uid, count(*) AS n FROM (SELECT actor.app_name AS agent, actor.app_uid AS uid FROM api_activity UNION ALL SELECT actor.app_name, actor.app_uid FROM account_change) WHERE agent IS NOT NULL GROUP BY 1, 2";
     let out = ocelot().args(["sql", sql, "--format", "csv", "--lake"]).arg(&lake).output().unwrap();

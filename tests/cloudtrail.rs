@@ -15,7 +15,7 @@ fn every_real_sample_normalizes_and_validates() {
     let mut total = 0;
     for sub in ["stratus", "awsdocs", "envelopes"] {
         for f in files_under(&dir.join(sub)) {
-            if !f.extension().is_some_and(|e| e == "jsonl" || e == "json" || e == "gz")  {
+            if !f.extension().is_some_and(|e| e == "jsonl" || e == "json" || e == "gz") {
                 continue;
             }
             let run = normalize_file(&f);
@@ -77,15 +77,15 @@ fn processing_library_edge_cases() {
 /// Differences from the ocsf-examples references that are choices, not mistakes; each is
 /// explained in docs/mappings/cloudtrail.md.
 const KNOWN_DIFFERENCES: &[&str] = &[
-    "metadata.version",             // we emit OCSF 1.8.0; the references are 1.1.0 / 1.5.0
+    "metadata.version",              // we emit OCSF 1.8.0; the references are 1.1.0 / 1.5.0
     "metadata.product.feature.name", // eventCategory; one reference hard-codes a description
-    "metadata.log_name",            // the bloblang sample puts eventType here; we use eventCategory
-    "api.request.uid",              // the Authentication reference holds a literal "''"
-    "observables",                  // compared as a set below
-    "unmapped",                     // compared key by key below
-    "time_dt",                      // the references write local offsets, one of them wrongly (UTC wall clock + "-04:00"); `time` is compared exactly
+    "metadata.log_name",             // the bloblang sample puts eventType here; we use eventCategory
+    "api.request.uid",               // the Authentication reference holds a literal "''"
+    "observables",                   // compared as a set below
+    "unmapped",                      // compared key by key below
+    "time_dt",                       // the references write local offsets, one of them wrongly (UTC wall clock + "-04:00"); `time` is compared exactly
     "actor.session.created_time_dt",
-    "actor.session.created_time",  // the bloblang sample writes 0 for "absent"
+    "actor.session.created_time", // the bloblang sample writes 0 for "absent"
 ];
 
 /// Values in a reference that no mapping of its raw event could produce.
@@ -137,7 +137,8 @@ fn all_envelope_shapes_decode_to_the_same_events() {
     let concatenated: Vec<u8> = records.iter().map(|r| r.to_string()).collect::<String>().into_bytes();
     let single = serde_json::to_vec_pretty(&records[0]).unwrap();
     let s3 = serde_json::to_vec(&json!({"Records": records})).unwrap();
-    let eventbridge: Vec<u8> = records.iter().map(|r| json!({"version": "0", "detail-type": "AWS API Call via CloudTrail", "source": "aws.iam", "detail": r}).to_string() + "\n").collect::<String>().into_bytes();
+    let eventbridge: Vec<u8> =
+        records.iter().map(|r| json!({"version": "0", "detail-type": "AWS API Call via CloudTrail", "source": "aws.iam", "detail": r}).to_string() + "\n").collect::<String>().into_bytes();
     let cwl = serde_json::to_vec(&json!({"messageType": "DATA_MESSAGE", "logGroup": "trail", "logEvents": records.iter().enumerate().map(|(i, r)| json!({"id": i.to_string(), "timestamp": 0, "message": r.to_string()})).collect::<Vec<_>>()})).unwrap();
     let shapes: Vec<(&str, Vec<u8>, usize)> = vec![
         ("jsonl", jsonl, 3),

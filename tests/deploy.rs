@@ -13,11 +13,7 @@ use serde_json::Value;
 
 fn compose() -> Value {
     let python = common::python_with("yaml", &["pyyaml"]);
-    let out = Command::new(python)
-        .args(["-c", "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))"])
-        .arg(common::repo().join("docker-compose.yml"))
-        .output()
-        .unwrap();
+    let out = Command::new(python).args(["-c", "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))"]).arg(common::repo().join("docker-compose.yml")).output().unwrap();
     assert!(out.status.success(), "docker-compose.yml does not parse: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }

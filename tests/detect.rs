@@ -52,6 +52,46 @@ fn every_stratus_technique_yields_a_finding_on_its_key_event() {
     assert!(missed.is_empty(), "techniques without a finding on a key event: {missed:?}");
 }
 
+/// The Stratus Red Team AWS techniques without a detonation log in the bundled data: synthetic
+/// key records (tests/data/cloudtrail/stratus-synthetic, written from the AWS API reference;
+/// NOTICE). Each raises a finding with a key event among its related events.
+#[test]
+fn every_synthetic_stratus_technique_yields_a_finding_on_its_key_event() {
+    let dir = repo().join("tests/data/cloudtrail/stratus-synthetic");
+    let labels: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(dir.join("labels.json")).unwrap()).unwrap();
+    assert!(labels.len() >= 21);
+    let mut missed = Vec::new();
+    for t in &labels {
+        let id = t["technique_id"].as_str().unwrap();
+        let findings = detect(&[dir.join(format!("{id}.jsonl")).to_str().unwrap()]);
+        let related: BTreeSet<String> = findings.iter().flat_map(|f| f["finding_info"]["related_events"].as_array().unwrap().iter().map(|r| r["uid"].as_str().unwrap().to_string())).collect();
+        let key: Vec<&str> = t["key_events"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+        let text = std::fs::read_to_string(dir.join(format!("{id}.jsonl"))).unwrap();
+        let found = text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).any(|e| {
+            let name = format!("{}:{}", e["eventSource"].as_str().unwrap().split('.').next().unwrap(), e["eventName"].as_str().unwrap());
+            key.contains(&name.as_str()) && related.contains(e["eventID"].as_str().unwrap())
+        });
+        if !found {
+            missed.push(id.to_string());
+        }
+    }
+    assert!(missed.is_empty(), "synthetic techniques without a finding on a key event: {missed:?}");
+}
+
+/// docs/detection.md's coverage table names every technique, detonated or synthetic.
+#[test]
+fn the_stratus_coverage_table_lists_every_technique() {
+    let doc = std::fs::read_to_string(repo().join("docs/detection.md")).unwrap();
+    let mut ids = Vec::new();
+    for labels in ["samples/provenance/stratus-labels.json", "tests/data/cloudtrail/stratus-synthetic/labels.json"] {
+        let l: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(repo().join(labels)).unwrap()).unwrap();
+        ids.extend(l.iter().map(|t| t["technique_id"].as_str().unwrap().to_string()));
+    }
+    assert!(ids.len() >= 46, "{}", ids.len());
+    let missing: Vec<&String> = ids.iter().filter(|id| !doc.contains(&format!("| `{id}` |"))).collect();
+    assert!(missing.is_empty(), "not in docs/detection.md's table: {missing:?}");
+}
+
 #[test]
 fn every_rule_loads_and_passes_its_own_cases() {
     let o = ocelot().args(["rules", "validate"]).current_dir(repo()).output().unwrap();
@@ -106,7 +146,10 @@ fn agent_sessions_trip_the_ai_rules_with_agent_conversation_and_approval() {
     let unapproved = by_rule(&findings, "ocelot.agent-destructive-unapproved");
     let find = |conv: &str| unapproved.iter().find(|f| ctx(f, "conversation") == conv).unwrap_or_else(|| panic!("no rule-2 finding for {conv}: {unapproved:#?}"));
     let rejected = find("conv-7f3a9c2e");
-    assert_eq!((ctx(rejected, "agent"), ctx(rejected, "approval"), ctx(rejected, "tool_calls"), ctx(rejected, "operations")), ("infra-agent", "rejected_but_executed", "toolu_03", "TerminateInstances"));
+    assert_eq!(
+        (ctx(rejected, "agent"), ctx(rejected, "approval"), ctx(rejected, "tool_calls"), ctx(rejected, "operations")),
+        ("infra-agent", "rejected_but_executed", "toolu_03", "TerminateInstances")
+    );
     assert_eq!(ctx(rejected, "human"), "alice@example.com");
     assert_eq!(rejected["actor"]["app_name"], "infra-agent");
     let mcp = find("mcp-4d1e");
@@ -180,7 +223,10 @@ fn behaviour_rules_say_which_agent_left_its_scope_rate_or_client() {
 
     // The sample sessions, run with the same registry, stay inside their agents' scopes.
     let samples = detect(&["--agents", AGENTS, "samples/agent/session", "samples/agent/cleanup", "samples/agent/benign"]);
-    let behaviour: Vec<&Value> = samples.iter().filter(|f| ["ocelot.agent-out-of-scope", "ocelot.agent-rate-anomaly", "ocelot.agent-foreign-client"].contains(&f["finding_info"]["analytic"]["uid"].as_str().unwrap())).collect();
+    let behaviour: Vec<&Value> = samples
+        .iter()
+        .filter(|f| ["ocelot.agent-out-of-scope", "ocelot.agent-rate-anomaly", "ocelot.agent-foreign-client"].contains(&f["finding_info"]["analytic"]["uid"].as_str().unwrap()))
+        .collect();
     assert!(behaviour.is_empty(), "{behaviour:#?}");
 
     // A bad declared network stops the command with the key and the fix.
@@ -199,18 +245,18 @@ const PANTHER_TWINS: &[(&str, &[&str])] = &[
     ("AWS.CloudTrail.DNSLogsDeleted", &["Audit or security control disabled or weakened"]),
     ("AWS.ConfigService.DisabledDeleted", &["Audit or security control disabled or weakened"]),
     ("AWS.KMS.CustomerManagedKeyLoss", &["Audit or security control disabled or weakened"]),
-    ("AWS.CloudTrail.AMIModifiedForPublicAccess", &["Image or snapshot shared with another account or made public"]),
-    ("AWS.CloudTrail.SnapshotMadePublic", &["Image or snapshot shared with another account or made public"]),
-    ("AWS.RDS.SnapshotShared", &["Image or snapshot shared with another account or made public"]),
+    ("AWS.CloudTrail.AMIModifiedForPublicAccess", &["Image, snapshot or bucket shared with another account or made public, or an outside trust anchor"]),
+    ("AWS.CloudTrail.SnapshotMadePublic", &["Image, snapshot or bucket shared with another account or made public, or an outside trust anchor"]),
+    ("AWS.RDS.SnapshotShared", &["Image, snapshot or bucket shared with another account or made public, or an outside trust anchor"]),
     ("AWS.IAM.AttachAdminRolePolicy", &["Privilege escalation: admin or wildcard rights, credentials for others, trust changes"]),
     ("AWS.IAM.AttachAdminUserPolicy", &["Privilege escalation: admin or wildcard rights, credentials for others, trust changes"]),
     ("AWS.IAM.BackdoorRole", &["Privilege escalation: admin or wildcard rights, credentials for others, trust changes"]),
     ("AWS.IAM.Backdoor.User.Keys", &["Privilege escalation: admin or wildcard rights, credentials for others, trust changes"]),
     ("AWS.CloudTrail.LoginProfileCreatedOrModified", &["Privilege escalation: admin or wildcard rights, credentials for others, trust changes"]),
-    ("AWS.Lambda.UpdateFunctionCode", &["Code or access path planted: Lambda code or permissions, EC2 user data or SSH keys, federation tokens"]),
-    ("AWS.Potential.Backdoor.Lambda", &["Code or access path planted: Lambda code or permissions, EC2 user data or SSH keys, federation tokens"]),
-    ("AWS.EC2.Startup.Script.Change", &["Code or access path planted: Lambda code or permissions, EC2 user data or SSH keys, federation tokens"]),
-    ("AWS.SSM.DecryptSSMParams", &["Secrets or SecureString parameters read in bulk"]),
+    ("AWS.Lambda.UpdateFunctionCode", &["Code or access path planted: Lambda code, permissions or layers, EC2 user data or SSH keys, notebook lifecycle scripts, federation tokens"]),
+    ("AWS.Potential.Backdoor.Lambda", &["Code or access path planted: Lambda code, permissions or layers, EC2 user data or SSH keys, notebook lifecycle scripts, federation tokens"]),
+    ("AWS.EC2.Startup.Script.Change", &["Code or access path planted: Lambda code, permissions or layers, EC2 user data or SSH keys, notebook lifecycle scripts, federation tokens"]),
+    ("AWS.SSM.DecryptSSMParams", &["Secrets, SecureString parameters or EC2 Windows passwords read in bulk"]),
 ];
 
 /// SigmaHQ rules (third-party, unmodified) for the same behaviour as Panther rules: reported,
@@ -286,4 +332,23 @@ fn the_demo_shows_every_kind_of_rule_on_the_bundled_samples() {
     let flight = &text[text.find("over Arrow Flight SQL").unwrap_or_else(|| panic!("no Flight SQL section:\n{text}"))..];
     assert!(flight.lines().any(|l| l.contains("infra-agent") && l.contains("reject")), "{flight}");
     assert!(flight.contains("is refused: read-only server"), "{flight}");
+}
+
+/// A handful of terminations and deletions by an administrator signed in through IAM Identity
+/// Center, in working hours, with no agent: routine work, no High or Critical finding
+/// (docs/detection.md says how the capacity rule tells it apart).
+#[test]
+fn routine_human_administration_raises_nothing_high() {
+    let findings = detect(&["tests/data/cloudtrail/routine-admin.jsonl"]);
+    let loud: Vec<String> = findings.iter().filter(|f| f["severity_id"].as_i64().unwrap() >= 4).map(|f| format!("{}: {}", f["severity"], f["finding_info"]["title"])).collect();
+    assert!(loud.is_empty(), "{loud:?}");
+    // The same calls by an AI agent's role are the capacity rule's business.
+    let text = std::fs::read_to_string(repo().join("tests/data/cloudtrail/routine-admin.jsonl"))
+        .unwrap()
+        .replace("AWSReservedSSO_AdministratorAccess_0a1b2c3d4e5f6789/alice@example.com", "claude-code-ops/session-1");
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("agent.jsonl");
+    std::fs::write(&f, text).unwrap();
+    let findings = detect(&[f.to_str().unwrap()]);
+    assert!(findings.iter().any(|f| f["finding_info"]["analytic"]["uid"] == "ocelot.capacity-removal"), "{:?}", findings.iter().map(|f| &f["finding_info"]["title"]).collect::<Vec<_>>());
 }

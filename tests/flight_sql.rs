@@ -71,9 +71,23 @@ fn samples_lake(dir: &Path) -> std::path::PathBuf {
 
 fn check(cases: &BTreeMap<String, Value>, lake: &Path) {
     let expected = [
-        "basic_auth_query", "bearer_token_view", "get_objects", "no_credentials", "wrong_password", "wrong_token",
-        "create_external_table", "copy_to_file", "insert", "set", "create_view", "file_as_table",
-        "runaway_timeout", "runaway_seconds", "memory_limit", "alive_after_limits", "prepared_statement",
+        "basic_auth_query",
+        "bearer_token_view",
+        "get_objects",
+        "no_credentials",
+        "wrong_password",
+        "wrong_token",
+        "create_external_table",
+        "copy_to_file",
+        "insert",
+        "set",
+        "create_view",
+        "file_as_table",
+        "runaway_timeout",
+        "runaway_seconds",
+        "memory_limit",
+        "alive_after_limits",
+        "prepared_statement",
     ];
     for case in expected {
         let v = cases.get(case).unwrap_or_else(|| panic!("case {case} did not run"));
@@ -104,7 +118,23 @@ fn adbc_queries_over_tls() {
     let dir = tempfile::tempdir().unwrap();
     let lake = samples_lake(dir.path());
     let st = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out", "cert.pem", "-days", "2", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ])
         .current_dir(dir.path())
         .stderr(Stdio::null())
         .status()

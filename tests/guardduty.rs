@@ -73,12 +73,7 @@ fn bad_guardduty_findings_are_dead_lettered() {
         f(&mut v);
         v.to_string()
     };
-    let lines = [
-        with(&|v| v["severity"] = json!("very")),
-        with(&|v| v["updatedAt"] = json!("not a time")),
-        with(&|v| v["id"] = json!("")),
-        good.to_string(),
-    ];
+    let lines = [with(&|v| v["severity"] = json!("very")), with(&|v| v["updatedAt"] = json!("not a time")), with(&|v| v["id"] = json!("")), good.to_string()];
     let run = normalize_as("guardduty", &[(lines.join("\n").as_bytes(), "bad")]);
     let reasons: Vec<&str> = run.dead.iter().map(|d| d.reason.as_str()).collect();
     assert_eq!(run.rows(), 1, "{reasons:?}");

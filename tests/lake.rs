@@ -67,7 +67,8 @@ fn lake_layout_and_pyarrow_reads_back_equal() {
         let rel = f.strip_prefix(lake.path()).unwrap().to_string_lossy().to_string();
         let parts: Vec<&str> = rel.split('/').collect();
         assert_eq!(parts.len(), 5, "{rel}");
-        assert!(["api_activity", "authentication", "account_change"].contains(&parts[0]), "{rel}");
+        // CloudTrail Insights records are detection findings.
+        assert!(["api_activity", "authentication", "account_change", "detection_finding"].contains(&parts[0]), "{rel}");
         assert!(parts[1].starts_with("region=") && parts[2].starts_with("accountId=") && parts[3].starts_with("eventDay="), "{rel}");
         assert!(parts[4].ends_with(".parquet") && !parts[4].starts_with('.'), "{rel}");
     }
@@ -80,13 +81,11 @@ fn lake_layout_and_pyarrow_reads_back_equal() {
     let mut ours: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for b in &run.batches {
         for mut row in ocelot_schemas::batch_to_json(&b.batch).unwrap() {
-            for key in ["time_dt"] {
-                if let Some(v) = row.get_mut(key) {
+            // Arrow timestamps (every `*_dt`) read back as epoch milliseconds.
+            for pointer in ["/time_dt", "/actor/session/created_time_dt", "/finding_info/first_seen_time_dt", "/finding_info/last_seen_time_dt"] {
+                if let Some(v) = row.pointer_mut(pointer) {
                     *v = ms_of(v);
                 }
-            }
-            if let Some(v) = row.pointer_mut("/actor/session/created_time_dt") {
-                *v = ms_of(v);
             }
             ours.entry(b.class.name.clone()).or_default().push(row);
         }
@@ -139,7 +138,8 @@ fn sql_answers_a_nested_group_by() {
     assert!(got.len() > 10);
 
     // DataFusion's struct syntax and the partition columns answer too.
-    let out = ocelot().args(["sql", "SELECT count(*) AS n FROM account_change WHERE \"user\"['name'] IS NOT NULL AND eventDay LIKE '20%'", "--format", "csv", "--lake"]).arg(lake.path()).output().unwrap();
+    let out =
+        ocelot().args(["sql", "SELECT count(*) AS n FROM account_change WHERE \"user\"['name'] IS NOT NULL AND eventDay LIKE '20%'", "--format", "csv", "--lake"]).arg(lake.path()).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let n: i64 = String::from_utf8(out.stdout).unwrap().lines().nth(1).unwrap().parse().unwrap();
     assert!(n > 5, "{n}");
@@ -158,10 +158,8 @@ fn normalize_cli_dead_letters_strict_and_jsonl() {
     assert_eq!(strict.status.code(), Some(3));
 
     // Each dead letter names its source, position and reason, and keeps the bytes.
-    let dl: Vec<Value> = files_under(&lake.path().join("_dead_letter"))
-        .iter()
-        .flat_map(|f| std::fs::read_to_string(f).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect::<Vec<Value>>())
-        .collect();
+    let dl: Vec<Value> =
+        files_under(&lake.path().join("_dead_letter")).iter().flat_map(|f| std::fs::read_to_string(f).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect::<Vec<Value>>()).collect();
     assert_eq!(dl.len(), 6, "two runs of three: {dl:#?}");
     for d in &dl {
         assert!(d["source"].as_str().unwrap().contains("broken"), "{d}");

@@ -58,19 +58,23 @@ fn control_findings_are_compliance_findings() {
 /// Differences from the ocsf-examples Security Hub references (OCSF 1.1.0) that are choices,
 /// not mistakes; each is explained in docs/mappings/asff.md.
 const KNOWN_DIFFERENCES: &[&str] = &[
-    "metadata.version",                 // we emit OCSF 1.8.0
-    "metadata.profiles",                // the GuardDuty reference adds `linux` with no process data mapped
-    "metadata.extensions",              // likewise
+    "metadata.version",    // we emit OCSF 1.8.0
+    "metadata.profiles",   // the GuardDuty reference adds `linux` with no process data mapped
+    "metadata.extensions", // likewise
     "metadata.product.feature.name",
-    "time_dt", "finding_info.created_time_dt", "finding_info.modified_time_dt", "finding_info.first_seen_time_dt",
-    "finding_info.last_seen_time_dt", "metadata.processed_time_dt", // local renderings; the epoch values are compared
-    "resource",                         // deprecated single resource: ours is `resources`
+    "time_dt",
+    "finding_info.created_time_dt",
+    "finding_info.modified_time_dt",
+    "finding_info.first_seen_time_dt",
+    "finding_info.last_seen_time_dt",
+    "metadata.processed_time_dt", // local renderings; the epoch values are compared
+    "resource",                   // deprecated single resource: ours is `resources`
     "resources[0].criticality",
-    "evidences",                        // compared below: GuardDuty's ProductFields are kept unmapped
-    "vulnerabilities",                  // compared below
-    "compliance.standards",             // ours: AssociatedStandards[].StandardsId as written; the reference strips the prefix
-    "observables",                      // compared as a set by the harness
-    "unmapped",                         // compared key by key by the harness
+    "evidences",            // compared below: GuardDuty's ProductFields are kept unmapped
+    "vulnerabilities",      // compared below
+    "compliance.standards", // ours: AssociatedStandards[].StandardsId as written; the reference strips the prefix
+    "observables",          // compared as a set by the harness
+    "unmapped",             // compared key by key by the harness
 ];
 
 #[test]
@@ -155,11 +159,8 @@ fn bad_findings_are_dead_lettered_with_a_reason() {
 fn auto_tells_cloudtrail_waf_and_security_hub_apart() {
     // All three sources interleaved line by line in one file.
     let read = |p: &str| std::fs::read_to_string(repo().join(p)).unwrap();
-    let sources = [
-        read("samples/cloudtrail/stratus/aws.defense-evasion.cloudtrail-stop.jsonl"),
-        read("samples/waf/awsdocs/waf_log_examples.jsonl"),
-        read("samples/securityhub/awsdocs/asff_doc_examples.jsonl"),
-    ];
+    let sources =
+        [read("samples/cloudtrail/stratus/aws.defense-evasion.cloudtrail-stop.jsonl"), read("samples/waf/awsdocs/waf_log_examples.jsonl"), read("samples/securityhub/awsdocs/asff_doc_examples.jsonl")];
     let mut iters: Vec<_> = sources.iter().map(|s| s.lines()).collect();
     let mut mixed = Vec::new();
     loop {

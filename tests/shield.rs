@@ -44,7 +44,8 @@ fn attack_records_normalize_and_validate() {
 fn an_ongoing_attack_is_new_and_bad_records_are_dead_lettered() {
     let lines = [
         json!({"AttackId": "a-1", "ResourceArn": "arn:aws:ec2:us-east-1:111122223333:eip-allocation/eipalloc-1", "StartTime": "2026-11-01T10:00:00Z",
-               "AttackVectors": [{"VectorType": "UDP_REFLECTION"}]}).to_string(),
+               "AttackVectors": [{"VectorType": "UDP_REFLECTION"}]})
+        .to_string(),
         json!({"AttackId": "a-2", "ResourceArn": "arn:aws:cloudfront::1:distribution/E", "StartTime": "soon"}).to_string(),
         json!({"AttackId": "a-3", "StartTime": 1.0}).to_string(),
         json!({"AttackId": "a-4", "ResourceArn": "arn:aws:cloudfront::1:distribution/E", "StartTime": 1.0, "EndTime": "later"}).to_string(),
@@ -70,11 +71,15 @@ fn shield_api_calls_in_cloudtrail_are_api_activity() {
     let run = normalize_as("auto", &[(shield.join("\n").as_bytes(), "shield-cloudtrail")]);
     assert!(run.dead.is_empty());
     assert_valid(&run);
-    let ops: Vec<(String, i64)> = run.events_json().iter().map(|(c, e)| {
-        assert_eq!(c, "api_activity");
-        assert_eq!(e["api"]["service"]["name"], "shield.amazonaws.com");
-        (e["api"]["operation"].as_str().unwrap().to_string(), e["activity_id"].as_i64().unwrap())
-    }).collect();
+    let ops: Vec<(String, i64)> = run
+        .events_json()
+        .iter()
+        .map(|(c, e)| {
+            assert_eq!(c, "api_activity");
+            assert_eq!(e["api"]["service"]["name"], "shield.amazonaws.com");
+            (e["api"]["operation"].as_str().unwrap().to_string(), e["activity_id"].as_i64().unwrap())
+        })
+        .collect();
     assert!(ops.contains(&("DeleteProtection".to_string(), 4)), "{ops:?}");
     assert!(ops.contains(&("ListProtections".to_string(), 2)), "{ops:?}");
     // And a CreateProtection call (built from the DeleteProtection record) is a Create.

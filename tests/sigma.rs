@@ -74,7 +74,12 @@ fn sigmahq_rules_match_exactly_what_pysigma_matches() {
     assert_eq!(kept.len(), normalized.len());
     let events_file = dir.path().join("events.jsonl");
     std::fs::write(&events_file, kept.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
-    let out = Command::new(common::python_with("sigma.backends.sqlite", &["pysigma", "pysigma-backend-sqlite"])).arg(repo().join("tests/sigma_reference.py")).arg(&rules_dir).arg(&events_file).output().unwrap();
+    let out = Command::new(common::python_with("sigma.backends.sqlite", &["pysigma", "pysigma-backend-sqlite"]))
+        .arg(repo().join("tests/sigma_reference.py"))
+        .arg(&rules_dir)
+        .arg(&events_file)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "reference failed: {}", String::from_utf8_lossy(&out.stderr));
     let mut theirs = BTreeSet::new();
     let mut unsupported = Vec::new();

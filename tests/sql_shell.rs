@@ -81,7 +81,8 @@ fn agent_mutations_says_which_agent_changed_what_and_who_approved_it() {
     let lake = dir.path().join("lake");
     let st = common::ocelot().args(["normalize", "samples/agent/session", "--lake"]).arg(&lake).current_dir(common::repo()).status().unwrap();
     assert!(st.success());
-    let out = common::ocelot().args(["sql", "SELECT operation, agent, tool_call, approval, decided_by FROM agent_mutations ORDER BY time_dt", "--format", "csv", "--lake"]).arg(&lake).output().unwrap();
+    let out =
+        common::ocelot().args(["sql", "SELECT operation, agent, tool_call, approval, decided_by FROM agent_mutations ORDER BY time_dt", "--format", "csv", "--lake"]).arg(&lake).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let rows: Vec<String> = String::from_utf8(out.stdout).unwrap().lines().skip(1).map(str::to_string).collect();
     // The session's four changes; its ListBuckets is a read and is not a mutation.

@@ -73,7 +73,14 @@ fn hundred_thousand_events_land_exactly_once_and_offsets_reach_the_end() {
     assert_eq!(http_get(o.http, "/healthz").unwrap().0, 200);
     assert_eq!(http_get(o.http, "/readyz").unwrap().0, 200);
     let metrics = o.metrics();
-    for name in ["ocelot_events_in_total{source=\"cloudtrail\"} 100000", "ocelot_messages_in_total{topic=\"cloudtrail\"} 100000", "ocelot_ingest_latency_seconds_bucket", "ocelot_commit_seconds_count", "ocelot_batch_seconds_bucket", "ocelot_committed_offset{"] {
+    for name in [
+        "ocelot_events_in_total{source=\"cloudtrail\"} 100000",
+        "ocelot_messages_in_total{topic=\"cloudtrail\"} 100000",
+        "ocelot_ingest_latency_seconds_bucket",
+        "ocelot_commit_seconds_count",
+        "ocelot_batch_seconds_bucket",
+        "ocelot_committed_offset{",
+    ] {
         assert!(metrics.contains(name), "{name} not in /metrics:\n{metrics}");
     }
     stop(&mut o);
@@ -309,7 +316,12 @@ fn every_source_in_one_topic_is_told_apart_by_auto() {
 
     // Every finding in the lake reached the forwarder's topic, keyed by its uid (each version
     // of a finding updated by later hits is sent again under the same key).
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ocelot")).args(["sql", "--format", "csv", "--lake"]).arg(s.lake()).arg("SELECT DISTINCT finding_info.uid FROM findings ORDER BY 1").output().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ocelot"))
+        .args(["sql", "--format", "csv", "--lake"])
+        .arg(s.lake())
+        .arg("SELECT DISTINCT finding_info.uid FROM findings ORDER BY 1")
+        .output()
+        .unwrap();
     let lake_findings: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().skip(1).map(str::to_string).collect();
     let forwarded = s.broker.read_all("findings", 1);
     let mut keys = std::collections::BTreeSet::new();

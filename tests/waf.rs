@@ -22,8 +22,13 @@ fn every_waf_sample_normalizes_and_validates() {
     let panther = panther_events();
     assert_eq!(panther.len(), 50);
     let run = normalize_as("waf", &[(panther.join("\n").as_bytes(), "panther")]);
-    assert!(run.dead.is_empty(), "{:?}", run.dead.iter().map(|d| &d.reason).collect::<Vec<_>>());
-    assert_eq!(run.rows(), 50);
+    // Panther's hand-made fragments whose httpRequest holds only the client address are not
+    // HTTP Activity by OCSF's rules: dead-lettered with the reason, never dropped.
+    for d in &run.dead {
+        assert!(d.reason.starts_with("incomplete WAF log record: httpRequest has no uri"), "{}", d.reason);
+    }
+    assert!(run.dead.len() < 20, "{}", run.dead.len());
+    assert_eq!(run.rows() + run.dead.len(), 50);
     assert_valid(&run);
 
     let events = docs.events_json();
@@ -74,17 +79,20 @@ const KNOWN_DIFFERENCES: &[&str] = &[
     "action_id",
     "disposition",
     "disposition_id",
-    "observables",                   // compared as a set by the harness
-    "unmapped",                      // compared key by key by the harness
+    "observables", // compared as a set by the harness
+    "unmapped",    // compared key by key by the harness
 ];
 
 #[test]
 fn agrees_with_the_ocsf_examples_waf_pairs() {
     let base = repo().join("tests/data/reference/ocsf-examples/markdown");
-    let pairs: Vec<_> = ["v1.1.0", "v1.5.0"].iter().map(|v| {
-        let d = base.join(v).join("waf/4002_http_activity");
-        (d.join("raw.json"), d.join("ocsf.json"))
-    }).collect();
+    let pairs: Vec<_> = ["v1.1.0", "v1.5.0"]
+        .iter()
+        .map(|v| {
+            let d = base.join(v).join("waf/4002_http_activity");
+            (d.join("raw.json"), d.join("ocsf.json"))
+        })
+        .collect();
     // The 1.1.0 reference names its hostname observable by the raw path.
     let raw_path_name = |o: &Value| o["name"] == "httpRequest.headers[].value";
     let (compared, mismatches) = reference::compare("waf", &pairs, KNOWN_DIFFERENCES, &[], raw_path_name);

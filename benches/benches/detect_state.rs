@@ -49,7 +49,16 @@ fn main() {
             let s = engine.stats();
             println!(
                 "{:>10} {:>9} {:>10} {:>10} {:>10} {:>12} {:>8} {:>8} {:>9} {:>8.0}",
-                done, findings, s.open_findings, s.correlation_groups, s.correlation_entries, s.sql_buffered_bytes, s.late_events, s.sql_budget_exceeded, s.linked_calls, rss_mib()
+                done,
+                findings,
+                s.open_findings,
+                s.correlation_groups,
+                s.correlation_entries,
+                s.sql_buffered_bytes,
+                s.late_events,
+                s.sql_budget_exceeded,
+                s.linked_calls,
+                rss_mib()
             );
             next_report += 1_000_000;
         }

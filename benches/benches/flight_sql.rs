@@ -109,7 +109,12 @@ fn main() {
 
     // DuckDB first, then Ocelot: each gets the page cache warmed by its own warm-up run.
     let sqls: Vec<&str> = queries.iter().map(|q| q.2.as_str()).collect();
-    let mut child = Command::new(python()).args(["-c", DUCKDB, &RUNS.to_string()]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().expect("python with duckdb (scripts/test.sh makes one)");
+    let mut child = Command::new(python())
+        .args(["-c", DUCKDB, &RUNS.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python with duckdb (scripts/test.sh makes one)");
     std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), serde_json::to_string(&sqls).expect("json").as_bytes()).expect("to python");
     let out = child.wait_with_output().expect("duckdb");
     assert!(out.status.success(), "duckdb failed");

@@ -129,7 +129,10 @@ fn main() {
     // Splunk HEC: 100 events a request.
     let url = http_receiver("hec");
     let fwd = forward(&format!("[[forward]]\ntype = \"splunk_hec\"\nurl = \"{url}\"\ntoken = \"t\"\n[forward.delivery]\nlinger_ms = 5\n"), &items, lake.path());
-    let bodies: Vec<Vec<u8>> = items.chunks(100).map(|c| c.iter().flat_map(|f| serde_json::to_vec(&json!({"time": 1.0, "sourcetype": "ocsf:detection_finding", "event": f})).expect("json").into_iter().chain([b'\n'])).collect()).collect();
+    let bodies: Vec<Vec<u8>> = items
+        .chunks(100)
+        .map(|c| c.iter().flat_map(|f| serde_json::to_vec(&json!({"time": 1.0, "sourcetype": "ocsf:detection_finding", "event": f})).expect("json").into_iter().chain([b'\n'])).collect())
+        .collect();
     row("splunk_hec", fwd, bare_http(&format!("{url}/services/collector/event"), &bodies, 100, &[("Authorization", "Splunk t")]));
 
     // Elasticsearch _bulk: 500 documents a request.

@@ -87,10 +87,7 @@ impl Broker {
     }
 
     pub fn create_topic(&self, name: &str, partitions: u32) {
-        let out = Command::new(tansu_bin())
-            .args(["topic", "create", name, "--partitions", &partitions.to_string(), "--broker", &format!("tcp://127.0.0.1:{}", self.port)])
-            .output()
-            .unwrap();
+        let out = Command::new(tansu_bin()).args(["topic", "create", name, "--partitions", &partitions.to_string(), "--broker", &format!("tcp://127.0.0.1:{}", self.port)]).output().unwrap();
         assert!(out.status.success(), "topic create {name}: {}", String::from_utf8_lossy(&out.stderr));
     }
 
@@ -297,4 +294,3 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     Some((status, body))
 }
-

@@ -22,7 +22,9 @@ pub fn cloudtrail_jsonl(events: usize) -> Vec<u8> {
 
 /// The bundled real samples of a source, one record per line (Panther test events unwrapped).
 pub fn source_samples(kind: &str) -> Vec<String> {
-    let panther = |text: &str| -> Vec<String> { text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).filter_map(|t| t.get("event").filter(|e| e.is_object()).map(|e| e.to_string())).collect() };
+    let panther = |text: &str| -> Vec<String> {
+        text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).filter_map(|t| t.get("event").filter(|e| e.is_object()).map(|e| e.to_string())).collect()
+    };
     match kind {
         "waf" => {
             let mut v: Vec<String> = include_str!("../../samples/waf/awsdocs/waf_log_examples.jsonl").lines().map(str::to_string).collect();

@@ -2,27 +2,42 @@
 //!
 //! Agent telemetry (OTLP spans and logs, MCP) normalizes to API Activity rows: a tool call that
 //! runs an AWS command carries the call as CloudTrail names it (`api.service.name`,
-//! `api.operation`), its id (`api.request.uid`), the tool (`api.group.name`), the agent
-//! (`actor.app_name`) and the conversation (`actor.session.uid`); a `Tool Decision` row carries
-//! the decision on a call (`actor.authorizations`). The linker keeps recent calls and decisions
-//! (bounded) and links a CloudTrail event to the latest call of the same service and operation
-//! made at most a minute before it (operation names compared without case: the CLI's
-//! `delete-db-instance` is CloudTrail's `DeleteDBInstance`). SQL rules read the links as the
-//! table `agent_links`.
+//! `api.operation`), the resources and region its arguments name (`resources`), its id
+//! (`api.request.uid`), the tool (`api.group.name`), the agent (`actor.app_name`) and the
+//! conversation (`actor.session.uid`); a `Tool Decision` row carries the decision on a call
+//! (`actor.authorizations`). The linker keeps recent calls and decisions (bounded).
+//!
+//! A CloudTrail event is linked by everything both sides carry, not by time alone: the
+//! candidates are the calls of the same service and operation (names compared without case:
+//! the CLI's `delete-db-instance` is `DeleteDBInstance`) made at most a minute before it; a
+//! candidate that names another region, or other resources, than the event is ruled out, and so
+//! is one of another conversation than the principal's credentials are known to belong to. The
+//! link is `high` confidence when the resources agree (or the credentials are the
+//! conversation's), `medium` when nothing contradicts it and only one call (or one
+//! conversation) fits. When calls of more than one conversation still fit, the link is
+//! `ambiguous`: the agents are named, no tool call or approval is guessed.
+//!
+//! The credentials of a principal are learned from high-confidence links: afterwards, that
+//! principal's other CloudTrail events are the conversation's too (a change made without a
+//! logged tool call still names its agent), and the user agents seen with those links are the
+//! agent's own clients ([`Linker::foreign_client`]). SQL rules read the links as the table
+//! `agent_links`; the engine names the agent, session and approval of each change in every
+//! finding whose events an agent made.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
+use crate::event::{EventSummary, Summaries};
 use crate::fields::{column, str_at};
 
 /// A call is linked to CloudTrail events up to this long after it (and this little before:
 /// clocks differ).
 pub const LINK_AFTER_MS: i64 = 60_000;
 pub const LINK_SKEW_MS: i64 = 5_000;
-/// At most this many calls and decisions are kept (oldest go first).
+/// At most this many calls, decisions and learned credentials are kept (oldest go first).
 pub const MAX_CALLS: usize = 100_000;
 
 #[derive(Debug, Clone)]
@@ -34,6 +49,10 @@ struct Call {
     conversation: Option<String>,
     tool_call: String,
     tool: Option<String>,
+    /// The region the call's arguments name (`--region`), if any.
+    region: Option<String>,
+    /// Resource ids, names and ARNs the call's arguments name, lowercased.
+    resources: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -52,6 +71,41 @@ pub fn approval(decision: Option<(&str, Option<&str>)>) -> &'static str {
     }
 }
 
+/// What the linker says of one CloudTrail event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Link {
+    /// `linked` or `ambiguous`.
+    pub state: &'static str,
+    /// `high` (resources or known credentials agree), `medium` (nothing contradicts it and only
+    /// one call or conversation fits), `none` when ambiguous.
+    pub confidence: &'static str,
+    /// The agent; for an ambiguous link, every candidate agent (`a or b`).
+    pub agent: Option<String>,
+    pub human: Option<String>,
+    pub conversation: Option<String>,
+    pub tool_call: Option<String>,
+    pub tool: Option<String>,
+    /// `human_approved`, `auto_approved`, `rejected_but_executed`, `no_decision`; `ambiguous`
+    /// when more than one conversation's call fits; `no_tool_call` when only the principal's
+    /// learned credentials name the conversation.
+    pub approval: &'static str,
+    pub decision: Option<String>,
+    pub decided_by: Option<String>,
+    pub call_time: Option<i64>,
+    /// How many calls fit (1 unless ambiguous).
+    pub candidates: usize,
+}
+
+/// What a principal's credentials are known to belong to (learned from high-confidence links).
+#[derive(Debug, Clone)]
+struct Owner {
+    agent: Option<String>,
+    human: Option<String>,
+    conversation: Option<String>,
+    /// User agents seen on the principal's linked events: the agent's own clients.
+    clients: HashSet<String>,
+}
+
 #[derive(Default)]
 pub struct Linker {
     /// (service, operation), lowercase -> calls in time order.
@@ -60,8 +114,18 @@ pub struct Linker {
     decisions: HashMap<(String, String), Decision>,
     order: VecDeque<(String, String)>,
     decision_order: VecDeque<(String, String)>,
+    /// principal (`actor.user.uid`) -> whose credentials they are.
+    owners: HashMap<String, Owner>,
+    owner_order: VecDeque<String>,
+    /// Changes not linked yet: their tool call may be read after them (another batch, another
+    /// topic). Kept for [`PENDING_MS`] of event time, at most [`MAX_PENDING`].
+    pending: VecDeque<EventSummary>,
     pub evicted: u64,
 }
+
+/// How long (event time) a change waits for its tool call to be read.
+pub const PENDING_MS: i64 = 10 * 60_000;
+pub const MAX_PENDING: usize = 10_000;
 
 /// The first authorization's decision and policy name of each row.
 fn first_authorization(batch: &RecordBatch, row: usize) -> Option<(String, Option<String>)> {
@@ -80,17 +144,54 @@ fn first_authorization(batch: &RecordBatch, row: usize) -> Option<(String, Optio
     Some((decision.value(0).to_string(), source))
 }
 
+/// The region of a row's first resource that names one (a tool call's `--region`).
+fn resource_region(resources: &Option<ArrayRef>, row: usize) -> Option<String> {
+    let list = resources.as_ref()?.as_list_opt::<i32>()?;
+    if list.is_null(row) {
+        return None;
+    }
+    let items = list.value(row);
+    let region = items.as_struct_opt()?.column_by_name("region").cloned();
+    (0..items.len()).find_map(|i| str_at(&region, i).map(str::to_string))
+}
+
+/// The names one resource uid or name goes by, lowercased: itself, and for an ARN its last
+/// part (`arn:aws:ec2:...:instance/i-1` is also `i-1`; `arn:aws:s3:::b` is also `b`).
+pub fn resource_names(v: &str) -> impl Iterator<Item = String> {
+    let v = v.to_ascii_lowercase();
+    let tail = v.starts_with("arn:").then(|| v.rsplit([':', '/']).next().unwrap_or_default().to_string()).filter(|t| !t.is_empty());
+    std::iter::once(v).chain(tail)
+}
+
+/// The names an event's resources go by (sorted, for lookups).
+fn resource_keys(e: &EventSummary) -> Vec<String> {
+    let mut out: Vec<String> = e.resources.iter().flat_map(|r| [&r.uid, &r.name]).flatten().flat_map(|v| resource_names(v)).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 impl Linker {
-    /// Takes the tool calls and decisions of an API Activity batch.
+    /// Takes the tool calls and decisions of an API Activity batch, and learns whose
+    /// credentials the principals of its CloudTrail events are.
     pub fn observe(&mut self, batch: &RecordBatch) {
         let col = |p: &str| column(batch, p);
         let (product, activity, tool, call_id) = (col("metadata.product.name"), col("activity_name"), col("api.group.name"), col("api.request.uid"));
         let (service, operation, agent, conv) = (col("api.service.name"), col("api.operation"), col("actor.app_name"), col("actor.session.uid"));
         let human = col("actor.user.name");
-        let time = batch.column_by_name("time").and_then(|t| t.as_primitive_opt::<arrow::datatypes::Int64Type>().cloned());
-        let Some(time) = time else { return };
+        let resources = batch.column_by_name("resources").cloned();
+        let summaries = Summaries::new(batch);
+        let mut fresh = false;
         for row in 0..batch.num_rows() {
             if str_at(&product, row) == Some("CloudTrail") {
+                // Mutations only: what an agent's credentials are is learned from its changes.
+                if str_at(&operation, row).is_some_and(crate::verbs::is_mutation) {
+                    let e = summaries.get(row);
+                    if e.actor_uid.is_some() {
+                        self.pending.push_back(e);
+                        fresh = true;
+                    }
+                }
                 continue;
             }
             let Some(id) = str_at(&call_id, row) else { continue };
@@ -113,12 +214,56 @@ impl Linker {
             if calls.iter().any(|c| c.tool_call == id && c.conversation.as_deref() == Some(key.0.as_str())) {
                 continue;
             }
-            let call = Arc::new(Call { time: time.value(row), agent: str_at(&agent, row).map(str::to_string), human: str_at(&human, row).map(str::to_string), conversation: Some(key.0.clone()).filter(|c| !c.is_empty()), tool_call: id.to_string(), tool: str_at(&tool, row).map(str::to_string) });
+            let summary = summaries.get(row);
+            let call = Arc::new(Call {
+                time: summary.time,
+                agent: str_at(&agent, row).map(str::to_string),
+                human: str_at(&human, row).map(str::to_string),
+                conversation: Some(key.0.clone()).filter(|c| !c.is_empty()),
+                tool_call: id.to_string(),
+                tool: str_at(&tool, row).map(str::to_string),
+                region: resource_region(&resources, row),
+                resources: resource_keys(&summary),
+            });
             let at = calls.iter().rposition(|c| c.time <= call.time).map_or(0, |p| p + 1);
             calls.insert(at, call);
             self.order.push_back(k);
+            fresh = true;
+        }
+        if fresh {
+            self.learn();
         }
         self.bound();
+    }
+
+    /// Learns whose credentials the principals of the pending changes are, from the links their
+    /// resources confirm; a linked change leaves the queue.
+    fn learn(&mut self) {
+        if self.calls.is_empty() {
+            return;
+        }
+        let newest = self.pending.iter().map(|e| e.time).max().unwrap_or(i64::MIN);
+        let mut keep = VecDeque::with_capacity(self.pending.len());
+        for e in std::mem::take(&mut self.pending) {
+            let Some(l) = self.link(&e).filter(|l| l.state == "linked" && l.confidence == "high" && l.tool_call.is_some()) else {
+                if e.time >= newest.saturating_sub(PENDING_MS) {
+                    keep.push_back(e);
+                }
+                continue;
+            };
+            let Some(principal) = e.actor_uid.clone() else { continue };
+            let owner = self.owners.entry(principal.clone()).or_insert_with(|| {
+                self.owner_order.push_back(principal.clone());
+                Owner { agent: l.agent.clone(), human: l.human.clone(), conversation: l.conversation.clone(), clients: HashSet::new() }
+            });
+            // The latest conversation that used the credentials is theirs now.
+            owner.conversation = l.conversation.clone();
+            owner.agent = l.agent.clone().or(owner.agent.take());
+            if let Some(ua) = e.user_agent.filter(|u| owner.clients.len() < 64 && !u.is_empty()) {
+                owner.clients.insert(ua);
+            }
+        }
+        self.pending = keep;
     }
 
     fn bound(&mut self) {
@@ -138,10 +283,116 @@ impl Linker {
                 self.decisions.remove(&k);
             }
         }
+        while self.pending.len() > MAX_PENDING {
+            self.pending.pop_front();
+        }
+        while self.owner_order.len() > MAX_CALLS {
+            if let Some(p) = self.owner_order.pop_front() {
+                self.owners.remove(&p);
+            }
+        }
     }
 
     pub fn calls(&self) -> usize {
         self.order.len()
+    }
+
+    /// The link of one CloudTrail event, if any call or known credentials fit it.
+    pub fn link(&self, e: &EventSummary) -> Option<Link> {
+        let owner = e.actor_uid.as_ref().and_then(|p| self.owners.get(p));
+        let (Some(svc), Some(op)) = (&e.service, &e.operation) else { return owner.map(Self::by_credentials) };
+        let Some(calls) = self.calls.get(&(svc.to_ascii_lowercase(), op.to_ascii_lowercase())) else { return owner.map(Self::by_credentials) };
+        let keys = resource_keys(e);
+        // (call, strong evidence) for every call that fits.
+        let mut fit: Vec<(&Call, bool)> = Vec::new();
+        for c in calls.iter().rev().filter(|c| c.time - LINK_SKEW_MS <= e.time && e.time <= c.time + LINK_AFTER_MS) {
+            if let (Some(a), Some(b)) = (&c.region, &e.region) {
+                if !a.eq_ignore_ascii_case(b) {
+                    continue;
+                }
+            }
+            let resources_agree = !c.resources.is_empty() && c.resources.iter().any(|r| keys.binary_search(r).is_ok());
+            if !c.resources.is_empty() && !keys.is_empty() && !resources_agree {
+                continue;
+            }
+            let credentials_agree = owner.is_some_and(|o| o.conversation.is_some() && o.conversation == c.conversation);
+            if owner.is_some_and(|o| o.conversation.is_some() && o.conversation != c.conversation) && !resources_agree {
+                continue;
+            }
+            fit.push((c, resources_agree || credentials_agree));
+        }
+        let strong: Vec<&Call> = fit.iter().filter(|(_, s)| *s).map(|(c, _)| *c).collect();
+        let (pool, confidence) = if strong.is_empty() { (fit.iter().map(|(c, _)| *c).collect::<Vec<_>>(), "medium") } else { (strong, "high") };
+        let Some(first) = pool.first() else { return owner.map(Self::by_credentials) };
+        let conversations: HashSet<Option<&str>> = pool.iter().map(|c| c.conversation.as_deref()).collect();
+        if conversations.len() > 1 {
+            let mut agents: Vec<&str> = pool.iter().filter_map(|c| c.agent.as_deref()).collect();
+            agents.sort_unstable();
+            agents.dedup();
+            return Some(Link {
+                state: "ambiguous",
+                confidence: "none",
+                agent: (!agents.is_empty()).then(|| agents.join(" or ")),
+                human: None,
+                conversation: None,
+                tool_call: None,
+                tool: None,
+                approval: "ambiguous",
+                decision: None,
+                decided_by: None,
+                call_time: None,
+                candidates: pool.len(),
+            });
+        }
+        // One conversation: its latest call that fits.
+        let c = first;
+        let d = self.decisions.get(&(c.conversation.clone().unwrap_or_default(), c.tool_call.clone()));
+        Some(Link {
+            state: "linked",
+            confidence,
+            agent: c.agent.clone(),
+            human: c.human.clone(),
+            conversation: c.conversation.clone(),
+            tool_call: Some(c.tool_call.clone()),
+            tool: c.tool.clone(),
+            approval: approval(d.map(|d| (d.decision.as_str(), d.source.as_deref()))),
+            decision: d.map(|d| d.decision.clone()),
+            decided_by: d.and_then(|d| d.source.clone()),
+            call_time: Some(c.time),
+            candidates: 1,
+        })
+    }
+
+    /// A change by credentials known to be an agent's, with no tool call logged for it.
+    fn by_credentials(o: &Owner) -> Link {
+        Link {
+            state: "linked",
+            confidence: "medium",
+            agent: o.agent.clone(),
+            human: o.human.clone(),
+            conversation: o.conversation.clone(),
+            tool_call: None,
+            tool: None,
+            approval: "no_tool_call",
+            decision: None,
+            decided_by: None,
+            call_time: None,
+            candidates: 1,
+        }
+    }
+
+    /// For credentials known to be an agent's: the agent and the clients it uses, when `e`
+    /// comes from none of them (the credentials reused from another client). AWS services
+    /// acting with the credentials are not clients.
+    pub fn foreign_client(&self, e: &EventSummary) -> Option<(String, Vec<String>)> {
+        let o = self.owners.get(e.actor_uid.as_ref()?)?;
+        let ua = e.user_agent.as_deref()?;
+        if o.clients.is_empty() || o.clients.contains(ua) || ua.ends_with(".amazonaws.com") || ua == "AWS Internal" {
+            return None;
+        }
+        let mut clients: Vec<String> = o.clients.iter().cloned().collect();
+        clients.sort();
+        Some((o.agent.clone()?, clients))
     }
 
     /// The schema of `agent_links`.
@@ -157,45 +408,40 @@ impl Linker {
             s("approval"),
             s("decision"),
             s("decided_by"),
+            s("link"),
+            s("confidence"),
             Field::new("call_time", DataType::Int64, true),
+            Field::new("candidates", DataType::Int64, true),
         ]))
     }
 
-    /// Links for the CloudTrail rows of these batches (one row per linked event).
+    /// Links for the CloudTrail rows of these batches (one row per linked or ambiguous event).
     pub fn links(&self, batches: &[RecordBatch]) -> RecordBatch {
-        let mut cols: [Vec<Option<String>>; 9] = Default::default();
-        let mut call_time = Vec::new();
+        let mut cols: [Vec<Option<String>>; 11] = Default::default();
+        let (mut call_time, mut candidates) = (Vec::new(), Vec::new());
         for b in batches {
-            let (product, uid, service, operation) = (column(b, "metadata.product.name"), column(b, "metadata.uid"), column(b, "api.service.name"), column(b, "api.operation"));
-            let Some(time) = b.column_by_name("time").and_then(|t| t.as_primitive_opt::<arrow::datatypes::Int64Type>().cloned()) else { continue };
+            let product = column(b, "metadata.product.name");
+            let summaries = Summaries::new(b);
             for row in 0..b.num_rows() {
                 if str_at(&product, row) != Some("CloudTrail") {
                     continue;
                 }
-                let (Some(u), Some(svc), Some(op)) = (str_at(&uid, row), str_at(&service, row), str_at(&operation, row)) else { continue };
-                let t = time.value(row);
-                let Some(calls) = self.calls.get(&(svc.to_ascii_lowercase(), op.to_ascii_lowercase())) else { continue };
-                let Some(call) = calls.iter().rev().find(|c| c.time - LINK_SKEW_MS <= t && t <= c.time + LINK_AFTER_MS) else { continue };
-                let d = self.decisions.get(&(call.conversation.clone().unwrap_or_default(), call.tool_call.clone()));
-                let values = [
-                    Some(u.to_string()),
-                    call.agent.clone(),
-                    call.human.clone(),
-                    call.conversation.clone(),
-                    Some(call.tool_call.clone()),
-                    call.tool.clone(),
-                    Some(approval(d.map(|d| (d.decision.as_str(), d.source.as_deref()))).to_string()),
-                    d.map(|d| d.decision.clone()),
-                    d.and_then(|d| d.source.clone()),
-                ];
+                let e = summaries.get(row);
+                if e.uid.is_empty() {
+                    continue;
+                }
+                let Some(l) = self.link(&e) else { continue };
+                let values = [Some(e.uid), l.agent, l.human, l.conversation, l.tool_call, l.tool, Some(l.approval.into()), l.decision, l.decided_by, Some(l.state.into()), Some(l.confidence.into())];
                 for (c, v) in cols.iter_mut().zip(values) {
                     c.push(v);
                 }
-                call_time.push(Some(call.time));
+                call_time.push(l.call_time);
+                candidates.push(Some(l.candidates as i64));
             }
         }
         let mut arrays: Vec<ArrayRef> = cols.into_iter().map(|c| Arc::new(StringArray::from(c)) as ArrayRef).collect();
         arrays.push(Arc::new(Int64Array::from(call_time)));
+        arrays.push(Arc::new(Int64Array::from(candidates)));
         RecordBatch::try_new(Self::schema(), arrays).unwrap_or_else(|_| RecordBatch::new_empty(Self::schema()))
     }
 }

@@ -20,7 +20,7 @@ use arrow::array::{ArrayRef, RecordBatch};
 use regex_automata::meta::Regex;
 use serde::Deserialize;
 
-use crate::agents::{AgentRule, service_key};
+use crate::agents::{service_key, AgentRule};
 use crate::fields::{column, str_at};
 use crate::net::Net;
 use crate::rule::{Case, RuleMeta};
@@ -191,11 +191,7 @@ struct Profile {
 impl Profile {
     fn new(a: &AgentRule) -> Result<Profile, String> {
         let lower = |v: &[String]| v.iter().map(|s| s.trim().to_ascii_lowercase()).collect::<Vec<_>>();
-        let clients = if a.has_credential_patterns() && !a.user_agent.is_empty() {
-            Some(Regex::new_many(&a.user_agent).map_err(|e| format!("agents `{}`: user_agent: {e}", a.name))?)
-        } else {
-            None
-        };
+        let clients = if a.has_credential_patterns() && !a.user_agent.is_empty() { Some(Regex::new_many(&a.user_agent).map_err(|e| format!("agents `{}`: user_agent: {e}", a.name))?) } else { None };
         Ok(Profile {
             accounts: lower(&a.scope.accounts),
             regions: lower(&a.scope.regions),
@@ -383,7 +379,10 @@ impl Behaviour {
                             } else {
                                 continue;
                             };
-                            hits.push(hit(format!("{name}|{dim}|{}", v.to_ascii_lowercase()), vec![("agent", name.to_string()), ("reason", reason), ("dimension", dim.to_string()), ("value", v.to_string())]));
+                            hits.push(hit(
+                                format!("{name}|{dim}|{}", v.to_ascii_lowercase()),
+                                vec![("agent", name.to_string()), ("reason", reason), ("dimension", dim.to_string()), ("value", v.to_string())],
+                            ));
                         }
                     }
                     Check::RateAnomaly(p) => {

@@ -12,16 +12,16 @@ use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 
-use crate::event::{EventSummary, Summaries};
-use crate::fields::{BatchFields, RowJson, Source, column, str_at};
-use crate::finding::Finding;
-use crate::rule::RuleMeta;
-use crate::sigma::SigmaSet;
-use crate::sigma::correlate::{Entry, State};
 use crate::agent_link::Linker;
-use crate::pattern::PatternRules;
 use crate::agents::AgentRule;
 use crate::behaviour::{Behaviour, BehaviourRules};
+use crate::event::{EventSummary, Summaries};
+use crate::fields::{column, str_at, BatchFields, RowJson, Source};
+use crate::finding::Finding;
+use crate::pattern::PatternRules;
+use crate::rule::RuleMeta;
+use crate::sigma::correlate::{Entry, State};
+use crate::sigma::SigmaSet;
 use crate::sql::{self, SqlSet};
 
 /// Every kind of rule an engine runs.
@@ -40,6 +40,9 @@ impl RuleSets {
     }
 }
 
+/// Default of [`EngineOptions::max_skew_ms`]: five minutes.
+pub const DEFAULT_MAX_SKEW_MS: i64 = 300_000;
+
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
     /// Hits of one rule by one principal within this period update one finding.
@@ -49,11 +52,15 @@ pub struct EngineOptions {
     pub hold_windows: bool,
     /// The agents the user declared (`[[agents]]`): the scopes behaviour rules check.
     pub agents: Vec<AgentRule>,
+    /// How far ahead of the processing clock an event time may move the watermark. An event
+    /// dated later (a wrong clock, or a record forged to make every later event late) is still
+    /// evaluated, but moves the watermark no further than now + this, and is counted.
+    pub max_skew_ms: i64,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { suppression_ms: 3_600_000, hold_windows: false, agents: Vec::new() }
+        EngineOptions { suppression_ms: 3_600_000, hold_windows: false, agents: Vec::new(), max_skew_ms: DEFAULT_MAX_SKEW_MS }
     }
 }
 
@@ -70,6 +77,9 @@ pub struct Stats {
     pub sql_buffered_bytes: usize,
     /// Events older than their closed SQL window or rate bucket.
     pub late_events: u64,
+    /// Events dated beyond the processing clock plus `max_skew_ms`, which did not move the
+    /// watermark.
+    pub future_events: u64,
     pub sql_budget_exceeded: u64,
     /// Agent tool calls the linker holds.
     pub linked_calls: usize,
@@ -136,7 +146,27 @@ impl Engine {
             }
             corr_fields.push(per_rule);
         }
-        Engine { rejected, sigma, sql, sql_metas, patterns, pattern_metas, behaviour, behaviour_metas, metas, corr_metas, uses, corr_sources, corr_fields, state: State::default(), linker: Linker::default(), open: HashMap::new(), watermark: i64::MIN, opts, stats: Stats::default() }
+        Engine {
+            rejected,
+            sigma,
+            sql,
+            sql_metas,
+            patterns,
+            pattern_metas,
+            behaviour,
+            behaviour_metas,
+            metas,
+            corr_metas,
+            uses,
+            corr_sources,
+            corr_fields,
+            state: State::default(),
+            linker: Linker::default(),
+            open: HashMap::new(),
+            watermark: i64::MIN,
+            opts,
+            stats: Stats::default(),
+        }
     }
 
     pub fn rules(&self) -> &SigmaSet {
@@ -189,9 +219,19 @@ impl Engine {
         };
         self.stats.events += batch.num_rows() as u64;
         let summaries = Summaries::new(batch);
-        if let Some(max) = (0..batch.num_rows()).map(|r| summaries.time(r)).max() {
-            self.watermark = self.watermark.max(max);
+        // The watermark follows event time, but never past the processing clock plus the
+        // allowed skew: one record dated 2099 must not make every later event late.
+        let ceiling = now_ms().saturating_add(self.opts.max_skew_ms);
+        let mut newest = i64::MIN;
+        for r in 0..batch.num_rows() {
+            let t = summaries.time(r);
+            if t > ceiling {
+                self.stats.future_events += 1;
+            } else {
+                newest = newest.max(t);
+            }
         }
+        self.watermark = self.watermark.max(newest);
         let hits = self.sigma.eval_rows(batch, &rows);
         self.stats.hits += hits.len() as u64;
         let corr_values = (!self.sigma.correlations.is_empty()).then(|| BatchFields::new(batch, &self.corr_sources));
@@ -294,6 +334,26 @@ impl Engine {
         }
         if table == "api_activity" {
             self.linker.observe(batch);
+            // Credentials the linker learned are an agent's, used from a client the agent's
+            // linked changes never came from: credential reuse, for agents the registry does
+            // not know too (those it knows, the behaviour rule checks by their declaration).
+            if let Some(meta) = self.behaviour_metas.iter().find(|m| m.id == "ocelot.agent-foreign-client").cloned() {
+                for &row in &rows {
+                    let ev = summaries.get(row);
+                    if ev.agent.is_some() {
+                        continue;
+                    }
+                    let Some((agent, clients)) = self.linker.foreign_client(&ev) else { continue };
+                    let ua = ev.user_agent.clone().unwrap_or_default();
+                    let ws = ev.time.div_euclid(self.opts.suppression_ms) * self.opts.suppression_ms;
+                    let f = open_finding(&mut self.open, &mut touched, &meta, &format!("{agent}|user_agent|{ua}"), ws, ev.time);
+                    f.add(&ev);
+                    let reason = format!("agent {agent}'s credentials (known from its telemetry) used by user agent `{ua}`, not one of the clients its changes came from ({})", clients.join("; "));
+                    for (k, v) in [("agent", agent), ("reason", reason), ("dimension", "user_agent".to_string()), ("value", ua)] {
+                        f.context.insert(k.into(), serde_json::Value::String(v));
+                    }
+                }
+            }
         }
         if let Some(sql) = self.sql.as_mut() {
             let watermark = if self.opts.hold_windows { i64::MIN } else { self.watermark };
@@ -302,6 +362,11 @@ impl Engine {
                 for uid in self.sql_findings(o) {
                     touched.insert(uid);
                 }
+            }
+        }
+        for u in &touched {
+            if let Some(f) = self.open.get_mut(u) {
+                name_agents(&self.linker, f);
             }
         }
         let out: Vec<Finding> = touched.iter().filter_map(|u| self.open.get(u).cloned()).collect();
@@ -320,6 +385,16 @@ impl Engine {
         let mut touched = BTreeSet::new();
         for o in outputs {
             touched.extend(self.sql_findings(o));
+        }
+        // A replay's order is the files', not time's: a tool call read after the finding that
+        // cites its change is seen now. Every open finding names its agents again.
+        if self.opts.hold_windows {
+            touched.extend(self.open.keys().cloned());
+        }
+        for u in &touched {
+            if let Some(f) = self.open.get_mut(u) {
+                name_agents(&self.linker, f);
+            }
         }
         let out: Vec<Finding> = touched.iter().filter_map(|u| self.open.get(u).cloned()).collect();
         self.stats.findings_emitted += out.len() as u64;
@@ -344,7 +419,8 @@ impl Engine {
         for row in 0..o.rows.num_rows() {
             let uids = uids_at(&o.rows, row);
             // (time, uid, where) of the events the result names that the query read, oldest first.
-            let mut evs: Vec<(i64, &str, (usize, usize))> = uids.iter().take(crate::finding::MAX_RELATED).filter_map(|u| by_uid.get(u.as_str()).map(|&(b, r)| (summaries[b].time(r), u.as_str(), (b, r)))).collect();
+            let mut evs: Vec<(i64, &str, (usize, usize))> =
+                uids.iter().take(crate::finding::MAX_RELATED).filter_map(|u| by_uid.get(u.as_str()).map(|&(b, r)| (summaries[b].time(r), u.as_str(), (b, r)))).collect();
             evs.sort_by_key(|e| e.0);
             let Some(&(first, ..)) = evs.first() else { continue };
             let group = if rule.group_by.is_empty() { "-".to_string() } else { rule.group_by.iter().map(|g| sql::text_at(&o.rows, g, row).unwrap_or_default()).collect::<Vec<_>>().join("|") };
@@ -430,4 +506,65 @@ fn with_uids(batch: &RecordBatch) -> RecordBatch {
     let mut cols = batch.columns().to_vec();
     cols[m] = Arc::new(meta);
     RecordBatch::try_new(batch.schema(), cols).unwrap_or_else(|_| batch.clone())
+}
+/// Names, in a finding whose cited events an AI agent made (whatever rule raised it), the agent,
+/// its session and the approval of each change: structured in `agent_changes` (the finding's
+/// `unmapped`), summed up in `agent`, `conversation`, `approval` and `human`, which the message
+/// and `actor.app_name` show. An agent the registry recognized on the CloudTrail record, with no
+/// tool call seen, is named with approval `no_decision`.
+fn name_agents(linker: &Linker, f: &mut Finding) {
+    let mut changes = Vec::new();
+    let (mut agents, mut sessions, mut approvals, mut humans) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for e in &f.evidences {
+        let link = linker.link(e);
+        let agent = link.as_ref().and_then(|l| l.agent.clone()).or_else(|| e.agent.clone());
+        let Some(agent) = agent else { continue };
+        let approval = link.as_ref().map_or("no_decision", |l| l.approval);
+        let mut c = serde_json::Map::new();
+        c.insert("event_uid".into(), e.uid.clone().into());
+        if let Some(op) = &e.operation {
+            c.insert("operation".into(), op.clone().into());
+        }
+        c.insert("agent".into(), agent.clone().into());
+        c.insert("approval".into(), approval.into());
+        c.insert("link".into(), link.as_ref().map_or("registry", |l| l.state).into());
+        if let Some(l) = &link {
+            c.insert("confidence".into(), l.confidence.into());
+            for (k, v) in [("session", &l.conversation), ("tool_call", &l.tool_call), ("tool", &l.tool), ("decided_by", &l.decided_by), ("human", &l.human)] {
+                if let Some(v) = v {
+                    c.insert(k.into(), v.clone().into());
+                }
+            }
+            if l.candidates > 1 {
+                c.insert("candidates".into(), l.candidates.into());
+            }
+            sessions.extend(l.conversation.clone());
+            if l.approval == "human_approved" {
+                humans.extend(l.human.clone());
+            }
+        }
+        agents.push(agent);
+        approvals.push(approval.to_string());
+        changes.push(serde_json::Value::Object(c));
+    }
+    if changes.is_empty() {
+        return;
+    }
+    let joined = |mut v: Vec<String>| {
+        v.sort();
+        v.dedup();
+        v.join(", ")
+    };
+    let ctx = &mut f.context;
+    // What a rule established itself (its own agent link, a behaviour rule's reason) stays.
+    for (k, v) in [("agent", joined(agents)), ("conversation", joined(sessions)), ("approval", joined(approvals)), ("approved_by", joined(humans))] {
+        if !v.is_empty() && ctx.get(k).and_then(serde_json::Value::as_str).is_none_or(str::is_empty) {
+            ctx.insert(k.into(), v.into());
+        }
+    }
+    ctx.insert("agent_changes".into(), serde_json::Value::Array(changes));
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

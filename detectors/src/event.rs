@@ -2,7 +2,7 @@
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, TimeUnit};
-use serde_json::{Map, Value, json};
+use serde_json::{json, Map, Value};
 
 use crate::fields::column;
 

@@ -45,10 +45,8 @@ const COLUMNS: &[(&str, &[&str])] = &[
 ];
 
 /// CloudTrail fields the normalizer turned into OCSF booleans, written back as CloudTrail does.
-const FLAGS: &[(&str, &str, &str, &str)] = &[
-    ("additionalEventData.MFAUsed", "is_mfa", "Yes", "No"),
-    ("userIdentity.sessionContext.attributes.mfaAuthenticated", "actor.session.is_mfa", "true", "false"),
-];
+const FLAGS: &[(&str, &str, &str, &str)] =
+    &[("additionalEventData.MFAUsed", "is_mfa", "Yes", "No"), ("userIdentity.sessionContext.attributes.mfaAuthenticated", "actor.session.is_mfa", "true", "false")];
 
 /// CloudTrail objects kept whole as JSON text (when the normalizer could not, under `unmapped`).
 const JSON: &[(&str, &str)] = &[("requestParameters", "api.request.data"), ("responseElements", "api.response.data")];
@@ -58,9 +56,17 @@ const JSON: &[(&str, &str)] = &[("requestParameters", "api.request.data"), ("res
 pub enum Source {
     /// The first non-null of these columns, else the field under `unmapped`.
     Columns(&'static str, &'static [&'static str]),
-    Flag { column: &'static str, yes: &'static str, no: &'static str },
+    Flag {
+        column: &'static str,
+        yes: &'static str,
+        no: &'static str,
+    },
     /// A path under a JSON text column, else under `unmapped.<root>`.
-    Json { column: &'static str, root: &'static str, path: Vec<String> },
+    Json {
+        column: &'static str,
+        root: &'static str,
+        path: Vec<String>,
+    },
     Unmapped(Vec<String>),
     /// The whole row as text, for Sigma keywords.
     Keywords,
@@ -166,7 +172,12 @@ enum Resolved<'b> {
     Columns(Vec<Option<ArrayRef>>, Vec<String>),
     Flag(Option<ArrayRef>, &'static str, &'static str),
     /// `under`: the same field's path under `unmapped` (the root, then the path).
-    Json { column: Option<ArrayRef>, under: Vec<String>, path: &'b [String], slot: usize },
+    Json {
+        column: Option<ArrayRef>,
+        under: Vec<String>,
+        path: &'b [String],
+        slot: usize,
+    },
     Unmapped(&'b [String]),
     Keywords,
 }

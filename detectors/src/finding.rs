@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value, json};
+use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::event::{EventSummary, Resource};
@@ -36,22 +36,78 @@ pub struct Finding {
 /// Every OCSF path `to_ocsf` writes: the Detection Finding projection includes them, so the
 /// lake's `findings` table keeps all of it.
 pub const PATHS: &[&str] = &[
-    "activity_id", "activity_name", "category_name", "category_uid", "class_name", "class_uid", "type_uid", "type_name", "time",
-    "start_time", "end_time", "count", "severity_id", "severity", "status_id", "status", "message", "unmapped",
-    "metadata.version", "metadata.uid", "metadata.product.name", "metadata.product.vendor_name", "metadata.product.version",
-    "metadata.log_name", "metadata.event_code",
-    "finding_info.uid", "finding_info.title", "finding_info.desc", "finding_info.types", "finding_info.analytic.uid",
-    "finding_info.analytic.name", "finding_info.analytic.type_id", "finding_info.analytic.type", "finding_info.analytic.category",
-    "finding_info.first_seen_time", "finding_info.last_seen_time", "finding_info.related_events_count",
-    "finding_info.related_events.uid", "finding_info.src_url",
-    "attacks.technique.uid", "attacks.sub_technique.uid", "attacks.tactic.uid", "attacks.tactic.name", "attacks.version",
-    "actor.user.uid", "actor.user.name", "actor.user.type", "actor.user.account.uid", "actor.user.account.type",
-    "actor.user.account.type_id", "actor.app_name",
-    "cloud.provider", "cloud.region", "cloud.account.uid", "cloud.account.type", "cloud.account.type_id",
-    "resources.uid", "resources.name", "resources.type",
-    "evidences.uid", "evidences.data", "evidences.actor.user.uid", "evidences.actor.user.name", "evidences.actor.user.type",
-    "evidences.actor.app_name", "evidences.api.operation", "evidences.api.service.name", "evidences.src_endpoint.ip",
-    "evidences.resources.uid", "evidences.resources.name", "evidences.resources.type",
+    "activity_id",
+    "activity_name",
+    "category_name",
+    "category_uid",
+    "class_name",
+    "class_uid",
+    "type_uid",
+    "type_name",
+    "time",
+    "start_time",
+    "end_time",
+    "count",
+    "severity_id",
+    "severity",
+    "status_id",
+    "status",
+    "message",
+    "unmapped",
+    "metadata.version",
+    "metadata.uid",
+    "metadata.product.name",
+    "metadata.product.vendor_name",
+    "metadata.profiles",
+    "metadata.product.version",
+    "metadata.log_name",
+    "metadata.event_code",
+    "finding_info.uid",
+    "finding_info.title",
+    "finding_info.desc",
+    "finding_info.types",
+    "finding_info.analytic.uid",
+    "finding_info.analytic.name",
+    "finding_info.analytic.type_id",
+    "finding_info.analytic.type",
+    "finding_info.analytic.category",
+    "finding_info.first_seen_time",
+    "finding_info.last_seen_time",
+    "finding_info.related_events_count",
+    "finding_info.related_events.uid",
+    "finding_info.src_url",
+    "attacks.technique.uid",
+    "attacks.sub_technique.uid",
+    "attacks.tactic.uid",
+    "attacks.tactic.name",
+    "attacks.version",
+    "actor.user.uid",
+    "actor.user.name",
+    "actor.user.type",
+    "actor.user.account.uid",
+    "actor.user.account.type",
+    "actor.user.account.type_id",
+    "actor.app_name",
+    "cloud.provider",
+    "cloud.region",
+    "cloud.account.uid",
+    "cloud.account.type",
+    "cloud.account.type_id",
+    "resources.uid",
+    "resources.name",
+    "resources.type",
+    "evidences.uid",
+    "evidences.data",
+    "evidences.actor.user.uid",
+    "evidences.actor.user.name",
+    "evidences.actor.user.type",
+    "evidences.actor.app_name",
+    "evidences.api.operation",
+    "evidences.api.service.name",
+    "evidences.src_endpoint.ip",
+    "evidences.resources.uid",
+    "evidences.resources.name",
+    "evidences.resources.type",
 ];
 
 /// The deterministic finding uid, UUID-shaped.
@@ -188,6 +244,9 @@ impl Finding {
             if let Some(a) = c("approval") {
                 m.push_str(&format!(", approval {a}"));
             }
+            if let Some(who) = c("approved_by") {
+                m.push_str(&format!(" by {who}"));
+            }
         }
         if let Some(ops) = c("operations").or(c("operation")) {
             m.push_str(&format!(" ({ops})"));
@@ -295,6 +354,10 @@ impl Finding {
         if !self.evidences.is_empty() {
             f["evidences"] = Value::Array(self.evidences.iter().map(EventSummary::evidence).collect());
         }
+        // The profiles whose attributes the finding carries: OCSF allows `attacks` with
+        // security_control, `actor` with host and `cloud` with cloud only where listed.
+        let profiles: Vec<&str> = [("attacks", "security_control"), ("actor", "host"), ("cloud", "cloud")].into_iter().filter(|(k, _)| f.get(*k).is_some()).map(|(_, p)| p).collect();
+        f["metadata"]["profiles"] = json!(profiles);
         let mut unmapped = self.context.clone();
         unmapped.insert("group".into(), json!(self.group));
         unmapped.insert("window_start".into(), json!(self.window_start));

@@ -130,8 +130,18 @@ impl PatternRules {
                     per_column.entry(c.clone()).or_default().push((re.clone(), i, n));
                 }
             }
-            let cases = parsed.fires.into_iter().map(|events| crate::rule::Case { fires: true, events }).chain(parsed.quiet.into_iter().map(|events| crate::rule::Case { fires: false, events })).collect();
-            rules.push(PatternRule { meta, path, table: parsed.table, columns: parsed.columns, agents_only: parsed.agents_only, group_by: parsed.group_by, names: parsed.patterns.into_iter().map(|p| p.name).collect(), cases });
+            let cases =
+                parsed.fires.into_iter().map(|events| crate::rule::Case { fires: true, events }).chain(parsed.quiet.into_iter().map(|events| crate::rule::Case { fires: false, events })).collect();
+            rules.push(PatternRule {
+                meta,
+                path,
+                table: parsed.table,
+                columns: parsed.columns,
+                agents_only: parsed.agents_only,
+                group_by: parsed.group_by,
+                names: parsed.patterns.into_iter().map(|p| p.name).collect(),
+                cases,
+            });
         }
         let mut automata = Vec::new();
         let mut columns: Vec<_> = per_column.into_iter().collect();

@@ -7,7 +7,11 @@
 fn verb(name: &str) -> &str {
     let word_end = |from: usize| name[from..].char_indices().skip(1).find(|(_, c)| c.is_ascii_uppercase() || c.is_ascii_digit()).map_or(name.len(), |(i, _)| from + i);
     let first = word_end(0);
-    if &name[..first] == "Batch" { &name[..word_end(first)] } else { &name[..first] }
+    if &name[..first] == "Batch" {
+        &name[..word_end(first)]
+    } else {
+        &name[..first]
+    }
 }
 
 /// OCSF API Activity id: 1 Create, 2 Read, 3 Update, 4 Delete; `read_only` decides for verbs
@@ -15,13 +19,11 @@ fn verb(name: &str) -> &str {
 pub fn activity_id(name: &str, read_only: Option<bool>) -> i32 {
     let id = match verb(name) {
         "Create" | "Run" | "Allocate" | "Import" | "Register" | "Add" | "Copy" | "Issue" | "Request" | "BatchCreate" | "BatchPut" => 1,
-        "Get" | "Describe" | "List" | "Head" | "Lookup" | "Search" | "Scan" | "Query" | "Select" | "BatchGet" | "Download" | "Decrypt"
-        | "Retrieve" | "Check" | "Verify" | "Preview" | "Test" | "BatchDescribe" => 2,
-        "Update" | "Modify" | "Put" | "Set" | "Change" | "Attach" | "Associate" | "Enable" | "Disable" | "Tag" | "Untag" | "Start"
-        | "Stop" | "Reboot" | "Replace" | "Reset" | "Authorize" | "Revoke" | "Upload" | "Restore" | "Send" | "Invoke" | "Assume"
-        | "Apply" | "Accept" | "Reject" | "Encrypt" | "BatchUpdate" => 3,
-        "Delete" | "Remove" | "Terminate" | "Deregister" | "Detach" | "Disassociate" | "Release" | "Purge" | "Cancel" | "Deactivate"
-        | "Destroy" | "BatchDelete" => 4,
+        "Get" | "Describe" | "List" | "Head" | "Lookup" | "Search" | "Scan" | "Query" | "Select" | "BatchGet" | "Download" | "Decrypt" | "Retrieve" | "Check" | "Verify" | "Preview" | "Test"
+        | "BatchDescribe" => 2,
+        "Update" | "Modify" | "Put" | "Set" | "Change" | "Attach" | "Associate" | "Enable" | "Disable" | "Tag" | "Untag" | "Start" | "Stop" | "Reboot" | "Replace" | "Reset" | "Authorize"
+        | "Revoke" | "Upload" | "Restore" | "Send" | "Invoke" | "Assume" | "Apply" | "Accept" | "Reject" | "Encrypt" | "BatchUpdate" => 3,
+        "Delete" | "Remove" | "Terminate" | "Deregister" | "Detach" | "Disassociate" | "Release" | "Purge" | "Cancel" | "Deactivate" | "Destroy" | "BatchDelete" => 4,
         _ => 0,
     };
     match (id, read_only) {

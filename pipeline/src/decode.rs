@@ -429,7 +429,6 @@ fn trim(b: &[u8]) -> &[u8] {
     &b[s..e]
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,7 +20,9 @@ use crate::classes::{class_and_projection, WRITTEN_CLASSES};
 pub fn load_rules(dir: Option<&Path>, opts: &LoadOptions) -> Result<RuleSets, String> {
     let schemas = class_schemas()?;
     Ok(match dir {
-        Some(d) => RuleSets { sigma: SigmaSet::load_dir(d, opts)?, sql: Some(SqlSet::load_dir(d, schemas)?), patterns: Some(PatternRules::load_dir(d)?), behaviour: Some(BehaviourRules::load_dir(d)?) },
+        Some(d) => {
+            RuleSets { sigma: SigmaSet::load_dir(d, opts)?, sql: Some(SqlSet::load_dir(d, schemas)?), patterns: Some(PatternRules::load_dir(d)?), behaviour: Some(BehaviourRules::load_dir(d)?) }
+        }
         None => RuleSets { sigma: SigmaSet::shipped(opts)?, sql: Some(SqlSet::shipped(schemas)?), patterns: Some(PatternRules::shipped()?), behaviour: Some(BehaviourRules::shipped()) },
     })
 }
@@ -130,7 +132,6 @@ fn day_of(p: &Path) -> String {
     p.components().filter_map(|c| c.as_os_str().to_str()?.strip_prefix("eventDay=").map(str::to_string)).next().unwrap_or_default()
 }
 
-
 /// One rule test case and how it went.
 #[derive(Debug, Clone)]
 pub struct CaseResult {
@@ -163,15 +164,30 @@ pub fn test_rules(dir: &Path) -> Result<Vec<CaseResult>, String> {
     let mut runs: Vec<(String, Vec<ocelot_detectors::rule::Case>, Option<PathBuf>, Make)> = Vec::new();
     for rule in &sql.rules {
         let path = rule.path.clone();
-        runs.push((rule.meta.id.clone(), rule.cases.clone(), None, Box::new(move || Ok(RuleSets { sigma: no_sigma()?, sql: Some(SqlSet::new(read(&path)?, class_schemas()?)?), patterns: None, behaviour: None }))));
+        runs.push((
+            rule.meta.id.clone(),
+            rule.cases.clone(),
+            None,
+            Box::new(move || Ok(RuleSets { sigma: no_sigma()?, sql: Some(SqlSet::new(read(&path)?, class_schemas()?)?), patterns: None, behaviour: None })),
+        ));
     }
     for rule in &patterns.rules {
         let path = rule.path.clone();
-        runs.push((rule.meta.id.clone(), rule.cases.clone(), None, Box::new(move || Ok(RuleSets { sigma: no_sigma()?, sql: None, patterns: Some(PatternRules::new(read(&path)?)?), behaviour: None }))));
+        runs.push((
+            rule.meta.id.clone(),
+            rule.cases.clone(),
+            None,
+            Box::new(move || Ok(RuleSets { sigma: no_sigma()?, sql: None, patterns: Some(PatternRules::new(read(&path)?)?), behaviour: None })),
+        ));
     }
     for rule in &behaviour.rules {
         let path = rule.path.clone();
-        runs.push((rule.meta.id.clone(), rule.cases.clone(), rule.agents.clone(), Box::new(move || Ok(RuleSets { sigma: no_sigma()?, sql: None, patterns: None, behaviour: Some(BehaviourRules::new(read(&path)?)) }))));
+        runs.push((
+            rule.meta.id.clone(),
+            rule.cases.clone(),
+            rule.agents.clone(),
+            Box::new(move || Ok(RuleSets { sigma: no_sigma()?, sql: None, patterns: None, behaviour: Some(BehaviourRules::new(read(&path)?)) })),
+        ));
     }
     let mut results = Vec::new();
     for (id, cases, agents, rules) in runs {

@@ -61,7 +61,7 @@ pub fn is_null(v: &BorrowedValue<'_>) -> bool {
 pub fn encode<'b>(v: &BorrowedValue<'_>, buf: &'b mut Vec<u8>) -> &'b str {
     buf.clear();
     let _ = v.write(buf); // writing to a Vec cannot fail
-    // simd-json writes valid UTF-8 JSON.
+                          // simd-json writes valid UTF-8 JSON.
     std::str::from_utf8(buf).unwrap_or_default()
 }
 

@@ -130,7 +130,10 @@ fn splunk_hec_batches_retries_and_takes_what_precedes_a_refused_event() {
             None => ok(r#"{"text":"Success","code":0}"#),
         }
     });
-    let f = start(&format!("[[forward]]\ntype = \"splunk_hec\"\nurl = \"{url}\"\ntoken = \"11111111-2222-3333-4444-555555555555\"\nindex = \"security\"\n[forward.delivery]\nmax_batch = 10\nlinger_ms = 50\n"), lake.path());
+    let f = start(
+        &format!("[[forward]]\ntype = \"splunk_hec\"\nurl = \"{url}\"\ntoken = \"11111111-2222-3333-4444-555555555555\"\nindex = \"security\"\n[forward.delivery]\nmax_batch = 10\nlinger_ms = 50\n"),
+        lake.path(),
+    );
     let mut all = uids("f", 24);
     all.insert(13, "bad-13".into());
     f.submit(all.iter().map(|u| finding(u, 1)), &AtomicBool::new(false));
@@ -232,7 +235,10 @@ fn webhook_signs_each_post_and_retries_a_timeout() {
         g.lock().unwrap().push(uid);
         status(204, "")
     });
-    let f = start(&format!("[[forward]]\ntype = \"webhook\"\nurl = \"{url}/hooks/ocelot\"\nsecret = \"hook-secret\"\nheaders = {{ X-Team = \"soc\" }}\n[forward.delivery]\ntimeout_secs = 1\n"), lake.path());
+    let f = start(
+        &format!("[[forward]]\ntype = \"webhook\"\nurl = \"{url}/hooks/ocelot\"\nsecret = \"hook-secret\"\nheaders = {{ X-Team = \"soc\" }}\n[forward.delivery]\ntimeout_secs = 1\n"),
+        lake.path(),
+    );
     let mut all = uids("f", 5);
     all.push("bad-0".into());
     f.submit(all.iter().map(|u| finding(u, 1)), &AtomicBool::new(false));
@@ -424,7 +430,9 @@ fn syslog_tls_checks_the_collector_certificate() {
     // A CA that did not sign the collector's certificate: refused, retried, dead-lettered.
     let other = tempfile::tempdir().unwrap();
     certificates(other.path());
-    let cfg = |ca: &Path, attempts: u32| format!("[[forward]]\ntype = \"syslog\"\naddress = \"{addr}\"\ntransport = \"tls\"\ntls = {{ ca_file = \"{}\", server_name = \"localhost\" }}\n[forward.delivery]\nmax_attempts = {attempts}\nlinger_ms = 10\n", ca.display());
+    let cfg = |ca: &Path, attempts: u32| {
+        format!("[[forward]]\ntype = \"syslog\"\naddress = \"{addr}\"\ntransport = \"tls\"\ntls = {{ ca_file = \"{}\", server_name = \"localhost\" }}\n[forward.delivery]\nmax_attempts = {attempts}\nlinger_ms = 10\n", ca.display())
+    };
     let f = start(&cfg(&other.path().join("ca.pem"), 1), lake.path());
     f.submit(uids("x", 2).iter().map(|u| finding(u, 1)), &AtomicBool::new(false));
     assert_eq!(f.close(&AtomicBool::new(false)), 2);
@@ -434,7 +442,8 @@ fn syslog_tls_checks_the_collector_certificate() {
     let f = start(&cfg(&dir.path().join("ca.pem"), 3), lake.path());
     f.submit(uids("f", 10).iter().map(|u| finding(u, 1)), &AtomicBool::new(false));
     assert_eq!(f.close(&AtomicBool::new(false)), 0);
-    let mut seen: Vec<String> = frames(&collector.join().unwrap()).iter().map(|m| serde_json::from_str::<Value>(&rfc5424(m, 83)).unwrap()["finding_info"]["uid"].as_str().unwrap().to_string()).collect();
+    let mut seen: Vec<String> =
+        frames(&collector.join().unwrap()).iter().map(|m| serde_json::from_str::<Value>(&rfc5424(m, 83)).unwrap()["finding_info"]["uid"].as_str().unwrap().to_string()).collect();
     seen.sort();
     assert_eq!(seen, uids("f", 10));
 }

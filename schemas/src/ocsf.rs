@@ -64,11 +64,22 @@ pub struct Attribute {
     pub deprecated: bool,
 }
 
+/// OCSF `constraints` of a class or object: which of its attributes must be present. Names may
+/// be dot paths (`device.os.version`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Constraints {
+    /// At least one of these attributes must be present.
+    pub at_least_one: Vec<String>,
+    /// Exactly one of these attributes must be present.
+    pub just_one: Vec<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct ObjectDef {
     pub name: String,
     pub caption: String,
     pub attributes: BTreeMap<String, Attribute>,
+    pub constraints: Constraints,
 }
 
 #[derive(Debug, Clone)]
@@ -80,6 +91,7 @@ pub struct ClassDef {
     pub category_name: String,
     pub attributes: BTreeMap<String, Attribute>,
     pub profiles: Vec<String>,
+    pub constraints: Constraints,
 }
 
 impl ClassDef {
@@ -99,6 +111,8 @@ pub struct Schema {
     pub version: String,
     pub classes: BTreeMap<String, ClassDef>,
     pub objects: HashMap<String, ObjectDef>,
+    /// The ranges types set on their values (`port_t`: 0..=65535), by type name.
+    pub ranges: HashMap<String, (f64, f64)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +153,11 @@ impl Schema {
     }
 
     /// The attributes of a class or object by its type name.
+    /// The range of values a type allows, if it sets one.
+    pub fn range_of(&self, type_name: &str) -> Option<(f64, f64)> {
+        self.ranges.get(type_name).copied()
+    }
+
     pub fn attributes_of(&self, object: &str) -> Option<&BTreeMap<String, Attribute>> {
         self.objects.get(object).map(|o| &o.attributes)
     }
@@ -192,7 +211,8 @@ impl Loader {
             }
             let (def, _) = self.merged("objects", name, &self.object_files)?;
             let caption = text(&self.raw[&self.object_files[name]], "caption");
-            objects.insert(name.clone(), ObjectDef { name: name.clone(), caption, attributes: self.attributes(&def)? });
+            let constraints = self.constraints("objects", name, &self.object_files);
+            objects.insert(name.clone(), ObjectDef { name: name.clone(), caption, attributes: self.attributes(&def)?, constraints });
         }
         self.observable_types(&mut objects);
         let mut classes = BTreeMap::new();
@@ -215,10 +235,19 @@ impl Loader {
                     category_name: text(cat, "caption"),
                     attributes: self.attributes(&def)?,
                     profiles,
+                    constraints: self.constraints("events", name, &self.events),
                 },
             );
         }
-        Ok(Schema { version, classes, objects })
+        let ranges = self
+            .types
+            .iter()
+            .filter_map(|(name, t)| {
+                let r = t.get("range")?.as_array()?;
+                Some((name.clone(), (r.first()?.as_f64()?, r.get(1)?.as_f64()?)))
+            })
+            .collect();
+        Ok(Schema { version, classes, objects, ranges })
     }
 
     /// OCSF lists observable type ids on the types, objects and attributes that can be
@@ -251,6 +280,22 @@ impl Loader {
         }
     }
 
+    /// The constraints of a class or object: its own, or else the nearest along `extends` (an
+    /// empty `constraints` of its own lifts the parent's, as `file` does with `_entity`'s).
+    fn constraints(&self, kind: &str, name: &str, index: &HashMap<String, String>) -> Constraints {
+        let Some(v) = index.get(name).map(|p| &self.raw[p]) else { return Constraints::default() };
+        match v.get("constraints") {
+            Some(c) => {
+                let list = |k: &str| c.get(k).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect();
+                Constraints { at_least_one: list("at_least_one"), just_one: list("just_one") }
+            }
+            None => match v.get("extends").and_then(Value::as_str) {
+                Some(parent) if parent != name => self.constraints(kind, parent, index),
+                _ => Constraints::default(),
+            },
+        }
+    }
+
     /// The attribute definitions of a class or object with its `extends` chain and `$include`s
     /// merged (child overrides parent, field by field), and the category found on the way.
     fn merged(&self, kind: &str, name: &str, index: &HashMap<String, String>) -> Result<(Map<String, Value>, Option<String>), SchemaError> {
@@ -278,6 +323,12 @@ impl Loader {
         }
         for (k, def) in &own {
             if k != "$include" {
+                // An attribute the class or object defines itself is its own, not the
+                // profile's, even where an included profile also brings it (`actor` of API
+                // Activity; `actor` of a finding comes with the host profile only).
+                if let Some(m) = attrs.get_mut(k).and_then(Value::as_object_mut) {
+                    m.remove("profile");
+                }
                 overlay(&mut attrs, k, def);
             }
         }

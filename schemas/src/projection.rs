@@ -185,7 +185,24 @@ mod tests {
         let s = schema();
         let class = s.class("api_activity").unwrap();
         let p = project(s, class, &["actor.user.account.uid", "api.request.data", "resources.uid", "actor.session.created_time_dt", "unmapped", "cloud.region"]).unwrap();
-        for path in ["time", "time_dt", "class_uid", "activity_id", "activity_name", "severity_id", "metadata.product.name", "actor.user.name", "actor.user.account.uid", "api.operation", "api.request.data", "cloud.region", "src_endpoint.ip", "resources.uid", "unmapped", "actor.session.created_time_dt"] {
+        for path in [
+            "time",
+            "time_dt",
+            "class_uid",
+            "activity_id",
+            "activity_name",
+            "severity_id",
+            "metadata.product.name",
+            "actor.user.name",
+            "actor.user.account.uid",
+            "api.operation",
+            "api.request.data",
+            "cloud.region",
+            "src_endpoint.ip",
+            "resources.uid",
+            "unmapped",
+            "actor.session.created_time_dt",
+        ] {
             assert!(field(&p, path).is_some(), "{path} missing");
         }
         assert_eq!(field(&p, "time").unwrap().data_type(), &DataType::Int64);

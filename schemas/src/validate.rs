@@ -1,13 +1,20 @@
-//! Checks an OCSF event against its class: required attributes present, types right, enum ids
-//! known (99 = Other is always allowed), no attribute the class and its profiles do not define
-//! (outside `unmapped`), and the classification ids consistent with each other.
+//! Checks an OCSF event against its class by the schema's own rules, at every depth:
+//! - required attributes present (those of a profile only where the event lists the profile);
+//! - no attribute the class or object does not define (outside `unmapped`), and an attribute that
+//!   only a profile defines (`cloud`, `actor` of a finding, `message_context`, any `*_dt`) only
+//!   when `metadata.profiles` lists that profile;
+//! - types (integer vs long vs float vs boolean vs string), the ranges the types set (`port_t`),
+//!   enum ids among the values the schema lists;
+//! - `constraints` of classes and objects (`at_least_one`, `just_one`), dot paths included;
+//! - the classification ids consistent with each other (`type_uid` = class_uid * 100 + activity);
+//! - each observable's `name` an attribute path of the class that the event carries.
 
 use std::collections::BTreeMap;
 
 use arrow::array::RecordBatch;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use crate::ocsf::{AttrType, Attribute, ClassDef, Requirement, Scalar, Schema};
+use crate::ocsf::{AttrType, Attribute, ClassDef, Constraints, Requirement, Scalar, Schema};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Violation {
@@ -23,26 +30,26 @@ impl std::fmt::Display for Violation {
 
 /// Validates one OCSF event (JSON) against `class`; an empty result means valid.
 pub fn validate_event(schema: &Schema, class: &ClassDef, event: &Value) -> Vec<Violation> {
-    let mut out = Vec::new();
     let Some(obj) = event.as_object() else {
-        out.push(Violation { path: String::new(), problem: "an event must be a JSON object".into() });
-        return out;
+        return vec![Violation { path: String::new(), problem: "an event must be a JSON object".into() }];
     };
     let profiles: Vec<&str> = obj.get("metadata").and_then(|m| m.get("profiles")).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
-    check_object(schema, &class.attributes, obj, "", &profiles, &mut out);
+    let mut c = Check { schema, profiles, out: Vec::new() };
+    c.object(&class.attributes, &class.constraints, obj, "");
     let int = |k: &str| obj.get(k).and_then(Value::as_i64);
     if int("class_uid") != Some(class.uid as i64) {
-        out.push(Violation { path: "class_uid".into(), problem: format!("expected {} for {}", class.uid, class.name) });
+        c.report("class_uid", format!("expected {} for {}", class.uid, class.name));
     }
-    if let Some(c) = int("category_uid").filter(|c| *c != class.category_uid as i64) {
-        out.push(Violation { path: "category_uid".into(), problem: format!("{c}, expected {}", class.category_uid) });
+    if let Some(cat) = int("category_uid").filter(|cat| *cat != class.category_uid as i64) {
+        c.report("category_uid", format!("{cat}, expected {}", class.category_uid));
     }
     if let (Some(t), Some(a)) = (int("type_uid"), int("activity_id")) {
         if t != class.uid as i64 * 100 + a {
-            out.push(Violation { path: "type_uid".into(), problem: format!("{t} is not class_uid * 100 + activity_id") });
+            c.report("type_uid", format!("{t} is not class_uid * 100 + activity_id"));
         }
     }
-    out
+    c.observables(class, obj);
+    c.out
 }
 
 /// Validates every row of a batch of `class` (rows are read back as JSON with arrow-json, so
@@ -71,75 +78,180 @@ pub fn batch_to_json(batch: &RecordBatch) -> Result<Vec<Value>, arrow::error::Ar
     }
 }
 
-/// `profiles`: those the event declares in `metadata.profiles`; a profile's required
-/// attributes are required only of events that declare it.
-fn check_object(schema: &Schema, attrs: &BTreeMap<String, Attribute>, obj: &serde_json::Map<String, Value>, prefix: &str, profiles: &[&str], out: &mut Vec<Violation>) {
-    let path = |k: &str| if prefix.is_empty() { k.to_string() } else { format!("{prefix}.{k}") };
-    for (k, a) in attrs {
-        let applies = a.profile.as_deref().is_none_or(|p| profiles.contains(&p));
-        if a.requirement == Requirement::Required && applies && obj.get(k).is_none_or(Value::is_null) {
-            out.push(Violation { path: path(k), problem: "required attribute missing".into() });
+struct Check<'a> {
+    schema: &'a Schema,
+    /// Those the event lists in `metadata.profiles`.
+    profiles: Vec<&'a str>,
+    out: Vec<Violation>,
+}
+
+fn join(prefix: &str, k: &str) -> String {
+    if prefix.is_empty() {
+        k.to_string()
+    } else {
+        format!("{prefix}.{k}")
+    }
+}
+
+fn present(v: Option<&Value>) -> bool {
+    v.is_some_and(|v| !v.is_null())
+}
+
+impl<'a> Check<'a> {
+    fn report(&mut self, path: impl Into<String>, problem: impl Into<String>) {
+        self.out.push(Violation { path: path.into(), problem: problem.into() });
+    }
+
+    fn listed(&self, profile: &str) -> bool {
+        self.profiles.contains(&profile)
+    }
+
+    fn object(&mut self, attrs: &BTreeMap<String, Attribute>, constraints: &Constraints, obj: &Map<String, Value>, prefix: &str) {
+        for (k, a) in attrs {
+            let applies = a.profile.as_deref().is_none_or(|p| self.listed(p));
+            if a.requirement == Requirement::Required && applies && !present(obj.get(k)) {
+                self.report(join(prefix, k), "required attribute missing");
+            }
+        }
+        self.constraints(constraints, obj, prefix);
+        for (k, v) in obj {
+            if v.is_null() || k == "unmapped" {
+                continue;
+            }
+            let path = join(prefix, k);
+            let Some(a) = attrs.get(k) else {
+                // `<timestamp>_dt` siblings come with the datetime profile.
+                match k.strip_suffix("_dt").and_then(|b| attrs.get(b)) {
+                    Some(b) if b.ty == AttrType::Scalar(Scalar::Timestamp) => {
+                        if !self.listed("datetime") {
+                            self.report(path, "a `_dt` attribute needs the datetime profile in metadata.profiles");
+                        } else if !v.as_str().is_some_and(is_rfc3339) {
+                            self.report(path, format!("a datetime must be an RFC 3339 string, got {v}"));
+                        }
+                    }
+                    _ => self.report(path, "attribute not defined by this class/object or its profiles"),
+                }
+                continue;
+            };
+            if let Some(p) = a.profile.as_deref().filter(|p| !self.listed(p)) {
+                self.report(path.clone(), format!("defined by the {p} profile, which metadata.profiles does not list"));
+            }
+            if a.is_array {
+                match v.as_array() {
+                    Some(items) => items.iter().enumerate().for_each(|(i, item)| self.value(a, item, &format!("{path}[{i}]"))),
+                    None => self.report(path, "expected an array"),
+                }
+            } else {
+                self.value(a, v, &path);
+            }
         }
     }
-    for (k, v) in obj {
-        if v.is_null() || k == "unmapped" {
-            continue;
+
+    fn constraints(&mut self, c: &Constraints, obj: &Map<String, Value>, prefix: &str) {
+        let has = |name: &str| {
+            let mut cur = Some(obj);
+            let mut last = None;
+            for seg in name.split('.') {
+                last = cur.and_then(|o| o.get(seg));
+                cur = last.and_then(Value::as_object);
+            }
+            present(last)
+        };
+        if !c.at_least_one.is_empty() && !c.at_least_one.iter().any(|n| has(n)) {
+            let at = if prefix.is_empty() { "(event)".to_string() } else { prefix.to_string() };
+            self.report(at, format!("constraint at_least_one: needs one of {}", c.at_least_one.join(", ")));
         }
-        let Some(a) = attrs.get(k) else {
-            // `<timestamp>_dt` siblings come with the datetime profile.
-            let dt_base = k.strip_suffix("_dt").and_then(|b| attrs.get(b));
-            match dt_base {
-                Some(b) if b.ty == AttrType::Scalar(Scalar::Timestamp) => {
-                    if !v.is_string() {
-                        out.push(Violation { path: path(k), problem: "a datetime must be an RFC 3339 string".into() });
+        if !c.just_one.is_empty() {
+            let n = c.just_one.iter().filter(|n| has(n)).count();
+            if n != 1 {
+                let at = if prefix.is_empty() { "(event)".to_string() } else { prefix.to_string() };
+                self.report(at, format!("constraint just_one: needs exactly one of {}, has {n}", c.just_one.join(", ")));
+            }
+        }
+    }
+
+    fn value(&mut self, a: &Attribute, v: &Value, path: &str) {
+        let schema = self.schema;
+        let bad = |c: &mut Self, want: &str| c.report(path, format!("expected {want} ({}), got {v}", a.type_name));
+        match &a.ty {
+            AttrType::Object(name) => match (v.as_object(), schema.object(name)) {
+                (Some(o), Some(def)) => self.object(&def.attributes, &def.constraints, o, path),
+                (None, _) => bad(self, "an object"),
+                (_, None) => self.report(path, format!("unknown object type {name}")),
+            },
+            AttrType::Scalar(s) => {
+                let ok = match s {
+                    Scalar::String => v.is_string(),
+                    Scalar::Integer => v.as_i64().is_some_and(|i| i32::try_from(i).is_ok()),
+                    Scalar::Long | Scalar::Timestamp => v.is_i64() || v.is_u64(),
+                    Scalar::Float => v.is_number(),
+                    Scalar::Boolean => v.is_boolean(),
+                    Scalar::Datetime => v.as_str().is_some_and(is_rfc3339),
+                    Scalar::Json => true,
+                };
+                if !ok {
+                    return bad(self, "a value of the right type");
+                }
+                if let (Some((lo, hi)), Some(x)) = (schema.range_of(&a.type_name), v.as_f64()) {
+                    if x < lo || x > hi {
+                        self.report(path, format!("{v} is outside the range of {} ({lo}..={hi})", a.type_name));
                     }
                 }
-                _ => out.push(Violation { path: path(k), problem: "attribute not defined by this class/object or its profiles".into() }),
+                // The classification uids are checked against the class in `validate_event`;
+                // the schema lists only their placeholder values.
+                let classification = matches!(a.name.as_str(), "class_uid" | "category_uid" | "type_uid");
+                if let (Some(values), Some(id), false) = (&a.enum_values, v.as_i64(), classification) {
+                    if !values.contains_key(&id) {
+                        self.report(path, format!("{id} is not a value of {} the schema lists", a.name));
+                    }
+                }
             }
-            continue;
-        };
-        if a.is_array {
-            match v.as_array() {
-                Some(items) => items.iter().enumerate().for_each(|(i, item)| check_value(schema, a, item, &format!("{}[{i}]", path(k)), profiles, out)),
-                None => out.push(Violation { path: path(k), problem: "expected an array".into() }),
+        }
+    }
+
+    /// `observables[].name` points at an attribute of the event (`src_endpoint.ip`), through
+    /// arrays without an index (`resources.uid`), as OCSF defines it.
+    fn observables(&mut self, class: &ClassDef, obj: &Map<String, Value>) {
+        let Some(list) = obj.get("observables").and_then(Value::as_array) else { return };
+        for (i, o) in list.iter().enumerate() {
+            let Some(name) = o.get("name").and_then(Value::as_str) else { continue };
+            let path = format!("observables[{i}].name");
+            if !self.defines(&class.attributes, name) {
+                self.report(path, format!("`{name}` is not an attribute path of {}", class.name));
+            } else if !carries(&Value::Object(obj.clone()), name) {
+                self.report(path, format!("`{name}` names an attribute this event does not carry"));
             }
-        } else {
-            check_value(schema, a, v, &path(k), profiles, out);
+        }
+    }
+
+    fn defines(&self, attrs: &BTreeMap<String, Attribute>, name: &str) -> bool {
+        let (head, rest) = name.split_once('.').map_or((name, None), |(h, r)| (h, Some(r)));
+        let Some(a) = attrs.get(head) else { return false };
+        match (rest, &a.ty) {
+            (None, _) => true,
+            (Some(rest), AttrType::Object(o)) => self.schema.object(o).is_some_and(|d| self.defines(&d.attributes, rest)),
+            (Some(_), AttrType::Scalar(_)) => false,
         }
     }
 }
 
-fn check_value(schema: &Schema, a: &Attribute, v: &Value, path: &str, profiles: &[&str], out: &mut Vec<Violation>) {
-    let bad = |out: &mut Vec<Violation>, want: &str| out.push(Violation { path: path.to_string(), problem: format!("expected {want} ({}), got {v}", a.type_name) });
-    match &a.ty {
-        AttrType::Object(name) => match (v.as_object(), schema.attributes_of(name)) {
-            (Some(o), Some(attrs)) => check_object(schema, attrs, o, path, profiles, out),
-            (None, _) => bad(out, "an object"),
-            (_, None) => out.push(Violation { path: path.into(), problem: format!("unknown object type {name}") }),
-        },
-        AttrType::Scalar(s) => {
-            let ok = match s {
-                Scalar::String => v.is_string(),
-                Scalar::Integer => v.as_i64().is_some_and(|i| i32::try_from(i).is_ok()),
-                Scalar::Long | Scalar::Timestamp => v.is_i64() || v.is_u64(),
-                Scalar::Float => v.is_number(),
-                Scalar::Boolean => v.is_boolean(),
-                Scalar::Datetime => v.is_string(),
-                Scalar::Json => true,
-            };
-            if !ok {
-                return bad(out, "a value of the right type");
-            }
-            // The classification uids are checked against the class in `validate_event`; the
-            // schema lists only their placeholder values.
-            let classification = matches!(a.name.as_str(), "class_uid" | "category_uid" | "type_uid");
-            if let (Some(values), Some(id), false) = (&a.enum_values, v.as_i64(), classification) {
-                if !values.contains_key(&id) && id != 99 {
-                    out.push(Violation { path: path.into(), problem: format!("{id} is not a known value of {}", a.name) });
-                }
-            }
-        }
+/// Whether a dot path (arrays crossed without an index) reaches a non-null value.
+fn carries(v: &Value, path: &str) -> bool {
+    let (head, rest) = path.split_once('.').map_or((path, None), |(h, r)| (h, Some(r)));
+    let next = |v: &Value| match (v.get(head), rest) {
+        (Some(x), None) => !x.is_null(),
+        (Some(x), Some(rest)) => carries(x, rest),
+        (None, _) => false,
+    };
+    match v {
+        Value::Array(items) => items.iter().any(|i| carries(i, path)),
+        _ => next(v),
     }
+}
+
+/// RFC 3339 date-time (`2026-11-20T14:03:21Z`, `...21.123+01:00`), as `datetime_t` requires.
+fn is_rfc3339(s: &str) -> bool {
+    chrono::DateTime::parse_from_rfc3339(s).is_ok()
 }
 
 #[cfg(test)]
@@ -160,6 +272,16 @@ mod tests {
     }
 
     #[test]
+    fn just_one_counts_the_attributes_present() {
+        let s = schema();
+        let def = s.object("vulnerability").unwrap();
+        let mut c = Check { schema: s, profiles: Vec::new(), out: Vec::new() };
+        let two = json!({"cve": {"uid": "CVE-2026-1"}, "cwe": {"uid": "CWE-79"}});
+        c.constraints(&def.constraints, two.as_object().unwrap(), "vulnerabilities[0]");
+        assert!(c.out.iter().any(|v| v.problem.contains("just_one") && v.problem.ends_with("has 2")), "{:?}", c.out);
+    }
+
+    #[test]
     fn a_good_event_passes() {
         let s = schema();
         let v = validate_event(s, s.class("api_activity").unwrap(), &valid_api_activity());
@@ -171,14 +293,38 @@ mod tests {
         let s = schema();
         let class = s.class("api_activity").unwrap();
         let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
-            ("api.operation", Box::new(|e| { e["api"].as_object_mut().unwrap().remove("operation"); })),
+            (
+                "api.operation",
+                Box::new(|e| {
+                    e["api"].as_object_mut().unwrap().remove("operation");
+                }),
+            ),
             ("activity_id", Box::new(|e| e["activity_id"] = json!("Create"))),
             ("activity_id", Box::new(|e| e["activity_id"] = json!(42))),
             ("actor.user.shoe_size", Box::new(|e| e["actor"]["user"]["shoe_size"] = json!(44))),
             ("class_uid", Box::new(|e| e["class_uid"] = json!(3002))),
             ("type_uid", Box::new(|e| e["type_uid"] = json!(600302))),
-            ("cloud", Box::new(|e| { e.as_object_mut().unwrap().remove("cloud"); })),
+            (
+                "cloud",
+                Box::new(|e| {
+                    e.as_object_mut().unwrap().remove("cloud");
+                }),
+            ),
             ("src_endpoint.port", Box::new(|e| e["src_endpoint"]["port"] = json!(1u64 << 40))),
+            ("src_endpoint.port", Box::new(|e| e["src_endpoint"]["port"] = json!(70000))),
+            ("severity_id", Box::new(|e| e["severity_id"] = json!(1.5))),
+            ("time_dt", Box::new(|e| e["time_dt"] = json!("yesterday"))),
+            // A profile's attributes need the profile listed.
+            ("cloud", Box::new(|e| e["metadata"]["profiles"] = json!(["datetime"]))),
+            ("time_dt", Box::new(|e| e["metadata"]["profiles"] = json!(["cloud"]))),
+            ("message_context", Box::new(|e| e["message_context"] = json!({"application": {"name": "x"}}))),
+            // Constraints, at any depth.
+            ("http_request.url", Box::new(|e| e["http_request"] = json!({"url": {"hostname": "example.com"}}))),
+            ("actor", Box::new(|e| e["actor"] = json!({"authorizations": []}))),
+            ("actor.user", Box::new(|e| e["actor"]["user"] = json!({"type": "IAMUser"}))),
+            // Observables name attribute paths the event carries.
+            ("observables[0].name", Box::new(|e| e["observables"] = json!([{"name": "src_endpoint.ipv4", "type_id": 2, "value": "192.0.2.1"}]))),
+            ("observables[0].name", Box::new(|e| e["observables"] = json!([{"name": "dst_endpoint.ip", "type_id": 2, "value": "192.0.2.1"}]))),
         ];
         for (path, break_it) in cases {
             let mut e = valid_api_activity();
@@ -186,7 +332,12 @@ mod tests {
             let v = validate_event(s, class, &e);
             assert!(v.iter().any(|x| x.path == path), "{path}: {v:?}");
         }
-        // 99 = Other is always allowed.
+        // An observable through an array, without an index.
+        let mut e = valid_api_activity();
+        e["resources"] = json!([{"uid": "arn:aws:s3:::b"}]);
+        e["observables"] = json!([{"name": "resources.uid", "type_id": 10, "value": "arn:aws:s3:::b"}, {"name": "src_endpoint.ip", "type_id": 2, "value": "192.0.2.1"}]);
+        assert!(validate_event(s, class, &e).is_empty(), "{:?}", validate_event(s, class, &e));
+        // 99 = Other where the schema lists it.
         let mut e = valid_api_activity();
         e["activity_id"] = json!(99);
         e["type_uid"] = json!(600399);

@@ -12,10 +12,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayBuilder, ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, ListArray, RecordBatch, StringBuilder, StructArray,
-    TimestampMillisecondBuilder,
-};
+use arrow::array::{Array, ArrayBuilder, ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, ListArray, RecordBatch, StringBuilder, StructArray, TimestampMillisecondBuilder};
 use arrow::buffer::{BooleanBuffer, NullBuffer, OffsetBuffer};
 use arrow::datatypes::{DataType, FieldRef, Fields, SchemaRef};
 use arrow::error::ArrowError;
@@ -398,7 +395,12 @@ fn any_valid(children: &[ArrayRef], len: usize) -> Option<NullBuffer> {
     for c in children {
         match c.logical_nulls() {
             None => return None,
-            Some(n) => acc = Some(match acc { None => n.inner().clone(), Some(a) => &a | n.inner() }),
+            Some(n) => {
+                acc = Some(match acc {
+                    None => n.inner().clone(),
+                    Some(a) => &a | n.inner(),
+                })
+            }
         }
     }
     Some(NullBuffer::new(acc.unwrap_or_else(|| BooleanBuffer::new_unset(len))))

@@ -71,7 +71,11 @@ impl Auth {
         let (user, password) = decoded.split_once(':').ok_or_else(bad)?;
         // Every user is compared, so the time taken does not tell which names exist.
         let ok = self.users.iter().fold(false, |ok, (u, p)| ok | (same(u, user) & same(p, password)));
-        if ok { Ok(user.to_string()) } else { Err(Status::unauthenticated("wrong user or password")) }
+        if ok {
+            Ok(user.to_string())
+        } else {
+            Err(Status::unauthenticated("wrong user or password"))
+        }
     }
 }
 

@@ -46,9 +46,12 @@ fn strip_indices(path: &str) -> String {
 /// with ours, except the paths in `known` (documented differences) and the `(pair dir, path)`
 /// slips of the reference itself. Every observable of the reference must be ours too (unless
 /// `maps_elsewhere` says it is mapped under another name), and every unmapped field of the
-/// reference must be kept by us, unmapped or mapped. Returns (fields compared, mismatches).
+/// reference must be kept by us, unmapped or mapped. Returns (fields compared and equal,
+/// mismatches), and prints the leaf agreement: the share of all the references' leaves (outside
+/// `unmapped`) that ours holds with the same value.
 pub fn compare(kind: &str, pairs: &[(PathBuf, PathBuf)], known: &[&str], slips: &[(&str, &str)], maps_elsewhere: impl Fn(&Value) -> bool) -> (usize, Vec<String>) {
     let mut compared = 0;
+    let (mut leaves, mut agreeing) = (0usize, 0usize);
     let mut mismatches = Vec::new();
     for (raw_path, ocsf_path) in pairs {
         let (raw_path, ocsf_path) = (raw_path.clone(), ocsf_path.clone());
@@ -67,6 +70,12 @@ pub fn compare(kind: &str, pairs: &[(PathBuf, PathBuf)], known: &[&str], slips: 
         let (mut a, mut b) = (BTreeMap::new(), BTreeMap::new());
         flatten("", ours, &mut a);
         flatten("", &reference, &mut b);
+        for (path, want) in b.iter().filter(|(p, _)| !p.starts_with("unmapped")) {
+            leaves += 1;
+            if a.get(path).is_some_and(|got| same_json_text(got, want)) {
+                agreeing += 1;
+            }
+        }
         for (path, want) in &b {
             if slips.iter().any(|(d, p)| dir.ends_with(d) && path == p) {
                 continue;
@@ -120,5 +129,6 @@ pub fn compare(kind: &str, pairs: &[(PathBuf, PathBuf)], known: &[&str], slips: 
             assert!(kept || mapped, "{}: unmapped {k}={v} lost (ours: {:?})", dir.display(), ours_unmapped);
         }
     }
+    eprintln!("leaf agreement with the {kind} references: {agreeing} of {leaves} leaves ({:.2})", agreeing as f64 / leaves.max(1) as f64);
     (compared, mismatches)
 }

@@ -106,12 +106,7 @@ fn main() {
     wait_until(|| broker.committed(GROUP, TOPIC, P).iter().sum::<i64>() >= total, Duration::from_secs(1800));
     let run_s = started.elapsed().as_secs_f64() - assigned_at;
     let eps = events.len() as f64 / run_s;
-    println!(
-        "ocelot run: {} events in {run_s:.2} s: {eps:.0} events/s, {:.1} MB/s; ratio to baseline {:.2}",
-        events.len(),
-        bytes as f64 / 1e6 / run_s,
-        eps / base_eps
-    );
+    println!("ocelot run: {} events in {run_s:.2} s: {eps:.0} events/s, {:.1} MB/s; ratio to baseline {:.2}", events.len(), bytes as f64 / 1e6 / run_s, eps / base_eps);
 
     if args.no_latency {
         o.signal("TERM");

@@ -4,14 +4,17 @@
 -- description: deletes or narrows what records and guards the account: CloudTrail trails and
 -- description: event selectors, VPC flow logs, GuardDuty, Security Hub, Config, Shield
 -- description: protections, WAF web ACLs, KMS keys scheduled for deletion, DNS query logging,
--- description: log groups, and the policies of log buckets. Successful calls only (a denied
--- description: attempt is in CloudTrail, but nothing was weakened).
+-- description: log groups, the policies and lifecycle of log buckets (and any lifecycle that
+-- description: expires objects within three days: how a trail's bucket is emptied), Bedrock model invocation
+-- description: logging. Successful calls only (a denied attempt is in CloudTrail, but nothing
+-- description: was weakened), except an attempt to leave the AWS Organization, which is what an
+-- description: attacker escaping the organization's guardrails tries first.
 -- severity: high
 -- attack: T1562.008, T1562.001
 -- tactics: defense-evasion
 -- table: api_activity
 -- group_by: principal
--- filter: api.response.error IS NULL AND api.operation IN ('StopLogging', 'DeleteTrail', 'UpdateTrail', 'DeleteEventDataStore',
+-- filter: (api.response.error IS NULL OR api.operation = 'LeaveOrganization') AND api.operation IN ('LeaveOrganization', 'DeleteModelInvocationLoggingConfiguration', 'StopLogging', 'DeleteTrail', 'UpdateTrail', 'DeleteEventDataStore',
 -- filter: 'StopEventDataStoreIngestion', 'PutEventSelectors', 'DeleteFlowLogs', 'DeleteDetector', 'DisassociateFromMasterAccount',
 -- filter: 'DisassociateFromAdministratorAccount', 'DeleteMembers', 'StopMonitoringMembers', 'DeletePublishingDestination', 'UpdateDetector',
 -- filter: 'DisableSecurityHub', 'BatchDisableStandards', 'DisableImportFindingsForProduct', 'StopConfigurationRecorder',
@@ -30,10 +33,17 @@
 -- filter: OR (api.service.name = 'kms.amazonaws.com' AND api.operation IN ('ScheduleKeyDeletion', 'DisableKey'))
 -- filter: OR (api.service.name = 'route53resolver.amazonaws.com' AND api.operation IN ('DeleteResolverQueryLogConfig', 'DisassociateResolverQueryLogConfig'))
 -- filter: OR (api.service.name = 'logs.amazonaws.com' AND api.operation = 'DeleteLogGroup')
--- filter: OR (api.service.name = 's3.amazonaws.com' AND api.operation IN ('PutBucketPolicy', 'DeleteBucketPolicy', 'PutBucketLogging', 'PutBucketLifecycle', 'PutBucketLifecycleConfiguration') AND regexp_like(lower(json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'bucketName')), 'log|trail|audit')))
+-- filter: OR (api.service.name = 'organizations.amazonaws.com' AND api.operation = 'LeaveOrganization')
+-- filter: OR (api.service.name = 'bedrock.amazonaws.com' AND api.operation = 'DeleteModelInvocationLoggingConfiguration')
+-- filter: OR (api.service.name = 's3.amazonaws.com' AND api.operation IN ('PutBucketPolicy', 'DeleteBucketPolicy', 'PutBucketLogging', 'PutBucketLifecycle', 'PutBucketLifecycleConfiguration') AND regexp_like(lower(json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'bucketName')), 'log|trail|audit'))
+-- filter: OR (api.service.name = 's3.amazonaws.com' AND api.operation IN ('PutBucketLifecycle', 'PutBucketLifecycleConfiguration') AND try_cast(json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'LifecycleConfiguration.Rule.Expiration.Days') AS BIGINT) <= 3))
 -- fires: ../../samples/cloudtrail/stratus/aws.defense-evasion.cloudtrail-event-selectors.jsonl
 -- fires: ../../samples/cloudtrail/stratus/aws.defense-evasion.dns-delete-logs.jsonl
 -- fires: ../../samples/cloudtrail/stratus/aws.defense-evasion.cloudtrail-stop.jsonl
+-- fires: ../../tests/data/cloudtrail/stratus-synthetic/aws.defense-evasion.organizations-leave.jsonl
+-- fires: ../../tests/data/cloudtrail/stratus-synthetic/aws.defense-evasion.vpc-remove-flow-logs.jsonl
+-- fires: ../../tests/data/cloudtrail/stratus-synthetic/aws.defense-evasion.cloudtrail-lifecycle-rule.jsonl
+-- fires: ../../tests/data/cloudtrail/stratus-synthetic/aws.defense-evasion.bedrock-model-invocation-logging-delete.jsonl
 -- quiet: ../../samples/cloudtrail/stratus/aws.execution.ec2-user-data.jsonl
 
 SELECT metadata.uid AS uid, actor.user.uid AS principal, actor.app_name AS agent,

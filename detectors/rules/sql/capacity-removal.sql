@@ -4,6 +4,9 @@
 -- description: to zero or deleted, load balancer targets deregistered: three or more resources
 -- description: within 10 minutes, or any cut to zero. AI automation that removes capacity until
 -- description: a service falls over looks like this. Names the agent when there is one.
+-- description: A person signed in through IAM Identity Center (an AWSReservedSSO_ role session)
+-- description: with no agent involved is held to ten resources: a handful of terminations by an
+-- description: administrator is routine work, not an incident (docs/detection.md).
 -- severity: high
 -- attack: T1489, T1529
 -- tactics: impact
@@ -19,11 +22,13 @@
 -- filter: OR api.operation = 'UpdateService' AND json_get(coalesce(api.request.data, json_get(unmapped, 'requestParameters')), 'desiredCount') = '0')
 -- fires: tests/capacity-removal.fires.jsonl
 -- quiet: ../../samples/agent/benign
+-- quiet: ../../tests/data/cloudtrail/routine-admin.jsonl
 
 SELECT actor.user.uid AS principal, max(actor.app_name) AS agent, array_agg(metadata.uid ORDER BY time) AS uids,
        sum(greatest(coalesce(array_length(resources), 1), 1)) AS resources_removed,
        array_to_string(array_agg(DISTINCT api.operation), ', ') AS operations
 FROM api_activity
 GROUP BY actor.user.uid
-HAVING sum(greatest(coalesce(array_length(resources), 1), 1)) >= 3
+HAVING sum(greatest(coalesce(array_length(resources), 1), 1)) >= CASE
+           WHEN max(actor.app_name) IS NULL AND bool_and(actor.user.uid LIKE '%:assumed-role/AWSReservedSSO%') THEN 10 ELSE 3 END
     OR sum(CASE WHEN api.operation IN ('UpdateAutoScalingGroup', 'SetDesiredCapacity', 'UpdateNodegroupConfig', 'UpdateService') THEN 1 ELSE 0 END) >= 1

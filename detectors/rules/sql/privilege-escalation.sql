@@ -15,6 +15,7 @@
 -- fires: ../../samples/cloudtrail/stratus/aws.persistence.iam-backdoor-role.jsonl
 -- fires: ../../samples/cloudtrail/stratus/aws.persistence.iam-create-user-login-profile.jsonl
 -- fires: ../../samples/cloudtrail/stratus/aws.persistence.iam-create-admin-user.jsonl
+-- fires: ../../tests/data/cloudtrail/stratus-synthetic/aws.persistence.iam-create-backdoor-role.jsonl
 -- quiet: ../../samples/cloudtrail/stratus/aws.execution.ec2-launch-unusual-instances.jsonl
 
 WITH calls AS (

@@ -5,16 +5,16 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use regex_automata::MatchKind;
 use regex_automata::meta::{Config, Regex};
+use regex_automata::MatchKind;
 use rsigma_parser::{ConditionExpr, Detection, DetectionItem, LogSource, Modifier, Quantifier, SelectorPattern, SigmaString, SigmaValue};
 
 use super::correlate::{self, Aggregation, Correlation};
 use super::values::{self, Anchor, Cmp, Test};
-use crate::net::Net;
 use super::{Expr, FieldAutomaton, Item, LoadOptions, SigmaRule, SigmaSet};
 use crate::fields::Source;
-use crate::rule::{RuleMeta, Severity, attacks_from_tags};
+use crate::net::Net;
+use crate::rule::{attacks_from_tags, RuleMeta, Severity};
 
 /// Statistics of a compiled set, for `rules list` and benches.
 #[derive(Debug, Clone, Copy)]

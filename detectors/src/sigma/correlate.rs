@@ -9,7 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use rsigma_parser::{ConditionExpr, ConditionOperator, CorrelationCondition, CorrelationRule, CorrelationType, Timespan};
 
 use super::SigmaRule;
-use crate::rule::{RuleMeta, Severity, attacks_from_tags};
+use crate::rule::{attacks_from_tags, RuleMeta, Severity};
 
 pub const MAX_PER_GROUP: usize = 10_000;
 pub const MAX_GROUPS: usize = 100_000;
@@ -108,7 +108,8 @@ impl Correlation {
     pub fn new(c: &CorrelationRule, rules: &[SigmaRule]) -> Result<Correlation, String> {
         let mut refs = Vec::new();
         for r in &c.rules {
-            let i = rules.iter().position(|x| x.meta.id == *r || x.name.as_deref() == Some(r.as_str())).ok_or_else(|| format!("correlation `{}` refers to rule `{r}`, which is not loaded", c.title))?;
+            let i =
+                rules.iter().position(|x| x.meta.id == *r || x.name.as_deref() == Some(r.as_str())).ok_or_else(|| format!("correlation `{}` refers to rule `{r}`, which is not loaded", c.title))?;
             refs.push(i);
         }
         let field_for = |name: &str, rule: usize| -> String {

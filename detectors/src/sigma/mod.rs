@@ -184,7 +184,11 @@ impl SigmaSet {
             Expr::Item(item) => {
                 self.run_field(item.field, row, fields, json, s);
                 let mut test = |t: &Test| self.eval_test(item.field, t, row, fields, json, s);
-                if item.all { item.tests.iter().all(&mut test) } else { item.tests.iter().any(&mut test) }
+                if item.all {
+                    item.tests.iter().all(&mut test)
+                } else {
+                    item.tests.iter().any(&mut test)
+                }
             }
         }
     }
@@ -268,7 +272,6 @@ impl Scratch {
         self.row += 1;
         self.row_patterns.clear();
     }
-
 }
 
 /// The patterns a field's values matched, by value. Event fields repeat (operations,

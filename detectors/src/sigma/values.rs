@@ -1,9 +1,9 @@
 //! Sigma values and modifiers to what we test per field: regex patterns (all of a field's
 //! patterns become one automaton), null/exists, CIDR, numeric comparison, field references.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as B64;
 use crate::net::Net;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
 use rsigma_parser::{Modifier, SigmaString, SigmaValue, SpecialChar, StringPart};
 
 /// How a string value is placed against the field's text.
@@ -29,7 +29,11 @@ pub enum Test {
     Cidr(Net),
     Cmp(Cmp, f64),
     /// `fieldref`: the field's value against another field's, by index into the rule set fields.
-    FieldRef { other: usize, anchor: Anchor, cased: bool },
+    FieldRef {
+        other: usize,
+        anchor: Anchor,
+        cased: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -164,7 +168,11 @@ pub fn regex_pattern(re: &str, modifiers: &[Modifier]) -> String {
             flags.push(f);
         }
     }
-    if flags.is_empty() { re.to_string() } else { format!("(?{flags}){re}") }
+    if flags.is_empty() {
+        re.to_string()
+    } else {
+        format!("(?{flags}){re}")
+    }
 }
 
 /// Expands `%name%` placeholders (`expand`) from the configured values.

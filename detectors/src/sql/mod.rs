@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, new_null_array};
 use arrow::array::UInt32Array;
+use arrow::array::{new_null_array, Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
 use arrow::compute::{filter_record_batch, take_record_batch};
 use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::streaming::StreamingTable;
@@ -158,14 +158,17 @@ impl SqlSet {
         if let Some(t) = r.tables.iter().find(|t| !self.schemas.contains_key(*t)) {
             return Err(format!("{}: table `{t}` is not a class Ocelot writes (known: {})", r.path.display(), self.table_names().join(", ")));
         }
-        let (plan, optimized, physical) = self.rt.block_on(async {
-            let df = self.ctx.sql(&r.query).await?;
-            let schema = df.schema().clone();
-            let optimized = df.into_optimized_plan()?;
-            let state = self.ctx.state();
-            let physical = state.query_planner().create_physical_plan(&optimized, &state).await?;
-            Ok::<_, datafusion::error::DataFusionError>((schema, optimized, physical))
-        }).map_err(|e| format!("{}: query: {e}", r.path.display()))?;
+        let (plan, optimized, physical) = self
+            .rt
+            .block_on(async {
+                let df = self.ctx.sql(&r.query).await?;
+                let schema = df.schema().clone();
+                let optimized = df.into_optimized_plan()?;
+                let state = self.ctx.state();
+                let physical = state.query_planner().create_physical_plan(&optimized, &state).await?;
+                Ok::<_, datafusion::error::DataFusionError>((schema, optimized, physical))
+            })
+            .map_err(|e| format!("{}: query: {e}", r.path.display()))?;
         let has = |n: &str| plan.fields().iter().any(|f| f.name() == n);
         if !has("uids") && !has("uid") {
             return Err(format!("{}: the query must return the evidence events' uids: a `uids` list (array_agg(metadata.uid)) or a `uid` column", r.path.display()));
@@ -196,8 +199,9 @@ impl SqlSet {
 
     /// Puts the batches (aligned to the class schema) in each table, and in `agent_links` the
     /// links of the CloudTrail rows among them; `None` empties them.
-    fn fill(&self, tables: &[String], data: Option<(&HashMap<String, Vec<RecordBatch>>, &Linker)>) {
-        let links = data.map(|(d, linker)| linker.links(&d.values().flatten().cloned().collect::<Vec<_>>()));
+    fn fill(&self, tables: &[String], data: Option<(&HashMap<String, Vec<RecordBatch>>, &Linker)>, links_read: bool) {
+        // Only a rule whose query reads `agent_links` pays for linking its rows.
+        let links = data.filter(|_| links_read).map(|(d, linker)| linker.links(&d.values().flatten().cloned().collect::<Vec<_>>()));
         if let Some(t) = self.tables.get(AGENT_LINKS) {
             t.put(links.into_iter().collect());
         }
@@ -370,11 +374,11 @@ impl SqlSet {
         self.states[i].stats.runs += 1;
         let rule = &self.rules[i];
         let plan = self.states[i].plan.clone()?;
-        self.fill(&rule.tables, Some((&data, linker)));
+        let links_read = self.states[i].reads.contains_key(AGENT_LINKS);
+        self.fill(&rule.tables, Some((&data, linker)), links_read);
         // Operators that keep what they built (a join's hash table) start afresh.
-        let result = datafusion::physical_plan::execution_plan::reset_plan_states(plan)
-            .map(|plan| self.rt.block_on(datafusion::physical_plan::collect(plan, self.ctx.task_ctx())));
-        self.fill(&rule.tables, None);
+        let result = datafusion::physical_plan::execution_plan::reset_plan_states(plan).map(|plan| self.rt.block_on(datafusion::physical_plan::collect(plan, self.ctx.task_ctx())));
+        self.fill(&rule.tables, None, links_read);
         let result = result.and_then(|r| r);
         let batches = match result {
             Ok(b) => b,
@@ -467,7 +471,9 @@ fn compile_filter(ctx: &SessionContext, schema: &SchemaRef, sql: &str) -> datafu
         let projected = Arc::new(schema.project(&cols)?);
         let expr = reassign_expr_columns(phys, &projected)?;
         expr.evaluate(&RecordBatch::new_empty(projected))?;
-        let costly = datafusion::common::tree_node::TreeNode::exists(&expr, |e| Ok(e.downcast_ref::<datafusion::physical_expr::ScalarFunctionExpr>().is_some_and(|f| f.name().starts_with("json_") || f.name().starts_with("regexp_"))))?;
+        let costly = datafusion::common::tree_node::TreeNode::exists(&expr, |e| {
+            Ok(e.downcast_ref::<datafusion::physical_expr::ScalarFunctionExpr>().is_some_and(|f| f.name().starts_with("json_") || f.name().starts_with("regexp_")))
+        })?;
         out.push(Conjunct { expr, cols, costly });
     }
     // Cheap ones first.
@@ -517,7 +523,6 @@ fn align(batch: &RecordBatch, schema: &SchemaRef) -> RecordBatch {
     RecordBatch::try_new(schema.clone(), cols).unwrap_or_else(|_| RecordBatch::new_empty(schema.clone()))
 }
 
-
 /// The string value of a result column at a row (for group keys and context).
 pub fn text_at(rows: &RecordBatch, name: &str, row: usize) -> Option<String> {
     let c = rows.column_by_name(name)?;
@@ -552,7 +557,11 @@ mod tests {
         let uids: ArrayRef = Arc::new(StringArray::from(rows.iter().map(|r| r.1).collect::<Vec<_>>()));
         let ops: ArrayRef = Arc::new(StringArray::from(rows.iter().map(|r| r.2).collect::<Vec<_>>()));
         let st = |name: &str, a: ArrayRef| Arc::new(StructArray::from(vec![(Arc::new(Field::new(name, DataType::Utf8, true)), a)])) as ArrayRef;
-        RecordBatch::try_new(sch, vec![Arc::new(Int64Array::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())), st("uid", uids), st("operation", ops), Arc::new(StringArray::from(vec![Some("{}"); rows.len()]))]).unwrap()
+        RecordBatch::try_new(
+            sch,
+            vec![Arc::new(Int64Array::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())), st("uid", uids), st("operation", ops), Arc::new(StringArray::from(vec![Some("{}"); rows.len()]))],
+        )
+        .unwrap()
     }
 
     fn set(extra: &str) -> SqlSet {

@@ -50,7 +50,13 @@ pub fn by_status(status: StatusCode, headers: &HeaderMap, body: &str) -> Outcome
 
 /// A network failure (refused, reset, timed out): always worth another try.
 pub fn by_error(e: &reqwest::Error) -> Outcome {
-    let kind = if e.is_timeout() { "timed out" } else if e.is_connect() { "could not connect" } else { "request failed" };
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "request failed"
+    };
     let mut msg = format!("{kind}: {e}");
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {

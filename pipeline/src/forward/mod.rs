@@ -14,10 +14,10 @@
 //! can lose deliveries, never the findings (the lake's `findings` table has them).
 
 mod asff;
+mod bulk;
 pub mod config;
 mod hec;
 mod http;
-mod bulk;
 mod kafka;
 mod securityhub;
 mod syslog;
@@ -73,7 +73,10 @@ impl Item {
 pub enum Outcome {
     Sent,
     /// Worth trying again (throttled, server error, network); `after` is the target's own hint.
-    Retry { reason: String, after: Option<Duration> },
+    Retry {
+        reason: String,
+        after: Option<Duration>,
+    },
     /// The target will never take it (bad request, too large...).
     Reject(String),
 }
@@ -392,7 +395,9 @@ impl Worker {
         let mut dead = Vec::new();
         for item in items {
             match self.target.encode(&item) {
-                Ok(bytes) if bytes.len() > self.plan.limits.max_batch_bytes => dead.push((item, format!("encoded finding is {} bytes, above the target's {} per request", bytes.len(), self.plan.limits.max_batch_bytes))),
+                Ok(bytes) if bytes.len() > self.plan.limits.max_batch_bytes => {
+                    dead.push((item, format!("encoded finding is {} bytes, above the target's {} per request", bytes.len(), self.plan.limits.max_batch_bytes)))
+                }
                 Ok(bytes) => pending.push(Encoded { item, bytes }),
                 Err(e) => dead.push((item, e)),
             }
@@ -433,7 +438,11 @@ impl Worker {
                 break;
             }
             if attempt >= self.plan.max_attempts || self.give_up.load(Ordering::Relaxed) {
-                let why = if attempt >= self.plan.max_attempts { format!("gave up after {attempt} attempts: {last_reason}") } else { format!("shutdown before delivery (after {attempt} attempts: {last_reason})") };
+                let why = if attempt >= self.plan.max_attempts {
+                    format!("gave up after {attempt} attempts: {last_reason}")
+                } else {
+                    format!("shutdown before delivery (after {attempt} attempts: {last_reason})")
+                };
                 dead.extend(pending.drain(..).map(|e| (e.item, why.clone())));
                 break;
             }

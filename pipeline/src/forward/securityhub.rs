@@ -112,7 +112,10 @@ fn sdk_finding(a: &Value) -> AwsSecurityFinding {
     }
     let fields = a["ProductFields"].as_object().map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect());
     let fp = &a["FindingProviderFields"];
-    let provider_severity = FindingProviderSeverity::builder().label(SeverityLabel::from(fp["Severity"]["Label"].as_str().unwrap_or("INFORMATIONAL"))).set_original(fp["Severity"]["Original"].as_str().map(str::to_string)).build();
+    let provider_severity = FindingProviderSeverity::builder()
+        .label(SeverityLabel::from(fp["Severity"]["Label"].as_str().unwrap_or("INFORMATIONAL")))
+        .set_original(fp["Severity"]["Original"].as_str().map(str::to_string))
+        .build();
     let provider = FindingProviderFields::builder().severity(provider_severity).set_types(Some(strs(&fp["Types"]))).set_criticality(fp["Criticality"].as_i64().map(|c| c as i32)).build();
     AwsSecurityFinding::builder()
         .set_schema_version(s("SchemaVersion"))

@@ -32,7 +32,13 @@ impl Webhook {
             reqwest::header::HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("headers: {k:?} is not a valid header name"))?;
             reqwest::header::HeaderValue::from_str(v).map_err(|_| format!("headers.{k}: the value is not a valid header value"))?;
         }
-        Ok(Webhook { client: http::client(&c.tls, timeout)?, url: http::url("url", &c.url, "")?, secret: c.secret.as_ref().map(|s| s.resolve("secret").map(String::into_bytes)).transpose()?, format: c.format, headers: c.headers.clone() })
+        Ok(Webhook {
+            client: http::client(&c.tls, timeout)?,
+            url: http::url("url", &c.url, "")?,
+            secret: c.secret.as_ref().map(|s| s.resolve("secret").map(String::into_bytes)).transpose()?,
+            format: c.format,
+            headers: c.headers.clone(),
+        })
     }
 
     pub fn defaults(&self) -> Defaults {

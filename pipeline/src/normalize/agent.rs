@@ -52,6 +52,7 @@ columns! {
         completion_tokens: i32 = "message_context.completion_tokens",
         total_tokens: i32 = "message_context.total_tokens",
         context_uid: str = "message_context.uid",
+        context_app: str = "message_context.application.name",
         src_host: str = "src_endpoint.hostname",
         src_ip: str = "src_endpoint.ip",
         user_agent: str = "http_request.user_agent",
@@ -203,6 +204,7 @@ impl Normalizer for AgentLogs {
         } else {
             return Err("not an agent record: expected an OTLP span or log record, an MCP JSON-RPC message, a Bedrock model invocation log, or an Anthropic / OpenAI audit log entry".into());
         };
+        super::time::admit(e.time)?;
         write(&mut self.cw.writer, self.cw.class, &self.head, &self.a, &e);
         // What the mapping did not use: the other attributes (span, log record, resource), the
         // envelope's other fields.
@@ -442,8 +444,15 @@ fn write(w: &mut BatchWriter, class: &ocelot_schemas::ClassDef, h: &Head, a: &Ag
     h.classify(w, class, activity, (activity == 99).then_some(e.label.as_str()));
     h.time(w, e.time);
     h.severity(w, 1);
+    // `cloud` is listed only with the cloud attributes it requires, and they only with it.
+    // A call's region is a resource's (`resources.region`, also a cloud profile attribute).
+    let call_region = e.calls.iter().find_map(|c| c.region.as_deref());
+    let cloud = e.region.is_some() || e.account.is_some() || call_region.is_some() || e.profiles.contains(&"cloud");
     let mut profiles = vec!["ai_operation"];
-    profiles.extend(e.profiles);
+    profiles.extend(e.profiles.iter().filter(|p| **p != "cloud"));
+    if cloud {
+        profiles.push("cloud");
+    }
     if e.trace.is_some() {
         profiles.push("trace");
     }
@@ -451,8 +460,8 @@ fn write(w: &mut BatchWriter, class: &ocelot_schemas::ClassDef, h: &Head, a: &Ag
     if let Some(u) = e.uid {
         w.str(h.md_uid, u);
     }
-    if e.region.is_some() || e.account.is_some() {
-        h.aws(w, e.region, e.account);
+    if cloud {
+        h.aws(w, e.region.or(call_region), e.account);
     }
     if let Some(ip) = e.src_ip {
         w.str(a.src_ip, ip);
@@ -461,7 +470,8 @@ fn write(w: &mut BatchWriter, class: &ocelot_schemas::ClassDef, h: &Head, a: &Ag
     if let Some(ua) = e.user_agent {
         w.str(a.user_agent, ua);
     }
-    for (uid, name, kind) in &e.named {
+    // OCSF's resource needs a uid or a name: a kind alone is not one.
+    for (uid, name, kind) in e.named.iter().filter(|(u, n, _)| u.is_some() || n.is_some()) {
         w.begin_item(a.resources);
         if let Some(u) = uid {
             w.str(a.res_uid, u);
@@ -574,6 +584,12 @@ fn write(w: &mut BatchWriter, class: &ocelot_schemas::ClassDef, h: &Head, a: &Ag
     }
     let (input, output) = e.tokens;
     let tok = |n: Option<i64>| n.and_then(|n| i32::try_from(n).ok());
+    let context_uid = e.session.filter(|_| e.model.is_some() || input.is_some());
+    if tok(input).is_some() || tok(output).is_some() || context_uid.is_some() {
+        // OCSF's message_context names the application the messages belong to (its
+        // at_least_one constraint): the agent, else the product that logged them.
+        w.str(a.context_app, e.agent_name.unwrap_or(e.product));
+    }
     if let Some(n) = tok(input) {
         w.i32(a.prompt_tokens, n);
     }
@@ -583,7 +599,7 @@ fn write(w: &mut BatchWriter, class: &ocelot_schemas::ClassDef, h: &Head, a: &Ag
     if let (Some(i), Some(o)) = (tok(input), tok(output)) {
         w.i32(a.total_tokens, i.saturating_add(o));
     }
-    if let Some(s) = e.session.filter(|_| e.model.is_some() || input.is_some()) {
+    if let Some(s) = context_uid {
         w.str(a.context_uid, s);
     }
 
@@ -609,13 +625,50 @@ fn write(w: &mut BatchWriter, class: &ocelot_schemas::ClassDef, h: &Head, a: &Ag
 
 /// Attributes the mapping reads (of spans, log records and resources).
 const CONSUMED_ATTRS: &[&str] = &[
-    "gen_ai.agent.name", "gen_ai.agent.id", "service.name", "service.instance.id", "enduser.id", "user.id", "user.account_uuid", "user.email",
-    "enduser.email", "gen_ai.conversation.id", "mcp.session.id", "session.id", "host.name", "gen_ai.response.model", "gen_ai.request.model",
-    "model", "gen_ai.provider.name", "gen_ai.system", "gen_ai.usage.input_tokens", "input_tokens", "gen_ai.usage.output_tokens",
-    "output_tokens", "gen_ai.operation.name", "mcp.method.name", "gen_ai.tool.name", "gen_ai.tool.call.id", "mcp.request.id",
-    "jsonrpc.request.id", "gen_ai.tool.call.arguments", "gen_ai.tool.call.result", "mcp.server.name", "server.address", "error.type",
-    "event.name", "event.timestamp", "tool_name", "tool_use_id", "tool_call_id", "decision", "source", "decision_source", "success",
-    "error", "tool_parameters",
+    "gen_ai.agent.name",
+    "gen_ai.agent.id",
+    "service.name",
+    "service.instance.id",
+    "enduser.id",
+    "user.id",
+    "user.account_uuid",
+    "user.email",
+    "enduser.email",
+    "gen_ai.conversation.id",
+    "mcp.session.id",
+    "session.id",
+    "host.name",
+    "gen_ai.response.model",
+    "gen_ai.request.model",
+    "model",
+    "gen_ai.provider.name",
+    "gen_ai.system",
+    "gen_ai.usage.input_tokens",
+    "input_tokens",
+    "gen_ai.usage.output_tokens",
+    "output_tokens",
+    "gen_ai.operation.name",
+    "mcp.method.name",
+    "gen_ai.tool.name",
+    "gen_ai.tool.call.id",
+    "mcp.request.id",
+    "jsonrpc.request.id",
+    "gen_ai.tool.call.arguments",
+    "gen_ai.tool.call.result",
+    "mcp.server.name",
+    "server.address",
+    "error.type",
+    "event.name",
+    "event.timestamp",
+    "tool_name",
+    "tool_use_id",
+    "tool_call_id",
+    "decision",
+    "source",
+    "decision_source",
+    "success",
+    "error",
+    "tool_parameters",
 ];
 
 /// The unmapped part of a record as a JSON object: the attributes not read (by their key,

@@ -141,10 +141,8 @@ impl Registry {
             Field::new("session_name", &rules, |r| &r.session_name)?,
             Field::new("source_identity", &rules, |r| &r.source_identity)?,
         ];
-        let tag_patterns: Vec<AgentRule> = rules
-            .iter()
-            .map(|r| AgentRule { source_identity: r.principal_tags.iter().map(|(k, v)| format!("^{}=(?:{v})$", escape(&k.to_ascii_lowercase()))).collect(), ..r.clone() })
-            .collect();
+        let tag_patterns: Vec<AgentRule> =
+            rules.iter().map(|r| AgentRule { source_identity: r.principal_tags.iter().map(|(k, v)| format!("^{}=(?:{v})$", escape(&k.to_ascii_lowercase()))).collect(), ..r.clone() }).collect();
         let tags = Field::new("principal_tags", &tag_patterns, |r| &r.source_identity)?;
         Ok(Registry { rules, fields, tags })
     }
@@ -184,7 +182,15 @@ mod tests {
 
     #[test]
     fn first_declared_agent_wins_and_every_field_counts() {
-        let mine = AgentRule { name: "deploy-bot".into(), uid: Some("bot-7".into()), user_agent: vec!["app/deploy-bot".into()], role_arn: vec![], session_name: vec!["^claude-code-ci$".into()], source_identity: vec![], ..AgentRule::default() };
+        let mine = AgentRule {
+            name: "deploy-bot".into(),
+            uid: Some("bot-7".into()),
+            user_agent: vec!["app/deploy-bot".into()],
+            role_arn: vec![],
+            session_name: vec!["^claude-code-ci$".into()],
+            source_identity: vec![],
+            ..AgentRule::default()
+        };
         let r = Registry::new(&[mine], true).unwrap();
         let set = &mut r.scratch();
         let ua = "aws-cli/2.17.0 md/command#s3api.put-bucket-policy exec-env/claude-code";
@@ -194,7 +200,16 @@ mod tests {
         assert_eq!(r.find(&Caller { user_agent: Some("Boto3/1.34 md/Botocore#1.34 app/deploy-bot"), ..Default::default() }, set).unwrap().uid.as_deref(), Some("bot-7"));
         assert!(r.find(&Caller { user_agent: Some("console.amazonaws.com"), session_name: Some("alice"), ..Default::default() }, set).is_none());
         // Session tags: key=value with the value a regex.
-        let tagged = AgentRule { name: "tagged".into(), uid: None, user_agent: vec![], role_arn: vec![], session_name: vec![], source_identity: vec![], principal_tags: [("Agent".to_string(), "ops-.*".to_string())].into(), ..AgentRule::default() };
+        let tagged = AgentRule {
+            name: "tagged".into(),
+            uid: None,
+            user_agent: vec![],
+            role_arn: vec![],
+            session_name: vec![],
+            source_identity: vec![],
+            principal_tags: [("Agent".to_string(), "ops-.*".to_string())].into(),
+            ..AgentRule::default()
+        };
         let t = Registry::new(&[tagged], false).unwrap();
         let ts = &mut t.scratch();
         let tags = ["team=sec".to_string(), "Agent=Ops-Bot".to_string()];

@@ -44,19 +44,57 @@ pub(super) fn parse<'v>(f: Format, v: &'v BorrowedValue<'v>) -> Result<(Event<'v
         Format::Bedrock => (
             bedrock(v)?,
             BEDROCK.get_or_init(|| {
-                Mapped::new(&["timestamp", "accountId", "region", "requestId", "operation", "modelId", "identity.arn", "input.inputBodyJson", "output.outputBodyJson", "input.inputTokenCount", "output.outputTokenCount"])
+                Mapped::new(&[
+                    "timestamp",
+                    "accountId",
+                    "region",
+                    "requestId",
+                    "operation",
+                    "modelId",
+                    "identity.arn",
+                    "input.inputBodyJson",
+                    "output.outputBodyJson",
+                    "input.inputTokenCount",
+                    "output.outputTokenCount",
+                ])
             }),
         ),
         Format::OpenAi => (
             openai(v)?,
             OPENAI.get_or_init(|| {
-                Mapped::new(&["id", "type", "effective_at", "actor.session.user.id", "actor.session.user.email", "actor.session.ip_address", "actor.session.user_agent", "actor.api_key.id", "actor.api_key.user.id", "actor.api_key.user.email"])
+                Mapped::new(&[
+                    "id",
+                    "type",
+                    "effective_at",
+                    "actor.session.user.id",
+                    "actor.session.user.email",
+                    "actor.session.ip_address",
+                    "actor.session.user_agent",
+                    "actor.api_key.id",
+                    "actor.api_key.user.id",
+                    "actor.api_key.user.email",
+                ])
             }),
         ),
         Format::Anthropic => (
             anthropic(v)?,
             ANTHROPIC.get_or_init(|| {
-                Mapped::new(&["id", "type", "created_at", "actor.user_id", "actor.email_address", "actor.api_key_id", "actor.ip_address", "actor.user_agent", "mcp_server_id", "mcp_server_name", "resource_id", "resource_type", "target_id", "target_type"])
+                Mapped::new(&[
+                    "id",
+                    "type",
+                    "created_at",
+                    "actor.user_id",
+                    "actor.email_address",
+                    "actor.api_key_id",
+                    "actor.ip_address",
+                    "actor.user_agent",
+                    "mcp_server_id",
+                    "mcp_server_name",
+                    "resource_id",
+                    "resource_type",
+                    "target_id",
+                    "target_type",
+                ])
             }),
         ),
     })

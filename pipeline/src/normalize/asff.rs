@@ -133,18 +133,51 @@ pub const PATHS: &[(&str, &[&[&str]])] = &[
 /// UserDefinedFields, Network, Process, RelatedFindings, RecordState and the deprecated
 /// WorkflowState, which only refine the status, ...) stays in `unmapped`.
 const MAPPED: &[&str] = &[
-    "SchemaVersion", "Id", "ProductArn", "ProductName", "CompanyName", "Region", "GeneratorId", "AwsAccountId", "Types",
-    "FirstObservedAt", "LastObservedAt", "CreatedAt", "UpdatedAt", "ProcessedAt", "Severity.Label", "Confidence",
-    "Title", "Description", "Remediation.Recommendation.Text", "Remediation.Recommendation.Url", "SourceUrl", "Resources",
-    "Compliance.Status", "Compliance.SecurityControlId", "Compliance.RelatedRequirements", "Compliance.AssociatedStandards",
-    "Compliance.StatusReasons", "Workflow.Status", "Note.Text", "Vulnerabilities",
-    "Action.ActionType", "Action.AwsApiCallAction.Api", "Action.AwsApiCallAction.ServiceName",
-    "Action.AwsApiCallAction.RemoteIpDetails.IpAddressV4", "Action.AwsApiCallAction.RemoteIpDetails.Country.CountryName",
-    "Action.AwsApiCallAction.RemoteIpDetails.City.CityName", "Action.NetworkConnectionAction.RemoteIpDetails.IpAddressV4",
-    "Action.NetworkConnectionAction.RemoteIpDetails.Country.CountryName", "Action.NetworkConnectionAction.RemoteIpDetails.City.CityName",
-    "Action.NetworkConnectionAction.RemotePortDetails.Port", "Action.NetworkConnectionAction.LocalPortDetails.Port",
-    "Action.NetworkConnectionAction.Protocol", "Action.NetworkConnectionAction.ConnectionDirection",
-    "Action.PortProbeAction.PortProbeDetails", "Action.DnsRequestAction.Domain",
+    "SchemaVersion",
+    "Id",
+    "ProductArn",
+    "ProductName",
+    "CompanyName",
+    "Region",
+    "GeneratorId",
+    "AwsAccountId",
+    "Types",
+    "FirstObservedAt",
+    "LastObservedAt",
+    "CreatedAt",
+    "UpdatedAt",
+    "ProcessedAt",
+    "Severity.Label",
+    "Confidence",
+    "Title",
+    "Description",
+    "Remediation.Recommendation.Text",
+    "Remediation.Recommendation.Url",
+    "SourceUrl",
+    "Resources",
+    "Compliance.Status",
+    "Compliance.SecurityControlId",
+    "Compliance.RelatedRequirements",
+    "Compliance.AssociatedStandards",
+    "Compliance.StatusReasons",
+    "Workflow.Status",
+    "Note.Text",
+    "Vulnerabilities",
+    "Action.ActionType",
+    "Action.AwsApiCallAction.Api",
+    "Action.AwsApiCallAction.ServiceName",
+    "Action.AwsApiCallAction.RemoteIpDetails.IpAddressV4",
+    "Action.AwsApiCallAction.RemoteIpDetails.Country.CountryName",
+    "Action.AwsApiCallAction.RemoteIpDetails.City.CityName",
+    "Action.NetworkConnectionAction.RemoteIpDetails.IpAddressV4",
+    "Action.NetworkConnectionAction.RemoteIpDetails.Country.CountryName",
+    "Action.NetworkConnectionAction.RemoteIpDetails.City.CityName",
+    "Action.NetworkConnectionAction.RemotePortDetails.Port",
+    "Action.NetworkConnectionAction.LocalPortDetails.Port",
+    "Action.NetworkConnectionAction.Protocol",
+    "Action.NetworkConnectionAction.ConnectionDirection",
+    "Action.PortProbeAction.PortProbeDetails",
+    "Action.DnsRequestAction.Domain",
 ];
 
 /// Keys of a `Resources[]` item the mapping writes.
@@ -239,7 +272,7 @@ fn check<'v>(v: &'v BorrowedValue<'v>) -> Result<(Rec<'v>, Class), String> {
     let id = str_of(get(v, "Id")).filter(|s| !s.is_empty()).ok_or("not an ASFF finding: no Id")?;
     let product_arn = str_of(get(v, "ProductArn")).filter(|s| !s.is_empty()).ok_or("not an ASFF finding: no ProductArn")?;
     let created = time_of(v, "CreatedAt")?;
-    let updated = time_of(v, "UpdatedAt")?.or(created).ok_or("not an ASFF finding: no UpdatedAt or CreatedAt")?;
+    let updated = super::time::admit(time_of(v, "UpdatedAt")?.or(created).ok_or("not an ASFF finding: no UpdatedAt or CreatedAt")?)?;
     if let Some(types) = get(v, "Types") {
         let BorrowedValue::Array(types) = types else { return Err("bad ASFF finding: Types is not a list".into()) };
         for t in types.iter() {
@@ -386,7 +419,7 @@ fn write_finding(w: &mut BatchWriter, class: &ocelot_schemas::ClassDef, h: &Head
     // The product that found it.
     let product = str_of(get(v, "ProductName")).or_else(|| r.product_arn.rsplit('/').next()).unwrap_or("Security Hub");
     let vendor = str_of(get(v, "CompanyName")).unwrap_or("AWS");
-    h.product(w, product, vendor, &["cloud", "datetime"]);
+    h.product(w, product, vendor, &["cloud"]);
     w.str(h.md_uid, r.id);
     w.str(h.md_log_provider, "Security Hub");
     w.str(f.md_product_uid, r.product_arn);
@@ -501,15 +534,39 @@ pub(super) struct ActionKeys {
 
 impl ActionKeys {
     pub(super) const ASFF: ActionKeys = ActionKeys {
-        api_call: "AwsApiCallAction", api: "Api", service: "ServiceName", error: "ErrorCode", remote: "RemoteIpDetails", ipv4: "IpAddressV4",
-        country: ["Country", "CountryName"], city: ["City", "CityName"], network: "NetworkConnectionAction", remote_port: "RemotePortDetails",
-        local_port: "LocalPortDetails", port: "Port", protocol: "Protocol", direction: "ConnectionDirection", probe: ["PortProbeAction", "PortProbeDetails"],
+        api_call: "AwsApiCallAction",
+        api: "Api",
+        service: "ServiceName",
+        error: "ErrorCode",
+        remote: "RemoteIpDetails",
+        ipv4: "IpAddressV4",
+        country: ["Country", "CountryName"],
+        city: ["City", "CityName"],
+        network: "NetworkConnectionAction",
+        remote_port: "RemotePortDetails",
+        local_port: "LocalPortDetails",
+        port: "Port",
+        protocol: "Protocol",
+        direction: "ConnectionDirection",
+        probe: ["PortProbeAction", "PortProbeDetails"],
         dns: ["DnsRequestAction", "Domain"],
     };
     pub(super) const GUARDDUTY: ActionKeys = ActionKeys {
-        api_call: "awsApiCallAction", api: "api", service: "serviceName", error: "errorCode", remote: "remoteIpDetails", ipv4: "ipAddressV4",
-        country: ["country", "countryName"], city: ["city", "cityName"], network: "networkConnectionAction", remote_port: "remotePortDetails",
-        local_port: "localPortDetails", port: "port", protocol: "protocol", direction: "connectionDirection", probe: ["portProbeAction", "portProbeDetails"],
+        api_call: "awsApiCallAction",
+        api: "api",
+        service: "serviceName",
+        error: "errorCode",
+        remote: "remoteIpDetails",
+        ipv4: "ipAddressV4",
+        country: ["country", "countryName"],
+        city: ["city", "cityName"],
+        network: "networkConnectionAction",
+        remote_port: "remotePortDetails",
+        local_port: "localPortDetails",
+        port: "port",
+        protocol: "protocol",
+        direction: "connectionDirection",
+        probe: ["portProbeAction", "portProbeDetails"],
         dns: ["dnsRequestAction", "domain"],
     };
 }

@@ -184,10 +184,13 @@ fn event_source_prefix(cli: &str) -> &str {
 
 /// `terminate-instances` / `terminate_instances` -> `TerminateInstances`.
 pub fn pascal(s: &str) -> String {
-    s.split(['-', '_']).filter(|p| !p.is_empty()).map(|p| {
-        let mut c = p.chars();
-        c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
-    }).collect()
+    s.split(['-', '_'])
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let mut c = p.chars();
+            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+        })
+        .collect()
 }
 
 /// Options that name a resource, and its type.
@@ -226,14 +229,25 @@ fn option_resource(name: &str) -> Option<&'static str> {
 /// request parameters that name resources.
 pub fn parse_sdk(service: &str, operation: &str, params: &[(&str, &str)]) -> CloudCall {
     let service = service.trim().trim_end_matches(".amazonaws.com");
-    let resources = params.iter().filter_map(|(k, v)| {
-        let kebab: String = k.chars().enumerate().flat_map(|(i, c)| {
-            let lower = c.to_ascii_lowercase();
-            if c.is_ascii_uppercase() && i > 0 { vec!['-', lower] } else { vec![lower] }
-        }).collect();
-        let kebab = kebab.replace('_', "-");
-        option_resource(&kebab).map(|t| (v.to_string(), t))
-    }).collect();
+    let resources = params
+        .iter()
+        .filter_map(|(k, v)| {
+            let kebab: String = k
+                .chars()
+                .enumerate()
+                .flat_map(|(i, c)| {
+                    let lower = c.to_ascii_lowercase();
+                    if c.is_ascii_uppercase() && i > 0 {
+                        vec!['-', lower]
+                    } else {
+                        vec![lower]
+                    }
+                })
+                .collect();
+            let kebab = kebab.replace('_', "-");
+            option_resource(&kebab).map(|t| (v.to_string(), t))
+        })
+        .collect();
     CloudCall { service: format!("{}.amazonaws.com", event_source_prefix(service)), operation: pascal(operation), resources, region: None }
 }
 

@@ -5,17 +5,17 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-
 use ocelot_schemas::{BatchWriter, ClassDef, I32Col, StrCol, WriterError};
 use simd_json::BorrowedValue;
 
 use super::agents::{AgentRule, Caller, Registry, Scratch};
 use super::columns::columns;
 use super::head::{obs, Head};
-use crate::json::{bool_of, encode, get, get_path, is_null, str_of, write_members_except, Consumed, Mapped};
+use super::insight::Insights;
 use super::time::parse_time_ms;
 use super::{ClassWriter, Normalizer, OcsfBatch};
 use crate::decode::Origin;
+use crate::json::{bool_of, encode, get, get_path, is_null, str_of, write_members_except, Consumed, Mapped};
 
 columns! {
     pub struct Base {
@@ -53,6 +53,7 @@ columns! {
         src_svc: str = "src_endpoint.svc_name",
         user_agent: str = "http_request.user_agent",
         host_header: str = "http_request.url.hostname",
+        url_string: str = "http_request.url.url_string",
     }
 }
 
@@ -82,6 +83,7 @@ columns! {
     pub struct AuthExtra {
         is_mfa: bool = "is_mfa",
         svc_name: str = "dst_endpoint.svc_name",
+        service: str = "service.name",
     }
 }
 
@@ -97,18 +99,48 @@ pub const PATHS: &[(&str, &[&[&str]])] = &[
     ("api_activity", &[Head::PATHS, Base::PATHS, ApiExtra::PATHS]),
     ("authentication", &[Head::PATHS, Base::PATHS, Target::PATHS, AuthExtra::PATHS]),
     ("account_change", &[Head::PATHS, Base::PATHS, Target::PATHS, AcctExtra::PATHS]),
+    ("detection_finding", super::insight::PATHS),
 ];
 
 /// Source fields consumed by the mapping; everything else is kept in `unmapped`.
 const MAPPED: &[&str] = &[
-    "eventVersion", "eventTime", "eventSource", "eventName", "awsRegion", "sourceIPAddress", "userAgent", "requestParameters",
-    "responseElements", "requestID", "eventID", "eventType", "recipientAccountId", "errorCode", "errorMessage", "eventCategory",
-    "apiVersion", "resources", "userIdentity.type", "userIdentity.principalId", "userIdentity.arn", "userIdentity.accountId",
-    "userIdentity.accessKeyId", "userIdentity.userName", "userIdentity.invokedBy", "userIdentity.identityProvider",
-    "userIdentity.credentialId", "userIdentity.onBehalfOf.userId", "userIdentity.onBehalfOf.identityStoreArn",
-    "userIdentity.sessionContext.sessionIssuer.arn", "userIdentity.sessionContext.attributes.creationDate",
-    "userIdentity.sessionContext.attributes.mfaAuthenticated", "tlsDetails.clientProvidedHostHeader",
-    "additionalEventData.LoginTo", "additionalEventData.MFAUsed", "insightDetails.eventName", "insightDetails.eventSource",
+    "eventVersion",
+    "eventTime",
+    "eventSource",
+    "eventName",
+    "awsRegion",
+    "sourceIPAddress",
+    "userAgent",
+    "requestParameters",
+    "responseElements",
+    "requestID",
+    "eventID",
+    "eventType",
+    "recipientAccountId",
+    "errorCode",
+    "errorMessage",
+    "eventCategory",
+    "apiVersion",
+    "resources",
+    "userIdentity.type",
+    "userIdentity.principalId",
+    "userIdentity.arn",
+    "userIdentity.accountId",
+    "userIdentity.accessKeyId",
+    "userIdentity.userName",
+    "userIdentity.invokedBy",
+    "userIdentity.identityProvider",
+    "userIdentity.credentialId",
+    "userIdentity.onBehalfOf.userId",
+    "userIdentity.onBehalfOf.identityStoreArn",
+    "userIdentity.sessionContext.sessionIssuer.arn",
+    "userIdentity.sessionContext.attributes.creationDate",
+    "userIdentity.sessionContext.attributes.mfaAuthenticated",
+    "tlsDetails.clientProvidedHostHeader",
+    "additionalEventData.LoginTo",
+    "additionalEventData.MFAUsed",
+    "insightDetails.eventName",
+    "insightDetails.eventSource",
 ];
 
 /// Where a record goes, with its activity.
@@ -143,15 +175,32 @@ fn account_activity(source: &str, name: &str) -> Option<i32> {
         "CreateLoginProfile" | "UpdateLoginProfile" => 4,
         "DeleteLoginProfile" => 5,
         "DeleteUser" | "DeleteRole" | "DeleteServiceLinkedRole" => 6,
-        "AttachUserPolicy" | "AttachRolePolicy" | "AttachGroupPolicy" | "PutUserPolicy" | "PutRolePolicy" | "PutGroupPolicy"
-        | "PutUserPermissionsBoundary" | "PutRolePermissionsBoundary" => 7,
-        "DetachUserPolicy" | "DetachRolePolicy" | "DetachGroupPolicy" | "DeleteUserPolicy" | "DeleteRolePolicy" | "DeleteGroupPolicy"
-        | "DeleteUserPermissionsBoundary" | "DeleteRolePermissionsBoundary" => 8,
+        "AttachUserPolicy" | "AttachRolePolicy" | "AttachGroupPolicy" | "PutUserPolicy" | "PutRolePolicy" | "PutGroupPolicy" | "PutUserPermissionsBoundary" | "PutRolePermissionsBoundary" => 7,
+        "DetachUserPolicy"
+        | "DetachRolePolicy"
+        | "DetachGroupPolicy"
+        | "DeleteUserPolicy"
+        | "DeleteRolePolicy"
+        | "DeleteGroupPolicy"
+        | "DeleteUserPermissionsBoundary"
+        | "DeleteRolePermissionsBoundary" => 8,
         "EnableMFADevice" | "CreateVirtualMFADevice" => 10,
         "DeactivateMFADevice" | "DeleteVirtualMFADevice" => 11,
         // Credential and membership changes OCSF has no activity for.
-        "CreateAccessKey" | "DeleteAccessKey" | "UpdateAccessKey" | "UpdateAssumeRolePolicy" | "AddUserToGroup" | "RemoveUserFromGroup"
-        | "UpdateUser" | "UpdateRole" | "CreateGroup" | "DeleteGroup" | "TagUser" | "UntagUser" | "TagRole" | "UntagRole" => 99,
+        "CreateAccessKey"
+        | "DeleteAccessKey"
+        | "UpdateAccessKey"
+        | "UpdateAssumeRolePolicy"
+        | "AddUserToGroup"
+        | "RemoveUserFromGroup"
+        | "UpdateUser"
+        | "UpdateRole"
+        | "CreateGroup"
+        | "DeleteGroup"
+        | "TagUser"
+        | "UntagUser"
+        | "TagRole"
+        | "UntagRole" => 99,
         _ => return None,
     })
 }
@@ -169,15 +218,35 @@ fn param_resource_type(key: &str) -> Option<&'static str> {
 
 /// Request parameters that name a resource, and its CloudFormation-style type.
 const PARAM_RESOURCES: &[(&str, &str)] = &[
-    ("bucketName", "AWS::S3::Bucket"), ("userName", "AWS::IAM::User"), ("roleName", "AWS::IAM::Role"), ("groupName", "AWS::IAM::Group"),
-    ("policyArn", "AWS::IAM::Policy"), ("instanceProfileName", "AWS::IAM::InstanceProfile"), ("functionName", "AWS::Lambda::Function"),
-    ("groupId", "AWS::EC2::SecurityGroup"), ("instanceId", "AWS::EC2::Instance"), ("imageId", "AWS::EC2::Image"),
-    ("volumeId", "AWS::EC2::Volume"), ("snapshotId", "AWS::EC2::Snapshot"), ("vpcId", "AWS::EC2::VPC"), ("subnetId", "AWS::EC2::Subnet"),
-    ("secretId", "AWS::SecretsManager::Secret"), ("trailName", "AWS::CloudTrail::Trail"), ("dBInstanceIdentifier", "AWS::RDS::DBInstance"),
-    ("dBClusterIdentifier", "AWS::RDS::DBCluster"), ("tableName", "AWS::DynamoDB::Table"), ("keyId", "AWS::KMS::Key"),
-    ("stackName", "AWS::CloudFormation::Stack"), ("logGroupName", "AWS::Logs::LogGroup"), ("hostedZoneId", "AWS::Route53::HostedZone"),
-    ("detectorId", "AWS::GuardDuty::Detector"), ("repositoryName", "AWS::ECR::Repository"), ("queueUrl", "AWS::SQS::Queue"),
-    ("topicArn", "AWS::SNS::Topic"), ("resourceArn", ""), ("clusterName", ""),
+    ("bucketName", "AWS::S3::Bucket"),
+    ("userName", "AWS::IAM::User"),
+    ("roleName", "AWS::IAM::Role"),
+    ("groupName", "AWS::IAM::Group"),
+    ("policyArn", "AWS::IAM::Policy"),
+    ("instanceProfileName", "AWS::IAM::InstanceProfile"),
+    ("functionName", "AWS::Lambda::Function"),
+    ("groupId", "AWS::EC2::SecurityGroup"),
+    ("instanceId", "AWS::EC2::Instance"),
+    ("imageId", "AWS::EC2::Image"),
+    ("volumeId", "AWS::EC2::Volume"),
+    ("snapshotId", "AWS::EC2::Snapshot"),
+    ("vpcId", "AWS::EC2::VPC"),
+    ("subnetId", "AWS::EC2::Subnet"),
+    ("secretId", "AWS::SecretsManager::Secret"),
+    ("trailName", "AWS::CloudTrail::Trail"),
+    ("dBInstanceIdentifier", "AWS::RDS::DBInstance"),
+    ("dBClusterIdentifier", "AWS::RDS::DBCluster"),
+    ("tableName", "AWS::DynamoDB::Table"),
+    ("keyId", "AWS::KMS::Key"),
+    ("stackName", "AWS::CloudFormation::Stack"),
+    ("logGroupName", "AWS::Logs::LogGroup"),
+    ("hostedZoneId", "AWS::Route53::HostedZone"),
+    ("detectorId", "AWS::GuardDuty::Detector"),
+    ("repositoryName", "AWS::ECR::Repository"),
+    ("queueUrl", "AWS::SQS::Queue"),
+    ("topicArn", "AWS::SNS::Topic"),
+    ("resourceArn", ""),
+    ("clusterName", ""),
 ];
 
 /// `name`/`names` mean a resource only for some services.
@@ -206,6 +275,8 @@ struct Writers {
     api: (ClassWriter, Common, ApiExtra),
     auth: (ClassWriter, Common, Target, AuthExtra),
     account: (ClassWriter, Common, Target, AcctExtra),
+    /// CloudTrail Insights records, which are findings about a call's rate, not calls.
+    insight: (ClassWriter, Insights),
 }
 
 /// The CloudTrail normalizer.
@@ -233,7 +304,10 @@ impl CloudTrail {
         let api_cols = (Common::resolve(&api.writer)?, ApiExtra::resolve(&api.writer)?);
         let auth_cols = (Common::resolve(&auth.writer)?, Target::resolve(&auth.writer)?, AuthExtra::resolve(&auth.writer)?);
         let account_cols = (Common::resolve(&account.writer)?, Target::resolve(&account.writer)?, AcctExtra::resolve(&account.writer)?);
+        let insight = ClassWriter::new("detection_finding")?;
+        let insight_cols = Insights::resolve(&insight.writer)?;
         let w = Writers {
+            insight: (insight, insight_cols),
             api: (api, api_cols.0, api_cols.1),
             auth: (auth, auth_cols.0, auth_cols.1, auth_cols.2),
             account: (account, account_cols.0, account_cols.1, account_cols.2),
@@ -242,7 +316,6 @@ impl CloudTrail {
         Ok(CloudTrail { w, agents, scratch, tags: Vec::new(), mapped: Consumption::new(), buf: Vec::with_capacity(4096), unmapped: Vec::with_capacity(4096) })
     }
 }
-
 
 /// The top-level fields of a record, found in one pass over its keys (a record has ~20; looking
 /// each one up by name, as the mapping does ~30 times, costs more than this pass).
@@ -259,9 +332,29 @@ const NONE: u8 = u8::MAX;
 const MAX_ORDERED: usize = 64;
 
 const TOP_KEYS: [&str; 23] = [
-    "eventVersion", "userIdentity", "eventTime", "eventSource", "eventName", "awsRegion", "sourceIPAddress", "userAgent",
-    "requestParameters", "responseElements", "requestID", "eventID", "eventType", "recipientAccountId", "errorCode", "errorMessage",
-    "eventCategory", "apiVersion", "resources", "tlsDetails", "additionalEventData", "insightDetails", "readOnly",
+    "eventVersion",
+    "userIdentity",
+    "eventTime",
+    "eventSource",
+    "eventName",
+    "awsRegion",
+    "sourceIPAddress",
+    "userAgent",
+    "requestParameters",
+    "responseElements",
+    "requestID",
+    "eventID",
+    "eventType",
+    "recipientAccountId",
+    "errorCode",
+    "errorMessage",
+    "eventCategory",
+    "apiVersion",
+    "resources",
+    "tlsDetails",
+    "additionalEventData",
+    "insightDetails",
+    "readOnly",
 ];
 
 /// The slot of a top-level key in `TOP_KEYS` (a `match`, which compiles to a decision tree).
@@ -374,6 +467,7 @@ impl Normalizer for CloudTrail {
         let name = field("eventName").ok_or("not a CloudTrail record: no eventName")?;
         let time_text = str_of(v.get("eventTime")).ok_or("not a CloudTrail record: no eventTime")?;
         let time = parse_time_ms(time_text).ok_or_else(|| format!("bad eventTime: `{time_text}` is not an RFC 3339 time"))?;
+        let time = super::time::admit(time)?;
         let rec = Rec {
             v,
             name,
@@ -385,9 +479,12 @@ impl Normalizer for CloudTrail {
             error_code: str_of(v.get("errorCode")).filter(|s| !s.is_empty()),
             error_message: str_of(v.get("errorMessage")),
         };
-        let route = if rec.insight.is_some() {
-            Route::Api(99)
-        } else if let Some(a) = auth_activity(rec.source, rec.name) {
+        if let Some(details) = rec.insight {
+            let (cw, cols) = &mut self.w.insight;
+            cols.write(&mut cw.writer, cw.class, top.raw, details, time, &mut self.buf);
+            return Ok(());
+        }
+        let route = if let Some(a) = auth_activity(rec.source, rec.name) {
             Route::Auth(a)
         } else if let Some(a) = account_activity(rec.source, rec.name) {
             Route::Account(a)
@@ -416,6 +513,8 @@ impl Normalizer for CloudTrail {
                 if let Some(to) = ad.and_then(|a| str_of(get(a, "LoginTo"))) {
                     cw.writer.str(extra.svc_name, to);
                 }
+                // The service authenticated to (OCSF wants it or the destination endpoint).
+                cw.writer.str(extra.service, if rec.source.is_empty() { "signin.amazonaws.com" } else { rec.source });
                 cw.writer.end_row();
             }
             Route::Account(a) => {
@@ -430,7 +529,7 @@ impl Normalizer for CloudTrail {
     }
 
     fn buffered_rows(&self) -> usize {
-        self.w.api.0.writer.rows() + self.w.auth.0.writer.rows() + self.w.account.0.writer.rows()
+        self.w.api.0.writer.rows() + self.w.auth.0.writer.rows() + self.w.account.0.writer.rows() + self.w.insight.0.writer.rows()
     }
 
     fn take_batches(&mut self) -> Result<Vec<OcsfBatch>, WriterError> {
@@ -438,6 +537,7 @@ impl Normalizer for CloudTrail {
         self.w.api.0.take(&mut out)?;
         self.w.auth.0.take(&mut out)?;
         self.w.account.0.take(&mut out)?;
+        self.w.insight.0.take(&mut out)?;
         Ok(out)
     }
 }
@@ -445,15 +545,9 @@ impl Normalizer for CloudTrail {
 fn write_base(w: &mut BatchWriter, class: &ClassDef, cols: &Common, r: &Rec<'_>, activity: i32, (buf, mapped): (&mut Vec<u8>, &Consumption), unmapped: &mut Vec<u8>) {
     let v = r.v;
     let (h, c) = (&cols.h, &cols.c);
-    // For Other (99) OCSF wants the source's own word: the event name, or for an Insights event
-    // its type and state ("ApiCallRateInsight Start").
-    let insight_label;
-    let activity_name = match (activity, r.insight) {
-        (99, Some(i)) => {
-            insight_label = format!("{} {}", str_of(get(i, "insightType")).unwrap_or("Insight"), str_of(get(i, "state")).unwrap_or("")).trim().to_string();
-            insight_label.as_str()
-        }
-        (99, None) => r.name,
+    // For Other (99) OCSF wants the source's own word: the event name.
+    let activity_name = match activity {
+        99 => r.name,
         _ => class.activity_name(activity).unwrap_or("Other"),
     };
     h.classify(w, class, activity, Some(activity_name));
@@ -482,7 +576,7 @@ fn write_base(w: &mut BatchWriter, class: &ClassDef, cols: &Common, r: &Rec<'_>,
     if let Some(id) = str_of(v.get("eventID")) {
         w.str(h.md_uid, id);
     }
-    h.product(w, "CloudTrail", "AWS", &["cloud", "datetime"]);
+    h.product(w, "CloudTrail", "AWS", &["cloud"]);
     w.str(h.md_log_provider, "CloudTrail");
     if let Some(cat) = str_of(v.get("eventCategory")) {
         w.str(h.md_feature, cat);
@@ -552,7 +646,14 @@ fn write_base(w: &mut BatchWriter, class: &ClassDef, cols: &Common, r: &Rec<'_>,
         w.str(c.user_agent, ua);
     }
     if let Some(h) = str_of(v.path(&["tlsDetails", "clientProvidedHostHeader"])) {
+        // OCSF's url needs `url_string` or `path`; CloudTrail records neither, only the host
+        // the client called over TLS. The URL written is that endpoint's origin, never a
+        // made-up path (docs/mappings/cloudtrail.md).
         w.str(c.host_header, h);
+        unmapped.clear();
+        unmapped.extend_from_slice(b"https://");
+        unmapped.extend_from_slice(h.as_bytes());
+        w.str(c.url_string, std::str::from_utf8(unmapped).unwrap_or_default());
     }
 
     // Observables: the values analysts pivot on.
@@ -625,7 +726,6 @@ fn write_agent(w: &mut BatchWriter, cols: &Common, agent: Option<&AgentRule>) {
     w.push_str(h.md_labels, &format!("agent:{}", a.name));
 }
 
-
 /// Who a record says acted, from `userIdentity` (and, for IAM Identity Center sign-ins,
 /// `onBehalfOf` and `additionalEventData.UserName`).
 struct Identity<'v> {
@@ -634,6 +734,7 @@ struct Identity<'v> {
     principal: Option<&'v str>,
     name: Option<&'v str>,
     account: Option<&'v str>,
+    invoked_by: Option<&'v str>,
 }
 
 impl<'v> Identity<'v> {
@@ -648,6 +749,7 @@ impl<'v> Identity<'v> {
             principal: str_of(get(id, "principalId")).or_else(|| str_of(get_path(id, &["onBehalfOf", "userId"]))),
             name: str_of(get(id, "userName")).or(session_name).or_else(|| str_of(v.path(&["additionalEventData", "UserName"]))),
             account: str_of(get(id, "accountId")),
+            invoked_by: str_of(get(id, "invokedBy")),
         })
     }
 
@@ -656,7 +758,17 @@ impl<'v> Identity<'v> {
             w.str(kind, k);
             w.i32(type_id, user_type_id(k));
         }
-        for (col, val) in [(uid, self.arn), (uid_alt, self.principal), (name, self.name), (account, self.account)] {
+        // OCSF's user needs a uid, name or account. An identity CloudTrail gives none of them
+        // (an AWS service, an `Unknown` caller) is named by its principal id, else by the service
+        // that invoked the call, else by its type (docs/mappings/cloudtrail.md).
+        let (mut arn, mut principal, mut who) = (self.arn, self.principal, self.name);
+        if arn.is_none() && who.is_none() && self.account.is_none() {
+            match principal.take() {
+                Some(p) => arn = Some(p),
+                None => who = self.invoked_by.or(self.kind),
+            }
+        }
+        for (col, val) in [(uid, arn), (uid_alt, principal), (name, who), (account, self.account)] {
             if let Some(x) = val {
                 w.str(col, x);
             }
@@ -710,9 +822,11 @@ fn write_identity_as_target(w: &mut BatchWriter, t: &Target, v: &Top<'_>) {
     match Identity::of(v) {
         Some(who) => who.write(w, t.kind, t.type_id, t.uid, t.uid_alt, t.name, t.account),
         None => {
-            // OCSF requires the user; a record that does not say who signed in says so.
+            // OCSF requires the user (with a uid, name or account); a record that does not say
+            // who signed in says so.
             w.str(t.kind, "Unknown");
             w.i32(t.type_id, 0);
+            w.str(t.name, "Unknown");
         }
     }
 }

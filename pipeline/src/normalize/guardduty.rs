@@ -28,14 +28,38 @@ pub const PATHS: &[(&str, &[&[&str]])] = &[("detection_finding", &[Head::PATHS, 
 /// Consumed fields; `resource` (its details), `service.additionalInfo`, `service.evidence`
 /// and the rest of `service.action` stay in `unmapped`.
 const MAPPED: &[&str] = &[
-    "schemaVersion", "accountId", "region", "partition", "id", "arn", "type", "title", "description", "severity", "createdAt", "updatedAt",
-    "service.serviceName", "service.detectorId", "service.featureName", "service.archived", "service.count", "service.eventFirstSeen",
-    "service.eventLastSeen", "service.action.actionType", "service.action.awsApiCallAction.api", "service.action.awsApiCallAction.serviceName",
-    "service.action.awsApiCallAction.remoteIpDetails.ipAddressV4", "service.action.awsApiCallAction.remoteIpDetails.country.countryName",
-    "service.action.awsApiCallAction.remoteIpDetails.city.cityName", "service.action.awsApiCallAction.errorCode",
-    "service.action.networkConnectionAction.remoteIpDetails.ipAddressV4", "service.action.networkConnectionAction.remotePortDetails.port",
-    "service.action.networkConnectionAction.localPortDetails.port", "service.action.networkConnectionAction.protocol",
-    "service.action.networkConnectionAction.connectionDirection", "service.action.dnsRequestAction.domain",
+    "schemaVersion",
+    "accountId",
+    "region",
+    "partition",
+    "id",
+    "arn",
+    "type",
+    "title",
+    "description",
+    "severity",
+    "createdAt",
+    "updatedAt",
+    "service.serviceName",
+    "service.detectorId",
+    "service.featureName",
+    "service.archived",
+    "service.count",
+    "service.eventFirstSeen",
+    "service.eventLastSeen",
+    "service.action.actionType",
+    "service.action.awsApiCallAction.api",
+    "service.action.awsApiCallAction.serviceName",
+    "service.action.awsApiCallAction.remoteIpDetails.ipAddressV4",
+    "service.action.awsApiCallAction.remoteIpDetails.country.countryName",
+    "service.action.awsApiCallAction.remoteIpDetails.city.cityName",
+    "service.action.awsApiCallAction.errorCode",
+    "service.action.networkConnectionAction.remoteIpDetails.ipAddressV4",
+    "service.action.networkConnectionAction.remotePortDetails.port",
+    "service.action.networkConnectionAction.localPortDetails.port",
+    "service.action.networkConnectionAction.protocol",
+    "service.action.networkConnectionAction.connectionDirection",
+    "service.action.dnsRequestAction.domain",
 ];
 
 pub struct GuardDuty {
@@ -96,7 +120,7 @@ impl Normalizer for GuardDuty {
             }
         };
         let created = time("createdAt")?;
-        let updated = time("updatedAt")?.or(created).ok_or("not a GuardDuty finding: no updatedAt or createdAt")?;
+        let updated = super::time::admit(time("updatedAt")?.or(created).ok_or("not a GuardDuty finding: no updatedAt or createdAt")?)?;
         let score = f64_of(get(v, "severity")).ok_or("not a GuardDuty finding: no numeric severity")?;
         let uid = str_of(get(v, "arn")).unwrap_or(id);
         let service = get(v, "service");
@@ -120,7 +144,7 @@ impl Normalizer for GuardDuty {
         if let Some(n) = service.and_then(|s| i64_of(get(s, "count"))).and_then(|n| i32::try_from(n).ok()) {
             w.i32(g.count, n);
         }
-        h.product(w, "GuardDuty", "AWS", &["cloud", "datetime"]);
+        h.product(w, "GuardDuty", "AWS", &["cloud"]);
         w.str(h.md_uid, uid);
         w.str(h.md_log_provider, "GuardDuty");
         if let Some(s) = str_of(get(v, "schemaVersion")) {
@@ -166,8 +190,12 @@ impl Normalizer for GuardDuty {
             if let Some(rid) = rid {
                 w.str(f.res_uid, rid);
             }
-            if let Some(name) = str_of(get_path(r, &["accessKeyDetails", "userName"])) {
-                w.str(g.res_name, name);
+            // OCSF's resource needs a uid or a name: one GuardDuty gives no id of (an attack
+            // sequence) is named by its type; its details are in `data`.
+            match str_of(get_path(r, &["accessKeyDetails", "userName"])).or_else(|| rid.is_none().then(|| str_of(get(r, "resourceType"))).flatten()) {
+                Some(name) => w.str(g.res_name, name),
+                None if rid.is_none() => w.str(g.res_name, "unknown"),
+                None => {}
             }
             if let Some(p) = str_of(get(v, "partition")) {
                 w.str(f.res_partition, p);

@@ -87,14 +87,17 @@ impl Head {
         w.ts(self.time_dt, epoch_ms);
     }
 
-    /// OCSF version, product and vendor, and the profiles the event uses.
+    /// OCSF version, product and vendor, and the profiles the event uses. `datetime` is always
+    /// listed: [`Head::time`] writes `time_dt` beside `time`, and a `*_dt` attribute is valid
+    /// only where the profile is listed.
     pub fn product(&self, w: &mut BatchWriter, product: &str, vendor: &str, profiles: &[&str]) {
         w.str(self.md_version, ocelot_schemas::OCSF_VERSION);
         w.str(self.md_product, product);
         w.str(self.md_vendor, vendor);
-        for p in profiles {
+        for p in profiles.iter().filter(|p| **p != "datetime") {
             w.push_str(self.md_profiles, p);
         }
+        w.push_str(self.md_profiles, "datetime");
     }
 
     /// `cloud.provider` AWS, with the region and account when known.

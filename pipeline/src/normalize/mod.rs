@@ -11,9 +11,10 @@ mod ai_logs;
 pub mod asff;
 pub mod cloud_call;
 pub mod cloudtrail;
-pub mod guardduty;
 mod columns;
+pub mod guardduty;
 pub mod head;
+mod insight;
 pub mod shield;
 pub mod time;
 pub mod waf;
@@ -133,7 +134,12 @@ pub fn detect(v: &BorrowedValue<'_>) -> Option<&'static str> {
     }
     // Agent telemetry: OTLP spans / log records (split by the decoder), MCP JSON-RPC.
     // Bedrock model invocation logs; Anthropic and OpenAI organisation audit logs.
-    if has("span") && has("resource") || has("logRecord") && has("resource") || has("jsonrpc") || crate::json::get(v, "message").is_some_and(|m| crate::json::get(m, "jsonrpc").is_some()) || ai_logs::format(v).is_some() {
+    if has("span") && has("resource")
+        || has("logRecord") && has("resource")
+        || has("jsonrpc")
+        || crate::json::get(v, "message").is_some_and(|m| crate::json::get(m, "jsonrpc").is_some())
+        || ai_logs::format(v).is_some()
+    {
         return Some("agent");
     }
     // Security Hub findings (ASFF).
@@ -167,9 +173,13 @@ impl Normalizer for Auto {
         self.normalizers.iter().map(|n| n.buffered_rows()).sum()
     }
     fn take_batches(&mut self) -> Result<Vec<OcsfBatch>, WriterError> {
+        // Agent telemetry first: a tool call happens before the CloudTrail record of what it
+        // did, and detection links the record to the call it has already seen.
+        let mut order: Vec<usize> = (0..self.normalizers.len()).collect();
+        order.sort_by_key(|&i| self.normalizers[i].kind() != "agent");
         let mut out = Vec::new();
-        for n in &mut self.normalizers {
-            out.extend(n.take_batches()?);
+        for i in order {
+            out.extend(self.normalizers[i].take_batches()?);
         }
         Ok(out)
     }

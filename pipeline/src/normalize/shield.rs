@@ -122,6 +122,7 @@ impl Normalizer for Shield {
             None => None,
             Some(t) => Some(attack_time(Some(t)).ok_or("bad Shield attack record: EndTime is neither epoch seconds nor RFC 3339")?),
         };
+        super::time::admit(end.unwrap_or(start))?;
         let (w, h, f, e, d) = (&mut self.cw.writer, &self.head, &self.finding, &self.evidence, &self.ddos);
         let vecs = vectors(v);
 
@@ -133,7 +134,7 @@ impl Normalizer for Shield {
         w.i32(f.status_id, status_id);
         w.str(f.status, status);
         w.bool(d.is_alert, true);
-        h.product(w, "AWS Shield Advanced", "AWS", &["cloud", "datetime"]);
+        h.product(w, "AWS Shield Advanced", "AWS", &["cloud"]);
         w.str(h.md_uid, id);
         w.str(h.md_log_provider, "AWS Shield");
         let parsed = parse_arn(arn);

@@ -66,10 +66,27 @@ pub const PATHS: &[(&str, &[&[&str]])] = &[("http_activity", &[Head::PATHS, Http
 /// non-terminating matches, CAPTCHA/challenge responses, inserted headers...) stays in
 /// `unmapped`, whole.
 const MAPPED: &[&str] = &[
-    "timestamp", "formatVersion", "webaclId", "terminatingRuleId", "terminatingRuleType", "action", "terminatingRuleMatchDetails",
-    "httpSourceName", "httpSourceId", "labels", "responseCodeSent", "ja4Fingerprint", "httpRequest.clientIp", "httpRequest.country",
-    "httpRequest.headers", "httpRequest.uri", "httpRequest.args", "httpRequest.httpVersion", "httpRequest.httpMethod",
-    "httpRequest.requestId", "httpRequest.scheme",
+    "timestamp",
+    "formatVersion",
+    "webaclId",
+    "terminatingRuleId",
+    "terminatingRuleType",
+    "action",
+    "terminatingRuleMatchDetails",
+    "httpSourceName",
+    "httpSourceId",
+    "labels",
+    "responseCodeSent",
+    "ja4Fingerprint",
+    "httpRequest.clientIp",
+    "httpRequest.country",
+    "httpRequest.headers",
+    "httpRequest.uri",
+    "httpRequest.args",
+    "httpRequest.httpVersion",
+    "httpRequest.httpMethod",
+    "httpRequest.requestId",
+    "httpRequest.scheme",
 ];
 
 pub struct Waf {
@@ -87,7 +104,8 @@ impl Waf {
         let cw = ClassWriter::new("http_activity")?;
         let (head, http) = (Head::resolve(&cw.writer)?, Http::resolve(&cw.writer)?);
         let with_ja3: Vec<&str> = MAPPED.iter().copied().chain(["ja3Fingerprint"]).collect();
-        let sampled = Mapped::new(&["Action", "Timestamp", "RuleNameWithinRuleGroup", "Request.ClientIP", "Request.Country", "Request.URI", "Request.Method", "Request.HTTPVersion", "Request.Headers"]);
+        let sampled =
+            Mapped::new(&["Action", "Timestamp", "RuleNameWithinRuleGroup", "Request.ClientIP", "Request.Country", "Request.URI", "Request.Method", "Request.HTTPVersion", "Request.Headers"]);
         Ok(Waf { cw, head, http, mapped: Mapped::new(MAPPED), mapped_ja3: Mapped::new(&with_ja3), mapped_sampled: sampled, buf: Vec::with_capacity(2048) })
     }
 }
@@ -99,13 +117,14 @@ impl Waf {
     fn sampled(&mut self, v: &BorrowedValue<'_>) -> Result<(), String> {
         let req = get(v, "Request").filter(|r| matches!(r, BorrowedValue::Object(_))).ok_or("not a WAF sampled request: no Request object")?;
         let secs = crate::json::f64_of(get(v, "Timestamp")).ok_or("not a WAF sampled request: no Timestamp (epoch seconds)")?;
+        let time = super::time::admit((secs * 1000.0).round() as i64)?;
         let (w, h, c) = (&mut self.cw.writer, &self.head, &self.http);
         let method = str_of(get(req, "Method"));
         let activity = method.map_or(0, method_activity);
         h.classify(w, self.cw.class, activity, if activity == 99 { method } else { None });
-        h.time(w, (secs * 1000.0).round() as i64);
+        h.time(w, time);
         h.severity(w, 1);
-        h.product(w, "AWS WAF", "AWS", &["cloud", "security_control", "datetime"]);
+        h.product(w, "AWS WAF", "AWS", &["cloud", "security_control"]);
         w.str(h.md_log_provider, "AWS WAF");
         w.str(h.md_log_name, "GetSampledRequests");
         h.aws(w, None, None);
@@ -221,8 +240,15 @@ impl Normalizer for Waf {
             return self.sampled(v);
         }
         let req = get(v, "httpRequest").filter(|r| matches!(r, BorrowedValue::Object(_))).ok_or("not a WAF log record: no httpRequest object")?;
-        let time = record_time(get(v, "timestamp")).ok_or("not a WAF log record: no timestamp (epoch ms or RFC 3339)")?;
+        let time = super::time::admit(record_time(get(v, "timestamp")).ok_or("not a WAF log record: no timestamp (epoch ms or RFC 3339)")?)?;
         let acl = str_of(get(v, "webaclId")).ok_or("not a WAF log record: no webaclId")?;
+        // OCSF HTTP Activity needs the request or the response. AWS WAF's own logs always carry
+        // the request's URI and method; a fragment with neither (hand-made test events) cannot
+        // be HTTP Activity, and is kept whole in the dead letters instead.
+        let has = |o: &BorrowedValue<'_>, k: &str| get(o, k).is_some_and(|x| !crate::json::is_null(x) && !matches!(x, BorrowedValue::Array(a) if a.is_empty()));
+        if !["uri", "httpMethod", "httpVersion", "requestId", "args", "headers"].iter().any(|k| has(req, k)) && !has(v, "responseCodeSent") {
+            return Err("incomplete WAF log record: httpRequest has no uri, httpMethod, httpVersion, requestId, args or headers, and there is no responseCodeSent (OCSF HTTP Activity needs the request or the response)".into());
+        }
         let (w, h, c) = (&mut self.cw.writer, &self.head, &self.http);
         let method = str_of(get(req, "httpMethod"));
         let activity = method.map_or(0, method_activity);
@@ -232,7 +258,7 @@ impl Normalizer for Waf {
         if let Some(t) = str_of(get(v, "timestamp")) {
             w.str(h.md_original_time, t);
         }
-        h.product(w, "AWS WAF", "AWS", &["cloud", "security_control", "datetime"]);
+        h.product(w, "AWS WAF", "AWS", &["cloud", "security_control"]);
         w.str(h.md_log_provider, "AWS WAF");
         w.str(h.md_feature, "Web ACL");
         if let Some(n) = i64_of(get(v, "formatVersion")) {

@@ -31,6 +31,8 @@ pub struct Config {
     pub http: Http,
     #[serde(default)]
     pub limits: LimitsConfig,
+    #[serde(default)]
+    pub time: TimeConfig,
     /// Seconds from SIGTERM/SIGINT to exit: time to flush and commit.
     #[serde(default = "default_shutdown")]
     pub shutdown_timeout_secs: u64,
@@ -127,7 +129,8 @@ impl SqlServer {
                 }
             }
         }
-        for (key, v) in [("sql.query_timeout_secs", self.query_timeout_secs), ("sql.query_memory_mb", self.query_memory_mb as u64), ("sql.max_concurrent_queries", self.max_concurrent_queries as u64)] {
+        for (key, v) in [("sql.query_timeout_secs", self.query_timeout_secs), ("sql.query_memory_mb", self.query_memory_mb as u64), ("sql.max_concurrent_queries", self.max_concurrent_queries as u64)]
+        {
             if v == 0 {
                 return Err(format!("{key}: must be greater than 0"));
             }
@@ -276,9 +279,7 @@ impl Setting {
             Setting::Value(SettingValue::Int(i)) => Ok(i.to_string()),
             Setting::Value(SettingValue::Bool(b)) => Ok(b.to_string()),
             Setting::Env { env } => std::env::var(env).map_err(|_| format!("{key}: environment variable {env} is not set; set it, or give the value another way")),
-            Setting::File { file } => std::fs::read_to_string(file)
-                .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
-                .map_err(|e| format!("{key}: cannot read {}: {e}", file.display())),
+            Setting::File { file } => std::fs::read_to_string(file).map(|s| s.trim_end_matches(['\n', '\r']).to_string()).map_err(|e| format!("{key}: cannot read {}: {e}", file.display())),
         }
     }
 }
@@ -417,9 +418,50 @@ impl From<&LimitsConfig> for Limits {
     }
 }
 
+/// `[time]`: event times that a broken clock or an attacker controls.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeConfig {
+    /// Detection's watermark moves no further than the processing clock plus this: a record
+    /// dated later is still evaluated, and counted (`ocelot_detect_future_events`).
+    pub max_skew_secs: u64,
+    /// A record dated further ahead of the processing clock than this goes to the dead letters
+    /// with the reason (0: never).
+    pub max_future_secs: u64,
+    /// A record older than this many days goes to the dead letters (0: never; replays of old
+    /// trails are normal).
+    pub max_age_days: u64,
+}
+
+impl Default for TimeConfig {
+    fn default() -> Self {
+        TimeConfig { max_skew_secs: (ocelot_detectors::engine::DEFAULT_MAX_SKEW_MS / 1000) as u64, max_future_secs: crate::normalize::time::DEFAULT_MAX_FUTURE_SECS as u64, max_age_days: 0 }
+    }
+}
+
+impl TimeConfig {
+    /// Applies the dead-letter bounds to the normalizers of this process.
+    pub fn apply(&self) {
+        crate::normalize::time::set_bounds(self.max_future_secs as i64, self.max_age_days as i64);
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.max_skew_secs == 0 {
+            return Err("time.max_skew_secs: must be greater than 0 (seconds an event may be ahead of the clock; default 300)".into());
+        }
+        if self.max_future_secs != 0 && self.max_future_secs < self.max_skew_secs {
+            return Err(format!(
+                "time.max_future_secs: {} is less than time.max_skew_secs ({}); records would be dead-lettered before they could count as skewed: raise it, or 0 to never dead-letter",
+                self.max_future_secs, self.max_skew_secs
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The top-level keys: only environment variables naming one of them are read (others, such as
 /// `OCELOT_LOG`, belong to something else).
-const TOP_KEYS: &[&str] = &["kafka", "inputs", "lake", "output", "dead_letter", "batch", "http", "limits", "shutdown_timeout_secs", "agents", "builtin_agents", "detect", "forward", "sql"];
+const TOP_KEYS: &[&str] = &["kafka", "inputs", "lake", "output", "dead_letter", "batch", "http", "limits", "time", "shutdown_timeout_secs", "agents", "builtin_agents", "detect", "forward", "sql"];
 
 impl Config {
     /// Reads the file, then the environment over it, and checks the result.
@@ -460,12 +502,19 @@ impl Config {
             }
         }
         self.registry()?;
+        self.time.check()?;
         self.lake.dir()?;
         if !(1..=22).contains(&self.lake.zstd_level) {
             return Err(format!("lake.zstd_level: {} is out of range; use 1 (fastest) to 22", self.lake.zstd_level));
         }
         let b = &self.batch;
-        for (key, v) in [("batch.max_rows", b.max_rows as u64), ("batch.max_bytes", b.max_bytes as u64), ("batch.max_latency_ms", b.max_latency_ms), ("batch.max_in_flight", b.max_in_flight as u64), ("shutdown_timeout_secs", self.shutdown_timeout_secs)] {
+        for (key, v) in [
+            ("batch.max_rows", b.max_rows as u64),
+            ("batch.max_bytes", b.max_bytes as u64),
+            ("batch.max_latency_ms", b.max_latency_ms),
+            ("batch.max_in_flight", b.max_in_flight as u64),
+            ("shutdown_timeout_secs", self.shutdown_timeout_secs),
+        ] {
             if v == 0 {
                 return Err(format!("{key}: must be greater than 0"));
             }
@@ -519,7 +568,11 @@ fn describe(e: &figment::Error) -> String {
         figment::error::Kind::MissingField(f) => return format!("{}: missing; add it (see docs/config.md)", if key.is_empty() { f.to_string() } else { format!("{key}.{f}") }),
         other => other.to_string(),
     };
-    if key.is_empty() { hint } else { format!("{key}: {hint}") }
+    if key.is_empty() {
+        hint
+    } else {
+        format!("{key}: {hint}")
+    }
 }
 
 #[cfg(test)]

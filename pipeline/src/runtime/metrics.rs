@@ -55,6 +55,11 @@ pub const DETECT_FIRST_SEEN: &str = "ocelot_detect_first_seen_values";
 pub const DETECT_RATE_AGENTS: &str = "ocelot_detect_rate_agents";
 /// Events that came after their SQL window or rate bucket had closed (counted, not put in a wrong one).
 pub const DETECT_LATE_EVENTS: &str = "ocelot_detect_late_events";
+/// Events dated beyond the processing clock plus `time.max_skew_secs` (kept from the watermark).
+pub const DETECT_FUTURE_EVENTS: &str = "ocelot_detect_future_events";
+/// Records dead-lettered for their time, by `bound` (future: `time.max_future_secs`, past:
+/// `time.max_age_days`).
+pub const EVENTS_REFUSED_TIME: &str = "ocelot_events_refused_time";
 /// Times a SQL rule's state passed its budget (its oldest window then runs early).
 pub const DETECT_BUDGET_EXCEEDED: &str = "ocelot_detect_budget_exceeded";
 
@@ -63,11 +68,7 @@ const LATENCY_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 
 
 /// Installs the global recorder (once per process).
 pub fn install() -> Result<PrometheusHandle, String> {
-    PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
-        .map_err(|e| e.to_string())?
-        .install_recorder()
-        .map_err(|e| format!("metrics: {e}"))
+    PrometheusBuilder::new().set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS).map_err(|e| e.to_string())?.install_recorder().map_err(|e| format!("metrics: {e}"))
 }
 
 /// What `/healthz` and `/readyz` answer.

@@ -129,13 +129,25 @@ impl Engine {
         open.lasts.insert(tp, offset);
         let Some(input) = self.inputs.get_mut(topic) else {
             // Subscribed topics are exactly the inputs; this cannot happen, but must not lose data.
-            open.dead.push(KafkaDeadLetter { letter: DeadLetter { origin: Origin { source, line: None, offset: offset as u64, index: None }, reason: "no input configured for this topic".into(), bytes: payload.to_vec() }, topic: topic.to_string(), partition, offset, source: "none" });
+            open.dead.push(KafkaDeadLetter {
+                letter: DeadLetter { origin: Origin { source, line: None, offset: offset as u64, index: None }, reason: "no input configured for this topic".into(), bytes: payload.to_vec() },
+                topic: topic.to_string(),
+                partition,
+                offset,
+                source: "none",
+            });
             return;
         };
         let before = open.events;
         if payload.is_empty() {
             let origin = Origin { source, line: None, offset: 0, index: None };
-            open.dead.push(KafkaDeadLetter { letter: DeadLetter { origin, reason: "empty message: no payload".into(), bytes: Vec::new() }, topic: topic.to_string(), partition, offset, source: input.kind });
+            open.dead.push(KafkaDeadLetter {
+                letter: DeadLetter { origin, reason: "empty message: no payload".into(), bytes: Vec::new() },
+                topic: topic.to_string(),
+                partition,
+                offset,
+                source: input.kind,
+            });
         } else {
             let mut sink = MessageSink { input, open, topic, partition, offset };
             self.decoder.decode(payload, &source, &mut sink);
@@ -370,7 +382,18 @@ pub fn run_until(cfg: Config, stop: Arc<AtomicBool>) -> Result<Exit, String> {
             c.set(k, v);
         }
         // Consumer-only properties would only produce warnings on a producer.
-        for k in ["group.id", "auto.offset.reset", "enable.auto.commit", "enable.auto.offset.store", "queued.max.messages.kbytes", "fetch.max.bytes", "max.partition.fetch.bytes", "session.timeout.ms", "max.poll.interval.ms", "partition.assignment.strategy"] {
+        for k in [
+            "group.id",
+            "auto.offset.reset",
+            "enable.auto.commit",
+            "enable.auto.offset.store",
+            "queued.max.messages.kbytes",
+            "fetch.max.bytes",
+            "max.partition.fetch.bytes",
+            "session.timeout.ms",
+            "max.poll.interval.ms",
+            "partition.assignment.strategy",
+        ] {
             c.remove(k);
         }
         Some(c.create().map_err(|e| format!("kafka producer: {e}"))?)
@@ -378,6 +401,7 @@ pub fn run_until(cfg: Config, stop: Arc<AtomicBool>) -> Result<Exit, String> {
         None
     };
 
+    cfg.time.apply();
     let give_up = Arc::new(AtomicBool::new(false));
     let delay_ms: u64 = std::env::var("OCELOT_FAULT_SINK_DELAY_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
     let sinks = Sinks {
@@ -389,7 +413,7 @@ pub fn run_until(cfg: Config, stop: Arc<AtomicBool>) -> Result<Exit, String> {
         give_up: give_up.clone(),
         health: health.clone(),
         delay: Duration::from_millis(delay_ms),
-        detect: detect_engine(&cfg.detect, &cfg.agents)?,
+        detect: detect_engine(&cfg.detect, &cfg.agents, &cfg.time)?,
         forward: forwarders(&cfg, &lake_dir)?,
     };
     let (tx, rx) = mpsc::sync_channel::<Sealed>(cfg.batch.max_in_flight);
@@ -485,7 +509,7 @@ fn forwarders(cfg: &Config, lake: &std::path::Path) -> Result<Option<crate::forw
 }
 
 /// The detection engine `[detect]` asks for (None when switched off).
-fn detect_engine(cfg: &config::DetectConfig, agents: &[crate::normalize::agents::AgentRule]) -> Result<Option<ocelot_detectors::Engine>, String> {
+fn detect_engine(cfg: &config::DetectConfig, agents: &[crate::normalize::agents::AgentRule], time: &config::TimeConfig) -> Result<Option<ocelot_detectors::Engine>, String> {
     if !cfg.enabled {
         return Ok(None);
     }
@@ -494,7 +518,12 @@ fn detect_engine(cfg: &config::DetectConfig, agents: &[crate::normalize::agents:
     for (path, why) in rules.rejected() {
         tracing::warn!(rule = %path.display(), reason = %why, "rule not loaded");
     }
-    let opts = ocelot_detectors::EngineOptions { suppression_ms: i64::from(cfg.suppress_minutes.max(1)) * 60_000, hold_windows: false, agents: agents.to_vec() };
+    let opts = ocelot_detectors::EngineOptions {
+        suppression_ms: i64::from(cfg.suppress_minutes.max(1)) * 60_000,
+        hold_windows: false,
+        agents: agents.to_vec(),
+        max_skew_ms: i64::try_from(time.max_skew_secs).unwrap_or(i64::MAX / 2).saturating_mul(1000),
+    };
     Ok(Some(ocelot_detectors::Engine::new(rules, opts)))
 }
 

@@ -162,6 +162,10 @@ impl Sinks {
             metrics::gauge!(m::DETECT_FIRST_SEEN).set(st.first_seen_values as f64);
             metrics::gauge!(m::DETECT_RATE_AGENTS).set(st.rate_agents as f64);
             metrics::gauge!(m::DETECT_LATE_EVENTS).set(st.late_events as f64);
+            metrics::gauge!(m::DETECT_FUTURE_EVENTS).set(st.future_events as f64);
+            let (future, past) = crate::normalize::time::refused_counts();
+            metrics::gauge!(m::EVENTS_REFUSED_TIME, "bound" => "future").set(future as f64);
+            metrics::gauge!(m::EVENTS_REFUSED_TIME, "bound" => "past").set(past as f64);
             metrics::gauge!(m::DETECT_BUDGET_EXCEEDED).set(st.sql_budget_exceeded as f64);
         }
         for b in &s.batches {
@@ -183,7 +187,11 @@ impl Sinks {
             // An OCSF event the broker refuses as too large becomes a dead letter, not a stall.
             for o in too_large {
                 dead.push(KafkaDeadLetter {
-                    letter: DeadLetter { origin: crate::decode::Origin { source: Arc::from("output.kafka"), line: None, offset: 0, index: None }, reason: format!("kafka output: the broker refused the {}-byte OCSF event as too large", o.payload.len()), bytes: o.payload },
+                    letter: DeadLetter {
+                        origin: crate::decode::Origin { source: Arc::from("output.kafka"), line: None, offset: 0, index: None },
+                        reason: format!("kafka output: the broker refused the {}-byte OCSF event as too large", o.payload.len()),
+                        bytes: o.payload,
+                    },
                     topic: o.topic,
                     partition: -1,
                     offset: -1,

@@ -1,0 +1,3 @@
+//! One module per subcommand (moved here as each is touched; the rest still live in main.rs).
+
+pub mod validate;
