@@ -776,7 +776,7 @@ fn demo(samples: &Path, lake: &Path) -> Result<ExitCode> {
     let dl = lake.join(ocelot_pipeline::lake::DEAD_LETTER_DIR);
     if summary.dead_lettered > 0 {
         println!("\n-- Dead letters ({}), one line each with origin and reason:", dl.display());
-        for entry in expand_inputs(&[dl.clone()])? {
+        for entry in expand_inputs(std::slice::from_ref(&dl))? {
             for line in std::fs::read_to_string(&entry)?.lines() {
                 let v: serde_json::Value = serde_json::from_str(line)?;
                 println!("  {}:{} {}", v["source"].as_str().unwrap_or(""), v["line"].as_u64().map_or_else(|| format!("@{}", v["offset"]), |l| l.to_string()), v["reason"].as_str().unwrap_or(""));

@@ -226,7 +226,7 @@ enum Line {
 
 /// Lines from the terminal (line editing, history kept across sessions) or from piped stdin.
 enum Input {
-    Terminal { editor: rustyline::DefaultEditor, history: Option<PathBuf> },
+    Terminal { editor: Box<rustyline::DefaultEditor>, history: Option<PathBuf> },
     Piped(std::io::StdinLock<'static>),
 }
 
@@ -241,7 +241,7 @@ impl Input {
             // No history file yet on first use.
             let _ = editor.load_history(h);
         }
-        Ok(Input::Terminal { editor, history })
+        Ok(Input::Terminal { editor: Box::new(editor), history })
     }
 
     fn read(&mut self, prompt: &str) -> Result<Line> {
@@ -266,10 +266,10 @@ impl Input {
     }
 
     fn save(&mut self) {
-        if let Input::Terminal { editor, history: Some(h) } = self {
-            if let Err(e) = editor.save_history(h) {
-                eprintln!("warning: could not save the history to {}: {e}", h.display());
-            }
+        if let Input::Terminal { editor, history: Some(h) } = self
+            && let Err(e) = editor.save_history(h)
+        {
+            eprintln!("warning: could not save the history to {}: {e}", h.display());
         }
     }
 }

@@ -107,7 +107,7 @@ fn a_filter_on_partition_columns_reads_only_those_directories() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let physical = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).find(|v| v["plan_type"] == "physical_plan").unwrap();
         let plan = physical["plan"].as_str().unwrap().to_string();
-        let files: Vec<String> = plan.split(|c| c == '[' || c == ']' || c == ',' || c == ' ').filter(|s| s.ends_with(".parquet")).map(str::to_string).collect();
+        let files: Vec<String> = plan.split(['[', ']', ',', ' ']).filter(|s| s.ends_with(".parquet")).map(str::to_string).collect();
         (plan, files)
     };
     // Without a filter the plan reads every partition (EXPLAIN shortens long file lists).

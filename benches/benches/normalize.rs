@@ -6,6 +6,7 @@
 //! - `normalize_cloudtrail_no_agents`: the same with an empty registry (the registry's cost is
 //!   the difference);
 //! - `write_lake`: those batches to zstd Parquet files in the lake layout.
+//!
 //! At the end it prints normalize/parse_only as a ratio, with both absolute figures.
 //!
 //! Run: `cargo bench -p ocelot-benches --bench normalize`

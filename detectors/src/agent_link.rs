@@ -197,10 +197,10 @@ impl Linker {
             let Some(id) = str_at(&call_id, row) else { continue };
             let key = (str_at(&conv, row).unwrap_or_default().to_string(), id.to_string());
             if str_at(&activity, row) == Some("Tool Decision") {
-                if let Some((decision, source)) = first_authorization(batch, row) {
-                    if self.decisions.insert(key.clone(), Decision { decision, source }).is_none() {
-                        self.decision_order.push_back(key);
-                    }
+                if let Some((decision, source)) = first_authorization(batch, row)
+                    && self.decisions.insert(key.clone(), Decision { decision, source }).is_none()
+                {
+                    self.decision_order.push_back(key);
                 }
                 continue;
             }
@@ -306,10 +306,10 @@ impl Linker {
         // (call, strong evidence) for every call that fits.
         let mut fit: Vec<(&Call, bool)> = Vec::new();
         for c in calls.iter().rev().filter(|c| c.time - LINK_SKEW_MS <= e.time && e.time <= c.time + LINK_AFTER_MS) {
-            if let (Some(a), Some(b)) = (&c.region, &e.region) {
-                if !a.eq_ignore_ascii_case(b) {
-                    continue;
-                }
+            if let (Some(a), Some(b)) = (&c.region, &e.region)
+                && !a.eq_ignore_ascii_case(b)
+            {
+                continue;
             }
             let resources_agree = !c.resources.is_empty() && c.resources.iter().any(|r| keys.binary_search(r).is_ok());
             if !c.resources.is_empty() && !keys.is_empty() && !resources_agree {

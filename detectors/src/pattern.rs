@@ -181,8 +181,8 @@ impl PatternRules {
             let Some(col) = column(batch, &a.column) else { continue };
             let Some(strs) = col.as_string_opt::<i32>() else { continue };
             let mut set = PatternSet::new(a.regex.pattern_len());
-            for row in 0..strs.len() {
-                if strs.is_null(row) || a.agents_only && !agent_rows[row] {
+            for (row, &by_agent) in agent_rows.iter().enumerate().take(strs.len()) {
+                if strs.is_null(row) || a.agents_only && !by_agent {
                     continue;
                 }
                 set.clear();

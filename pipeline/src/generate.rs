@@ -106,7 +106,7 @@ fn vary(e: &mut Value, rng: &mut Rng, t_ms: i64) {
         };
         o.insert("sourceIPAddress".into(), json!(ip));
     }
-    let key = format!("AKIA{:016X}", rng.next_u64() & 0xFFFF_FFFF_FFFF_FFFF);
+    let key = format!("AKIA{:016X}", rng.next_u64());
     let identity = if rng.below(3) == 0 {
         let user = *rng.pick(USERS);
         json!({"type": "IAMUser", "principalId": format!("AIDA{:016X}", rng.next_u64()), "arn": format!("arn:aws:iam::{account}:user/{user}"),

@@ -9,10 +9,10 @@ use arrow::array::RecordBatch;
 pub fn write_batch(batch: &RecordBatch, out: &mut dyn Write) -> io::Result<()> {
     let rows = ocelot_schemas::batch_to_json(batch).map_err(io::Error::other)?;
     for mut row in rows {
-        if let Some(u) = row.get_mut("unmapped") {
-            if let Some(parsed) = u.as_str().and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok()) {
-                *u = parsed;
-            }
+        if let Some(u) = row.get_mut("unmapped")
+            && let Some(parsed) = u.as_str().and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+        {
+            *u = parsed;
         }
         serde_json::to_writer(&mut *out, &row)?;
         out.write_all(b"\n")?;

@@ -211,7 +211,7 @@ impl Loader {
             }
             let (def, _) = self.merged("objects", name, &self.object_files)?;
             let caption = text(&self.raw[&self.object_files[name]], "caption");
-            let constraints = self.constraints("objects", name, &self.object_files);
+            let constraints = self.constraints(name, &self.object_files);
             objects.insert(name.clone(), ObjectDef { name: name.clone(), caption, attributes: self.attributes(&def)?, constraints });
         }
         self.observable_types(&mut objects);
@@ -235,7 +235,7 @@ impl Loader {
                     category_name: text(cat, "caption"),
                     attributes: self.attributes(&def)?,
                     profiles,
-                    constraints: self.constraints("events", name, &self.events),
+                    constraints: self.constraints(name, &self.events),
                 },
             );
         }
@@ -282,7 +282,7 @@ impl Loader {
 
     /// The constraints of a class or object: its own, or else the nearest along `extends` (an
     /// empty `constraints` of its own lifts the parent's, as `file` does with `_entity`'s).
-    fn constraints(&self, kind: &str, name: &str, index: &HashMap<String, String>) -> Constraints {
+    fn constraints(&self, name: &str, index: &HashMap<String, String>) -> Constraints {
         let Some(v) = index.get(name).map(|p| &self.raw[p]) else { return Constraints::default() };
         match v.get("constraints") {
             Some(c) => {
@@ -290,7 +290,7 @@ impl Loader {
                 Constraints { at_least_one: list("at_least_one"), just_one: list("just_one") }
             }
             None => match v.get("extends").and_then(Value::as_str) {
-                Some(parent) if parent != name => self.constraints(kind, parent, index),
+                Some(parent) if parent != name => self.constraints(parent, index),
                 _ => Constraints::default(),
             },
         }

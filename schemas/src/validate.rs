@@ -43,10 +43,10 @@ pub fn validate_event(schema: &Schema, class: &ClassDef, event: &Value) -> Vec<V
     if let Some(cat) = int("category_uid").filter(|cat| *cat != class.category_uid as i64) {
         c.report("category_uid", format!("{cat}, expected {}", class.category_uid));
     }
-    if let (Some(t), Some(a)) = (int("type_uid"), int("activity_id")) {
-        if t != class.uid as i64 * 100 + a {
-            c.report("type_uid", format!("{t} is not class_uid * 100 + activity_id"));
-        }
+    if let (Some(t), Some(a)) = (int("type_uid"), int("activity_id"))
+        && t != class.uid as i64 * 100 + a
+    {
+        c.report("type_uid", format!("{t} is not class_uid * 100 + activity_id"));
     }
     c.observables(class, obj);
     c.out
@@ -192,18 +192,18 @@ impl<'a> Check<'a> {
                 if !ok {
                     return bad(self, "a value of the right type");
                 }
-                if let (Some((lo, hi)), Some(x)) = (schema.range_of(&a.type_name), v.as_f64()) {
-                    if x < lo || x > hi {
-                        self.report(path, format!("{v} is outside the range of {} ({lo}..={hi})", a.type_name));
-                    }
+                if let (Some((lo, hi)), Some(x)) = (schema.range_of(&a.type_name), v.as_f64())
+                    && (x < lo || x > hi)
+                {
+                    self.report(path, format!("{v} is outside the range of {} ({lo}..={hi})", a.type_name));
                 }
                 // The classification uids are checked against the class in `validate_event`;
                 // the schema lists only their placeholder values.
                 let classification = matches!(a.name.as_str(), "class_uid" | "category_uid" | "type_uid");
-                if let (Some(values), Some(id), false) = (&a.enum_values, v.as_i64(), classification) {
-                    if !values.contains_key(&id) {
-                        self.report(path, format!("{id} is not a value of {} the schema lists", a.name));
-                    }
+                if let (Some(values), Some(id), false) = (&a.enum_values, v.as_i64(), classification)
+                    && !values.contains_key(&id)
+                {
+                    self.report(path, format!("{id} is not a value of {} the schema lists", a.name));
                 }
             }
         }

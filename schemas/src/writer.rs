@@ -232,50 +232,50 @@ impl BatchWriter {
 
     #[inline]
     pub fn str(&mut self, c: StrCol, v: &str) {
-        if self.ready(c.0) {
-            if let Builder::Str(b) = &mut self.leaves[c.0].builder {
-                b.append_value(v);
-            }
+        if self.ready(c.0)
+            && let Builder::Str(b) = &mut self.leaves[c.0].builder
+        {
+            b.append_value(v);
         }
     }
     #[inline]
     pub fn i32(&mut self, c: I32Col, v: i32) {
-        if self.ready(c.0) {
-            if let Builder::I32(b) = &mut self.leaves[c.0].builder {
-                b.append_value(v);
-            }
+        if self.ready(c.0)
+            && let Builder::I32(b) = &mut self.leaves[c.0].builder
+        {
+            b.append_value(v);
         }
     }
     #[inline]
     pub fn i64(&mut self, c: I64Col, v: i64) {
-        if self.ready(c.0) {
-            if let Builder::I64(b) = &mut self.leaves[c.0].builder {
-                b.append_value(v);
-            }
+        if self.ready(c.0)
+            && let Builder::I64(b) = &mut self.leaves[c.0].builder
+        {
+            b.append_value(v);
         }
     }
     #[inline]
     pub fn f64(&mut self, c: F64Col, v: f64) {
-        if self.ready(c.0) {
-            if let Builder::F64(b) = &mut self.leaves[c.0].builder {
-                b.append_value(v);
-            }
+        if self.ready(c.0)
+            && let Builder::F64(b) = &mut self.leaves[c.0].builder
+        {
+            b.append_value(v);
         }
     }
     #[inline]
     pub fn bool(&mut self, c: BoolCol, v: bool) {
-        if self.ready(c.0) {
-            if let Builder::Bool(b) = &mut self.leaves[c.0].builder {
-                b.append_value(v);
-            }
+        if self.ready(c.0)
+            && let Builder::Bool(b) = &mut self.leaves[c.0].builder
+        {
+            b.append_value(v);
         }
     }
     #[inline]
     pub fn ts(&mut self, c: TsCol, epoch_ms: i64) {
-        if self.ready(c.0) {
-            if let Builder::Ts(b, _) = &mut self.leaves[c.0].builder {
-                b.append_value(epoch_ms);
-            }
+        if self.ready(c.0)
+            && let Builder::Ts(b, _) = &mut self.leaves[c.0].builder
+        {
+            b.append_value(epoch_ms);
         }
     }
 

@@ -164,7 +164,7 @@ impl FlightSqlService for Service {
 
     async fn get_flight_info_catalogs(&self, query: CommandGetCatalogs, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
         self.who(&request)?;
-        flight_info(&query.clone().into_builder().schema(), query.as_any().encode_to_vec(), request.into_inner())
+        flight_info(&query.into_builder().schema(), query.as_any().encode_to_vec(), request.into_inner())
     }
 
     async fn do_get_catalogs(&self, query: CommandGetCatalogs, request: Request<Ticket>) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {

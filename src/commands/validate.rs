@@ -123,10 +123,10 @@ fn parquet_file(path: &Path, report: &mut Report) -> Result<()> {
         for mut event in ocelot_schemas::batch_to_json(&batch)? {
             row += 1;
             // `unmapped` is a JSON string in the lake, an object in OCSF JSON.
-            if let Some(u) = event.get_mut("unmapped") {
-                if let Some(parsed) = u.as_str().and_then(|s| serde_json::from_str::<Value>(s).ok()) {
-                    *u = parsed;
-                }
+            if let Some(u) = event.get_mut("unmapped")
+                && let Some(parsed) = u.as_str().and_then(|s| serde_json::from_str::<Value>(s).ok())
+            {
+                *u = parsed;
             }
             report.check(&event, || format!("{} row {row}", path.display()));
         }

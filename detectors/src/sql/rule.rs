@@ -82,7 +82,7 @@ impl SqlRule {
         for line in text.lines() {
             let header = in_header.then(|| line.trim().strip_prefix("--")).flatten().and_then(|l| l.split_once(':')).filter(|(k, _)| !k.trim().contains(' ') && !k.trim().is_empty());
             let Some((key, value)) = header else {
-                if in_header && line.trim().is_empty() || in_header && line.trim().starts_with("--") {
+                if in_header && (line.trim().is_empty() || line.trim().starts_with("--")) {
                     continue;
                 }
                 in_header = false;

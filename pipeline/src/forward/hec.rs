@@ -63,16 +63,16 @@ impl Hec {
             Ok(r) => r,
             Err(o) => return vec![o; batch.len()],
         };
-        if status.as_u16() == 400 {
-            if let Some(bad) = invalid_event(&text) {
-                return (0..batch.len())
-                    .map(|i| match i.cmp(&bad) {
-                        std::cmp::Ordering::Less => Outcome::Sent,
-                        std::cmp::Ordering::Equal => Outcome::Reject(format!("HEC refused the event: {}", http::snippet(&text))),
-                        std::cmp::Ordering::Greater => Outcome::retry("not indexed: an earlier event of the request was refused"),
-                    })
-                    .collect();
-            }
+        if status.as_u16() == 400
+            && let Some(bad) = invalid_event(&text)
+        {
+            return (0..batch.len())
+                .map(|i| match i.cmp(&bad) {
+                    std::cmp::Ordering::Less => Outcome::Sent,
+                    std::cmp::Ordering::Equal => Outcome::Reject(format!("HEC refused the event: {}", http::snippet(&text))),
+                    std::cmp::Ordering::Greater => Outcome::retry("not indexed: an earlier event of the request was refused"),
+                })
+                .collect();
         }
         vec![http::by_status(status, &headers, &text); batch.len()]
     }

@@ -343,7 +343,8 @@ impl Plan {
             v => Ok(v.unwrap_or(default)),
         };
         let rate = match d.rate_per_sec.or(t.rate_per_sec) {
-            Some(r) if !(r > 0.0) => return Err(format!("rate_per_sec = {r}: it must be above 0 (leave it out for no cap)")),
+            // NaN is refused too.
+            Some(r) if r.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) => return Err(format!("rate_per_sec = {r}: it must be above 0 (leave it out for no cap)")),
             Some(r) => Some((r, d.burst.unwrap_or(t.burst).max(1))),
             None => None,
         };

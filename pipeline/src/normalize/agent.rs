@@ -685,11 +685,11 @@ fn unmapped(v: &BorrowedValue<'_>, out: &mut Vec<u8>) -> bool {
             }
         }
     }
-    if get(v, "message").is_some() {
-        if let BorrowedValue::Object(o) = v {
-            for (k, x) in o.iter().filter(|(k, _)| !matches!(k.as_ref(), "time" | "session" | "client" | "server" | "user" | "message")) {
-                m.insert(k.to_string(), value(x));
-            }
+    if get(v, "message").is_some()
+        && let BorrowedValue::Object(o) = v
+    {
+        for (k, x) in o.iter().filter(|(k, _)| !matches!(k.as_ref(), "time" | "session" | "client" | "server" | "user" | "message")) {
+            m.insert(k.to_string(), value(x));
         }
     }
     if m.is_empty() {

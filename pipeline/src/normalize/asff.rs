@@ -702,14 +702,14 @@ fn write_compliance(w: &mut BatchWriter, c: &Compliance, v: &BorrowedValue<'_>) 
             w.push_str(c.standards, s);
         }
     }
-    if let Some(BorrowedValue::Array(reasons)) = get(comp, "StatusReasons") {
-        if let Some(first) = reasons.first() {
-            if let Some(code) = str_of(get(first, "ReasonCode")) {
-                w.str(c.status_code, code);
-            }
-            if let Some(d) = str_of(get(first, "Description")) {
-                w.str(c.status_detail, d);
-            }
+    if let Some(BorrowedValue::Array(reasons)) = get(comp, "StatusReasons")
+        && let Some(first) = reasons.first()
+    {
+        if let Some(code) = str_of(get(first, "ReasonCode")) {
+            w.str(c.status_code, code);
+        }
+        if let Some(d) = str_of(get(first, "Description")) {
+            w.str(c.status_detail, d);
         }
     }
 }

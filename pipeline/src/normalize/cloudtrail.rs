@@ -702,10 +702,10 @@ fn find_agent<'r>(agents: &'r Registry, scratch: &mut Scratch, tags: &mut Vec<St
     let arn = id.and_then(|i| str_of(get(i, "arn")));
     // Session tags are on the STS request that starts the session (AssumeRole*, TagSession).
     tags.clear();
-    if str_of(v.get("eventSource")) == Some("sts.amazonaws.com") {
-        if let Some(BorrowedValue::Array(items)) = v.path(&["requestParameters", "tags"]) {
-            tags.extend(items.iter().filter_map(|t| Some(format!("{}={}", str_of(get(t, "key"))?, str_of(get(t, "value"))?))));
-        }
+    if str_of(v.get("eventSource")) == Some("sts.amazonaws.com")
+        && let Some(BorrowedValue::Array(items)) = v.path(&["requestParameters", "tags"])
+    {
+        tags.extend(items.iter().filter_map(|t| Some(format!("{}={}", str_of(get(t, "key"))?, str_of(get(t, "value"))?))));
     }
     let caller = Caller {
         user_agent: str_of(v.get("userAgent")),

@@ -519,10 +519,10 @@ impl Config {
                 return Err(format!("{key}: must be greater than 0"));
             }
         }
-        if let Some(k) = &self.output.kafka {
-            if k.topic.is_empty() {
-                return Err("output.kafka.topic: empty; name the topic for OCSF JSON (or remove [output.kafka])".into());
-            }
+        if let Some(k) = &self.output.kafka
+            && k.topic.is_empty()
+        {
+            return Err("output.kafka.topic: empty; name the topic for OCSF JSON (or remove [output.kafka])".into());
         }
         if self.dead_letter.topic.as_deref() == Some("") {
             return Err("dead_letter.topic: empty; name a topic, or remove the key to keep dead letters in the lake".into());
