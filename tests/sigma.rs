@@ -30,6 +30,13 @@ fn raw_events() -> Vec<Value> {
             }
         }
     }
+    // A CloudTrail Insights record about DeleteTrail rates: pySigma on the raw record does not
+    // match the rules about DeleteTrail (`insightDetails.eventName` is not `eventName`); nor
+    // may we (the record is a Detection Finding, not the call).
+    let docs = std::fs::read_to_string(repo().join("samples/cloudtrail/awsdocs/cloudtrail_doc_examples.jsonl")).unwrap();
+    for l in docs.lines().filter(|l| l.contains("\"AwsCloudTrailInsight\"")) {
+        push(serde_json::from_str(&l.replace("ssm.amazonaws.com", "cloudtrail.amazonaws.com").replace("UpdateInstanceInformation", "DeleteTrail")).unwrap());
+    }
     let panther = std::fs::read_to_string(repo().join("tests/data/cloudtrail/panther/cloudtrail_rule_tests.jsonl")).unwrap();
     for t in panther.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()) {
         if let Some(e) = t.get("event").filter(|e| e.is_object()) {
