@@ -1,5 +1,5 @@
-"""Writes synthetic CloudTrail records for the Stratus Red Team AWS techniques that
-../shared/data has no detonation log of: the key calls each technique's documentation names,
+"""Writes synthetic CloudTrail records for the Stratus Red Team AWS techniques that no bundled
+detonation log (samples/cloudtrail/stratus) covers: the key calls each technique's documentation names,
 shaped as the AWS API reference and CloudTrail's record format say (request parameters,
 errors, data events for S3 objects). Synthetic: no AWS account made them (NOTICE says so).
 
@@ -11,7 +11,6 @@ import uuid
 ACCOUNT = "111122223333"
 OTHER = "444455556666"
 REGION = "us-east-1"
-BASE = "2026-11-18T10:00:00Z"
 
 def ts(sec):
     h, rem = divmod(10 * 3600 + sec, 3600)
