@@ -19,10 +19,15 @@ fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
 fn main() {
     // Read at run time: a build script compiled for another checkout (a shared target dir) must
     // still read this one.
-    let root = Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")).join("ocsf/1.8.0");
-    println!("cargo:rerun-if-changed={}", root.display());
-    let mut items = Vec::new();
-    walk(&root, &root, &mut items);
-    let code = format!("pub static FILES: &[(&str, &str)] = &[\n{}\n];\n", items.join("\n"));
+    let base = Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")).join("ocsf");
+    let mut code = String::new();
+    // 1.8.0: what Ocelot writes; 1.1.0: what Amazon Security Lake's custom sources take.
+    for (version, name) in [("1.8.0", "FILES"), ("1.1.0", "FILES_1_1_0")] {
+        let root = base.join(version);
+        println!("cargo:rerun-if-changed={}", root.display());
+        let mut items = Vec::new();
+        walk(&root, &root, &mut items);
+        code += &format!("pub static {name}: &[(&str, &str)] = &[\n{}\n];\n", items.join("\n"));
+    }
     fs::write(Path::new(&env::var("OUT_DIR").unwrap()).join("schema_files.rs"), code).unwrap();
 }

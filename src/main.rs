@@ -12,7 +12,7 @@ use ocelot_detectors::{EngineOptions, LoadOptions};
 use ocelot_pipeline::decode::Limits;
 use ocelot_pipeline::detect::{load_rules, Detect, TimeRange};
 use ocelot_pipeline::ingest::{expand_inputs, Ingest, Output, Summary};
-use ocelot_pipeline::lake::{DeadLetterStore, LakeWriter, WriterOptions};
+use ocelot_pipeline::lake::{DeadLetterStore, LakeWriter, Storage, WriterOptions};
 use ocelot_pipeline::{classes, generate, normalize, runtime};
 
 mod commands;
@@ -182,6 +182,11 @@ enum Command {
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
     },
+    /// The lake's upkeep and tamper evidence: compact small files, verify the manifest.
+    Lake {
+        #[command(subcommand)]
+        action: LakeAction,
+    },
     /// Print an OCSF class: its attributes and the Arrow schema Ocelot writes for it.
     Schema {
         /// A class name (api_activity) or class_uid (6003).
@@ -233,6 +238,11 @@ enum RulesAction {
 #[derive(Subcommand)]
 enum GenKind {
     /// CloudTrail JSON Lines on stdout (or --output).
+    ///
+    /// Without --accounts/--regions/--days: 3 accounts, 5 regions, events 0-40 ms apart. With
+    /// any of them, an organization trail's shape: that many 12-digit accounts and real
+    /// regions, the events spread evenly over the days (60 accounts x 4 regions is ~240
+    /// partitions a day, as an org trail or Security Lake has).
     Cloudtrail {
         #[arg(long, default_value_t = 10_000)]
         events: usize,
@@ -243,6 +253,76 @@ enum GenKind {
         start: String,
         #[arg(long, short)]
         output: Option<PathBuf>,
+        /// Accounts of the organization (1 to 100000).
+        #[arg(long)]
+        accounts: Option<usize>,
+        /// Regions, the first N of the commercial regions (1 to 30).
+        #[arg(long)]
+        regions: Option<usize>,
+        /// Days the events spread over.
+        #[arg(long)]
+        days: Option<u32>,
+    },
+}
+
+#[derive(Subcommand)]
+enum LakeAction {
+    /// Merge each partition's small files (the streaming writer makes one per batch and
+    /// partition) into files of --target-mb, swapped in by one manifest entry: readers see the
+    /// old files or the new, never both; kill -9 at any point loses and duplicates nothing.
+    /// `ocelot run` does this in the background (lake.compact_interval_secs).
+    Compact {
+        /// The lake: a directory or s3://BUCKET/PREFIX.
+        lake: PathBuf,
+        /// Size of the files to make, in MiB.
+        #[arg(long, default_value_t = 192)]
+        target_mb: u64,
+        /// Keep the replaced files this long (for queries under way in `ocelot serve`); by
+        /// default they are deleted at once.
+        #[arg(long, default_value_t = 0)]
+        retain_secs: u64,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export to Amazon Security Lake as custom sources: one source per OCSF class
+    /// (`<prefix>-<table>`), written under DEST/ext/<source>/region=/accountId=/eventDay=/ as
+    /// OCSF 1.1.0 (what 1.1.0 lacks goes to `unmapped`; every record checked by the 1.1.0
+    /// validator), Parquet with zstd, sorted by time, objects under 256 MB. Each partition and
+    /// day is written whole under names of its own, so exporting a day again replaces it (run
+    /// it daily). A record 1.1.0 refuses even so is dead-lettered to LAKE/_dead_letter/ with
+    /// its problems (exit 3). docs/lake.md says how to register the custom sources.
+    Export {
+        /// The lake: a directory or s3://BUCKET/PREFIX.
+        lake: PathBuf,
+        /// The Security Lake bucket (s3://aws-security-data-lake-REGION-ID) or a directory.
+        dest: PathBuf,
+        /// Custom source names are PREFIX-TABLE (ocelot-api_activity, ...).
+        #[arg(long, default_value = "ocelot")]
+        source_prefix: String,
+        /// First day to export (YYYYMMDD).
+        #[arg(long)]
+        since: Option<String>,
+        /// Last day to export (YYYYMMDD).
+        #[arg(long)]
+        until: Option<String>,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the lake against its manifest: the hash chain from the first entry (an entry
+    /// edited, removed or reordered breaks it), and every file's SHA-256 (a file changed,
+    /// deleted or added outside Ocelot is reported). Exit 1 on any problem.
+    Verify {
+        /// The lake: a directory or s3://BUCKET/PREFIX.
+        lake: PathBuf,
+        /// The head hash recorded at an earlier verify (kept outside the lake): a rewritten
+        /// chain with a different head is reported.
+        #[arg(long)]
+        expect_head: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -327,13 +407,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
             schema_cmd(&class)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Gen { kind: GenKind::Cloudtrail { events, seed, start, output } } => {
+        Command::Lake { action: LakeAction::Compact { lake, target_mb, retain_secs, json } } => commands::lake::compact_cmd(&lake_arg(&lake)?, target_mb, retain_secs, json),
+        Command::Lake { action: LakeAction::Export { lake, dest, source_prefix, since, until, json } } => {
+            commands::lake::export_cmd(&lake_arg(&lake)?, &lake_arg(&dest)?, source_prefix, since, until, json)
+        }
+        Command::Lake { action: LakeAction::Verify { lake, expect_head, json } } => commands::lake::verify_cmd(&lake_arg(&lake)?, expect_head.as_deref(), json),
+        Command::Gen { kind: GenKind::Cloudtrail { events, seed, start, output, accounts, regions, days } } => {
             let start = normalize::time::parse_time_ms(&start).with_context(|| format!("--start {start}: expected an RFC 3339 time such as 2026-11-01T00:00:00Z"))?;
             let mut out: Box<dyn Write> = match &output {
                 Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
-            generate::cloudtrail(events, seed, start, &mut out)?;
+            if accounts.is_some() || regions.is_some() || days.is_some() {
+                let shape = generate::Shape { accounts: accounts.unwrap_or(60), regions: regions.unwrap_or(4), days: days.unwrap_or(1) };
+                shape.check().map_err(anyhow::Error::msg)?;
+                generate::cloudtrail_org(events, seed, start, shape, &mut out)?;
+            } else {
+                generate::cloudtrail(events, seed, start, &mut out)?;
+            }
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
@@ -352,18 +443,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// A `--lake` argument: a directory, or `s3://BUCKET/PREFIX` (region, endpoint and credentials
+/// from the AWS environment: AWS_REGION, AWS_ENDPOINT_URL, the credential chain).
+pub fn lake_arg(p: &Path) -> Result<Storage> {
+    let s = p.to_str().with_context(|| format!("--lake {}: not UTF-8", p.display()))?;
+    Storage::parse(s, &Default::default()).map_err(|e| anyhow::anyhow!("--lake {e}"))
+}
+
 fn serve_cmd(config: &Path, check: bool) -> Result<ExitCode> {
     let cfg = runtime::config::ServeConfig::load(config).map_err(anyhow::Error::msg)?;
-    let lake = cfg.lake.dir().map_err(anyhow::Error::msg)?;
+    let lake = cfg.lake.storage().map_err(anyhow::Error::msg)?;
     let scheme = if cfg.sql.tls.is_some() { "grpc+tls" } else { "grpc" };
     if check {
-        println!("{}: ok: Flight SQL on {scheme}://{} over the lake {}", config.display(), cfg.sql.listen, lake.display());
+        println!("{}: ok: Flight SQL on {scheme}://{} over the lake {lake}", config.display(), cfg.sql.listen);
         return Ok(ExitCode::SUCCESS);
     }
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(&cfg.sql.listen).await.with_context(|| format!("sql.listen: cannot listen on {}", cfg.sql.listen))?;
-        tracing::info!(url = %format!("{scheme}://{}", listener.local_addr()?), lake = %lake.display(), "Flight SQL serving");
+        tracing::info!(url = %format!("{scheme}://{}", listener.local_addr()?), %lake, "Flight SQL serving");
         let shutdown = async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
             tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term.recv() => {} }
@@ -378,10 +476,16 @@ fn normalize_cmd(inputs: &[PathBuf], lake: Option<&Path>, format: Format, source
     let files = expand_inputs(inputs)?;
     let normalizer = normalize::with_agents(source, agents).map_err(anyhow::Error::msg)?;
     let (output, dead) = match (format, lake) {
-        (Format::Parquet, Some(l)) => (Output::Lake(LakeWriter::new(l, WriterOptions::default())), DeadLetterStore::new(l)),
+        (Format::Parquet, Some(l)) => {
+            let lake = lake_arg(l)?;
+            (Output::Lake(Box::new(LakeWriter::new(lake.clone(), WriterOptions::default()))), DeadLetterStore::new(lake))
+        }
         (Format::Parquet, None) => bail!("--lake DIR is required with --format parquet (or use --format jsonl to write OCSF JSON to stdout)"),
         (Format::Jsonl, l) => {
-            let dead = l.map_or_else(DeadLetterStore::to_stderr, DeadLetterStore::new);
+            let dead = match l {
+                Some(l) => DeadLetterStore::new(lake_arg(l)?),
+                None => DeadLetterStore::to_stderr(),
+            };
             (Output::Jsonl(Box::new(std::io::BufWriter::new(std::io::stdout()))), dead)
         }
     };
@@ -419,7 +523,7 @@ fn detect_cmd(inputs: &[PathBuf], lake: Option<&Path>, rules: Option<&Path>, ran
     let opts = EngineOptions { suppression_ms: i64::from(suppress_minutes.max(1)) * 60_000, hold_windows: true, agents: declared, ..EngineOptions::default() };
     let mut detect = Detect::new(set, opts, range);
     match (lake, inputs.is_empty()) {
-        (Some(l), _) => detect.replay_lake(l).with_context(|| format!("replaying {}", l.display()))?,
+        (Some(l), _) => detect.replay_lake(&lake_arg(l)?).with_context(|| format!("replaying {}", l.display()))?,
         (None, true) => bail!("give files or directories to read, or --lake DIR to replay a lake"),
         (None, false) => {
             let registry = match &agents {
@@ -613,7 +717,7 @@ fn demo_flight_sql(rt: &tokio::runtime::Runtime, lake: &Path) -> Result<()> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let cfg = runtime::config::ServeConfig::from_toml(&format!("[lake]\npath = \"{}\"\n[sql]\ntokens = [\"demo-token\"]\n", lake.display())).map_err(anyhow::Error::msg)?;
-        let lake = lake.to_path_buf();
+        let lake = Storage::from(lake);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             ocelot_server::serve(&lake, &cfg.sql, listener, async {

@@ -80,10 +80,11 @@ fn write_batches<W: Write + Send>(out: &mut W, batches: &[RecordBatch], format: 
 
 /// The session over the lake, with a hint on "table not found".
 pub async fn session(lake: &Path) -> Result<SessionContext> {
-    if !lake.is_dir() {
+    let storage = crate::lake_arg(lake)?;
+    if storage.local_root().is_some_and(|d| !d.is_dir()) {
         bail!("--lake {}: no such directory (write one with `ocelot normalize ... --lake {}`)", lake.display(), lake.display());
     }
-    Ok(query::session(lake).await?)
+    Ok(query::session(&storage).await?)
 }
 
 pub async fn run_query(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {

@@ -52,7 +52,7 @@ fn lake(events: usize) -> PathBuf {
     let _ = std::fs::remove_dir_all(&tmp);
     let started = Instant::now();
     let normalizer = ocelot_pipeline::normalize::by_kind("cloudtrail").expect("cloudtrail normalizer");
-    let mut ingest = Ingest::new(normalizer, Output::Lake(LakeWriter::new(&tmp, WriterOptions::default())), DeadLetterStore::new(&tmp), Limits::default());
+    let mut ingest = Ingest::new(normalizer, Output::Lake(Box::new(LakeWriter::new(&tmp, WriterOptions::default()))), DeadLetterStore::new(&tmp), Limits::default());
     let chunk = 500_000;
     let mut done = 0;
     while done < events {
@@ -126,7 +126,7 @@ fn main() {
         let addr = listener.local_addr().expect("addr");
         let cfg = ServeConfig::from_toml(&format!("[lake]\npath = \"{}\"\n[sql]\ntokens = [\"bench\"]\nquery_memory_mb = 4096\n", lake.display())).expect("config");
         let lake_dir = lake.clone();
-        tokio::spawn(async move { ocelot_server::serve(&lake_dir, &cfg.sql, listener, std::future::pending()).await.expect("serve") });
+        tokio::spawn(async move { ocelot_server::serve(&lake_dir.as_path().into(), &cfg.sql, listener, std::future::pending()).await.expect("serve") });
         let channel = tonic::transport::Channel::from_shared(format!("http://{addr}")).expect("url").connect().await.expect("connect");
         let mut client = FlightSqlServiceClient::new(channel);
         client.set_token("bench".into());

@@ -103,22 +103,21 @@ impl Detect {
 
     /// Replays the lake's CloudTrail tables, file by file in path order (partitions are by day,
     /// so this is close to event-time order).
-    pub fn replay_lake(&mut self, lake: &Path) -> io::Result<()> {
-        let mut files: Vec<(PathBuf, &str)> = Vec::new();
+    pub fn replay_lake(&mut self, lake: &crate::lake::Storage) -> io::Result<()> {
+        // The files the manifest lists (not whatever the directories hold).
+        let snapshot = crate::lake::Snapshot::take(lake)?;
+        let mut files: Vec<(String, &str)> = Vec::new();
         for t in WRITTEN_CLASSES {
-            let dir = lake.join(t);
-            if dir.is_dir() {
-                let found = ocelot_detectors::rule::files_with(&dir, &["parquet"]).map_err(io::Error::other)?;
-                files.extend(found.into_iter().map(|f| (f, *t)));
-            }
+            files.extend(snapshot.table_files(t).into_iter().map(|f| (f, *t)));
         }
         if files.is_empty() {
-            return Err(io::Error::new(io::ErrorKind::NotFound, format!("{}: no class tables ({}) in this lake", lake.display(), WRITTEN_CLASSES.join(", "))));
+            return Err(io::Error::new(io::ErrorKind::NotFound, format!("{lake}: no class tables ({}) in this lake", WRITTEN_CLASSES.join(", "))));
         }
         // Day partitions first, so the engine sees time roughly in order across tables.
         files.sort_by_key(|(p, _)| (day_of(p), p.clone()));
         for (f, table) in files {
-            let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&f)?).map_err(io::Error::other)?.with_batch_size(64 * 1024).build().map_err(io::Error::other)?;
+            let bytes = lake.read(&f)?.ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{f}: listed in the lake's manifest but missing (run `ocelot lake verify`)")))?;
+            let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(io::Error::other)?.with_batch_size(64 * 1024).build().map_err(io::Error::other)?;
             for b in reader {
                 self.batch(&b.map_err(io::Error::other)?, table)?;
             }
@@ -128,8 +127,8 @@ impl Detect {
     }
 }
 
-fn day_of(p: &Path) -> String {
-    p.components().filter_map(|c| c.as_os_str().to_str()?.strip_prefix("eventDay=").map(str::to_string)).next().unwrap_or_default()
+fn day_of(p: &str) -> String {
+    p.split('/').filter_map(|c| c.strip_prefix("eventDay=").map(str::to_string)).next().unwrap_or_default()
 }
 
 /// One rule test case and how it went.

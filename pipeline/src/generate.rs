@@ -58,10 +58,84 @@ pub fn cloudtrail(events: usize, seed: u64, start_ms: i64, out: &mut dyn Write) 
     cloudtrail_mixed(events, seed, start_ms, 1000, out)
 }
 
+/// Real AWS commercial regions, for organization-shaped data.
+pub const ALL_REGIONS: &[&str] = &[
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-east-1",
+    "ca-central-1",
+    "ca-west-1",
+    "sa-east-1",
+    "me-south-1",
+    "me-central-1",
+    "af-south-1",
+    "il-central-1",
+    "mx-central-1",
+];
+
+/// The spread of an organization trail: `accounts` accounts, `regions` regions, events spread
+/// evenly over `days` days.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    pub accounts: usize,
+    pub regions: usize,
+    pub days: u32,
+}
+
+impl Shape {
+    pub fn check(&self) -> Result<(), String> {
+        if self.accounts == 0 || self.accounts > 100_000 {
+            return Err(format!("--accounts {}: give 1 to 100000", self.accounts));
+        }
+        if self.regions == 0 || self.regions > ALL_REGIONS.len() {
+            return Err(format!("--regions {}: give 1 to {} (the commercial regions)", self.regions, ALL_REGIONS.len()));
+        }
+        if self.days == 0 {
+            return Err("--days 0: give 1 or more".into());
+        }
+        Ok(())
+    }
+}
+
+/// As `cloudtrail`, across `shape.accounts` accounts (12-digit ids) and the first
+/// `shape.regions` regions of [`ALL_REGIONS`], spread over `shape.days` days.
+pub fn cloudtrail_org(events: usize, seed: u64, start_ms: i64, shape: Shape, out: &mut dyn Write) -> io::Result<()> {
+    shape.check().map_err(io::Error::other)?;
+    let accounts: Vec<String> = (0..shape.accounts).map(|i| format!("{:012}", 100_000_000_000u64 + (i as u64) * 7_919_113)).collect();
+    let accounts: Vec<&str> = accounts.iter().map(String::as_str).collect();
+    let span = shape.days as i64 * 86_400_000;
+    let step = (span / events.max(1) as i64).max(1);
+    write_events(events, seed, start_ms, 1000, &accounts, &ALL_REGIONS[..shape.regions], step, out)
+}
+
 /// As `cloudtrail`, with `per_mille` of the records drawn from all the samples and the rest
 /// from the read-only ones (Describe, List, Get...): closer to the everyday traffic of an
 /// account, where reads are most calls.
 pub fn cloudtrail_mixed(events: usize, seed: u64, start_ms: i64, per_mille: usize, out: &mut dyn Write) -> io::Result<()> {
+    write_events(events, seed, start_ms, per_mille, ACCOUNTS, REGIONS, 20, out)
+}
+
+/// Events `mean_step_ms` apart on average (0 to twice that), accounts and regions drawn evenly.
+fn write_events(events: usize, seed: u64, start_ms: i64, per_mille: usize, accounts: &[&str], regions: &[&str], mean_step_ms: i64, out: &mut dyn Write) -> io::Result<()> {
     let templates = templates();
     let reads: Vec<Value> = templates
         .iter()
@@ -77,8 +151,8 @@ pub fn cloudtrail_mixed(events: usize, seed: u64, start_ms: i64, per_mille: usiz
     for _ in 0..events {
         let pool = if reads.is_empty() || rng.below(1000) < per_mille { &templates } else { &reads };
         let mut e = rng.pick(pool).clone();
-        t += rng.below(40) as i64;
-        vary(&mut e, &mut rng, t);
+        t += rng.below(2 * mean_step_ms as usize) as i64;
+        vary(&mut e, &mut rng, t, accounts, regions);
         line.clear();
         serde_json::to_writer(&mut line, &e)?;
         line.push(b'\n');
@@ -87,9 +161,9 @@ pub fn cloudtrail_mixed(events: usize, seed: u64, start_ms: i64, per_mille: usiz
     Ok(())
 }
 
-fn vary(e: &mut Value, rng: &mut Rng, t_ms: i64) {
-    let account = *rng.pick(ACCOUNTS);
-    let region = *rng.pick(REGIONS);
+fn vary(e: &mut Value, rng: &mut Rng, t_ms: i64, accounts: &[&str], regions: &[&str]) {
+    let account = *rng.pick(accounts);
+    let region = *rng.pick(regions);
     let time = chrono::DateTime::from_timestamp_millis(t_ms).unwrap_or_default().format("%Y-%m-%dT%H:%M:%SZ").to_string();
     let o = e.as_object_mut().expect("templates are objects");
     o.insert("eventID".into(), json!(rng.uuid()));
@@ -145,5 +219,18 @@ mod tests {
         assert_eq!(ids.len(), 200, "event ids are unique");
         let names: std::collections::HashSet<_> = events.iter().map(|e| e["eventName"].as_str().unwrap()).collect();
         assert!(names.len() > 30, "a mix of event names: {}", names.len());
+    }
+
+    #[test]
+    fn an_org_trail_spans_its_accounts_regions_and_days() {
+        let mut out = Vec::new();
+        cloudtrail_org(20_000, 3, 1_700_006_400_000, Shape { accounts: 60, regions: 4, days: 2 }, &mut out).unwrap();
+        let events: Vec<Value> = out.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect();
+        let set = |k: &str| events.iter().map(|e| e[k].as_str().unwrap().to_string()).collect::<std::collections::HashSet<_>>();
+        assert_eq!(set("recipientAccountId").len(), 60);
+        assert_eq!(set("awsRegion"), ALL_REGIONS[..4].iter().map(|s| s.to_string()).collect());
+        let days: std::collections::HashSet<_> = events.iter().map(|e| e["eventTime"].as_str().unwrap()[..10].to_string()).collect();
+        assert!((2..=3).contains(&days.len()), "{days:?}");
+        assert!(Shape { accounts: 1, regions: 99, days: 1 }.check().unwrap_err().contains("--regions"));
     }
 }

@@ -16,7 +16,7 @@ use crate::ocsf_json;
 
 /// Where normalized batches go.
 pub enum Output {
-    Lake(LakeWriter),
+    Lake(Box<LakeWriter>),
     /// OCSF JSON lines (to stdout, for piping).
     Jsonl(Box<dyn Write + Send>),
     /// Into the detection engine (`ocelot detect`).

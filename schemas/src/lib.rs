@@ -7,7 +7,7 @@ pub mod projection;
 pub mod validate;
 pub mod writer;
 
-pub use ocsf::{schema, AttrType, Attribute, ClassDef, Requirement, Scalar, Schema, OCSF_VERSION};
+pub use ocsf::{schema, schema_1_1, AttrType, Attribute, ClassDef, Requirement, Scalar, Schema, OCSF_VERSION};
 pub use projection::{leaf_paths, project, ProjectionError};
 pub use validate::{batch_to_json, validate_batch, validate_event, Violation};
 pub use writer::{BatchWriter, BoolCol, F64Col, I32Col, I64Col, ListCol, StrCol, TsCol, WriterError};

@@ -129,11 +129,21 @@ pub fn schema() -> &'static Schema {
     SCHEMA.get_or_init(|| Schema::load_embedded().expect("the vendored OCSF schema is checked by tests"))
 }
 
+/// OCSF 1.1.0, the version Amazon Security Lake takes from custom sources, loaded on first use.
+pub fn schema_1_1() -> &'static Schema {
+    static SCHEMA: OnceLock<Schema> = OnceLock::new();
+    SCHEMA.get_or_init(|| Schema::load_files(files::FILES_1_1_0).expect("the vendored OCSF 1.1.0 schema is checked by tests"))
+}
+
 impl Schema {
     /// Loads the schema embedded at build time from `schemas/ocsf/1.8.0`.
     pub fn load_embedded() -> Result<Schema, SchemaError> {
+        Schema::load_files(files::FILES)
+    }
+
+    fn load_files(files: &[(&str, &str)]) -> Result<Schema, SchemaError> {
         let mut raw = HashMap::new();
-        for (path, text) in files::FILES {
+        for (path, text) in files {
             let v: Value = serde_json::from_str(text).map_err(|e| SchemaError::Json(path.to_string(), e))?;
             raw.insert(path.to_string(), v);
         }
@@ -156,6 +166,18 @@ impl Schema {
     /// The range of values a type allows, if it sets one.
     pub fn range_of(&self, type_name: &str) -> Option<(f64, f64)> {
         self.ranges.get(type_name).copied()
+    }
+
+    /// Whether a dot path (`src_endpoint.ip`, arrays crossed without an index: `resources.uid`)
+    /// names an attribute under `attrs`, as `observables[].name` must.
+    pub fn has_path(&self, attrs: &BTreeMap<String, Attribute>, path: &str) -> bool {
+        let (head, rest) = path.split_once('.').map_or((path, None), |(h, r)| (h, Some(r)));
+        let Some(a) = attrs.get(head) else { return false };
+        match (rest, &a.ty) {
+            (None, _) => true,
+            (Some(rest), AttrType::Object(o)) => self.object(o).is_some_and(|d| self.has_path(&d.attributes, rest)),
+            (Some(_), AttrType::Scalar(_)) => false,
+        }
     }
 
     pub fn attributes_of(&self, object: &str) -> Option<&BTreeMap<String, Attribute>> {
@@ -437,6 +459,20 @@ mod tests {
         assert_eq!(s.class("authentication").unwrap().uid, 3002);
         assert_eq!(s.class("account_change").unwrap().uid, 3001);
         assert_eq!(s.class("detection_finding").unwrap().uid, 2004);
+    }
+
+    #[test]
+    fn the_1_1_0_schema_resolves_its_includes() {
+        let s = schema_1_1();
+        assert_eq!(s.version, "1.1.0");
+        let c = s.class("account_change").unwrap();
+        assert_eq!(c.uid, 3001);
+        for a in ["class_uid", "category_uid", "activity_id", "time", "metadata", "cloud", "user"] {
+            assert!(c.attributes.contains_key(a), "{a} missing from 1.1.0 account_change: {:?}", c.attributes.keys().collect::<Vec<_>>());
+        }
+        assert_eq!(c.attributes["class_uid"].requirement, Requirement::Required);
+        // 1.1.0 has no Detection Finding's `ai_operation` profile; it has the class.
+        assert!(s.class("detection_finding").is_some());
     }
 
     #[test]

@@ -216,21 +216,11 @@ impl<'a> Check<'a> {
         for (i, o) in list.iter().enumerate() {
             let Some(name) = o.get("name").and_then(Value::as_str) else { continue };
             let path = format!("observables[{i}].name");
-            if !self.defines(&class.attributes, name) {
+            if !self.schema.has_path(&class.attributes, name) {
                 self.report(path, format!("`{name}` is not an attribute path of {}", class.name));
             } else if !carries(&Value::Object(obj.clone()), name) {
                 self.report(path, format!("`{name}` names an attribute this event does not carry"));
             }
-        }
-    }
-
-    fn defines(&self, attrs: &BTreeMap<String, Attribute>, name: &str) -> bool {
-        let (head, rest) = name.split_once('.').map_or((name, None), |(h, r)| (h, Some(r)));
-        let Some(a) = attrs.get(head) else { return false };
-        match (rest, &a.ty) {
-            (None, _) => true,
-            (Some(rest), AttrType::Object(o)) => self.schema.object(o).is_some_and(|d| self.defines(&d.attributes, rest)),
-            (Some(_), AttrType::Scalar(_)) => false,
         }
     }
 }

@@ -17,13 +17,16 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 /// Serves until `shutdown` completes, on `listener` (bound by the caller, so tests can take a
 /// free port and the CLI can say where it listens before serving).
-pub async fn serve(lake: &Path, cfg: &SqlServer, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()>) -> Result<(), String> {
+pub async fn serve(lake: &ocelot_pipeline::lake::Storage, cfg: &SqlServer, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()>) -> Result<(), String> {
     let auth = auth::Auth::new(cfg)?;
     let limits = query::Limits { timeout: Duration::from_secs(cfg.query_timeout_secs), memory_bytes: cfg.query_memory_mb << 20, concurrent: cfg.max_concurrent_queries };
-    let engine = query::Engine::new(lake, limits).await.map_err(|e| format!("lake {}: {e}", lake.display()))?;
+    let engine = query::Engine::new(lake, limits).await.map_err(|e| format!("lake {lake}: {e}"))?;
     let service = FlightServiceServer::new(service::Service::new(auth, engine));
     let mut server = Server::builder();
     if let Some(tls) = &cfg.tls {
+        // Two rustls providers are linked (aws-lc-rs for tonic, ring for object_store's S3
+        // client), so rustls cannot pick one by itself: tonic's is made the process default.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let read = |p: &Path, key: &str| std::fs::read(p).map_err(|e| format!("{key}: {}: {e}", p.display()));
         let identity = Identity::from_pem(read(&tls.cert, "sql.tls.cert")?, read(&tls.key, "sql.tls.key")?);
         server = server.tls_config(ServerTlsConfig::new().identity(identity)).map_err(|e| format!("sql.tls: {e}"))?;

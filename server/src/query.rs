@@ -4,7 +4,6 @@
 //! functions) with a memory pool of `query_memory_mb` and no spill directory, so a query that
 //! needs more fails with "Resources exhausted" instead of taking the server's memory or disk.
 
-use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +16,7 @@ use datafusion::execution::memory_pool::GreedyMemoryPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{DataFrame, SQLOptions, SessionContext};
 use futures::{Stream, StreamExt};
-use ocelot_pipeline::lake::query;
+use ocelot_pipeline::lake::{query, Storage};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 
@@ -30,17 +29,17 @@ pub struct Limits {
 }
 
 pub struct Engine {
-    lake: PathBuf,
+    lake: Storage,
     limits: Limits,
     running: Arc<Semaphore>,
 }
 
 impl Engine {
-    pub async fn new(lake: &Path, limits: Limits) -> Result<Engine, DataFusionError> {
+    pub async fn new(lake: &Storage, limits: Limits) -> Result<Engine, DataFusionError> {
         // Fails now, not at the first query, if the lake cannot be read.
         query::session(lake).await?;
         let running = Arc::new(Semaphore::new(limits.concurrent));
-        Ok(Engine { lake: lake.to_path_buf(), limits, running })
+        Ok(Engine { lake: lake.clone(), limits, running })
     }
 
     /// The tables and views: (name, kind, schema).
@@ -149,7 +148,7 @@ mod tests {
 
     async fn engine(timeout_ms: u64, memory_mb: usize) -> (tempfile::TempDir, Engine) {
         let lake = tempfile::tempdir().unwrap();
-        let e = Engine::new(lake.path(), Limits { timeout: Duration::from_millis(timeout_ms), memory_bytes: memory_mb << 20, concurrent: 1 }).await.unwrap();
+        let e = Engine::new(&lake.path().into(), Limits { timeout: Duration::from_millis(timeout_ms), memory_bytes: memory_mb << 20, concurrent: 1 }).await.unwrap();
         (lake, e)
     }
 

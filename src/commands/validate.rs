@@ -137,6 +137,11 @@ fn parquet_file(path: &Path, report: &mut Report) -> Result<()> {
 /// The Parquet files under a lake directory, sorted; `_dead_letter` and hidden (temporary)
 /// names are skipped.
 fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    // A lake: the files its manifest lists (dead letters left out).
+    if dir.join(ocelot_pipeline::lake::manifest::MANIFEST_DIR).is_dir() {
+        let snapshot = ocelot_pipeline::lake::Snapshot::take(&dir.into()).with_context(|| format!("reading the manifest of {}", dir.display()))?;
+        return Ok(snapshot.files.iter().filter(|f| f.ends_with(".parquet") && !f.starts_with('_')).map(|f| dir.join(f)).collect());
+    }
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

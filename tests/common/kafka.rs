@@ -13,13 +13,11 @@ pub fn ocelot(config: &Path, env: &[(&str, String)]) -> Ocelot {
     Ocelot::start(Path::new(env!("CARGO_BIN_EXE_ocelot")), config, env)
 }
 
-/// Parquet files of the lake's event tables (not the engine's `findings`).
+/// Parquet files of the lake's event tables (not the engine's `findings`): the files its
+/// manifest lists, as Ocelot's readers see them.
 fn event_files(lake: &Path) -> Vec<PathBuf> {
-    super::files_under(lake)
-        .into_iter()
-        .filter(|f| f.extension().is_some_and(|e| e == "parquet") && !f.file_name().unwrap().to_string_lossy().starts_with('.'))
-        .filter(|f| !f.strip_prefix(lake).unwrap().starts_with("findings"))
-        .collect()
+    let snapshot = ocelot_pipeline::lake::Snapshot::take(&lake.into()).unwrap();
+    snapshot.files.iter().filter(|f| f.ends_with(".parquet") && !f.starts_with("findings/")).map(|f| lake.join(f)).collect()
 }
 
 /// Every `metadata.uid` in the lake (all event classes), read with the parquet crate's reader.

@@ -1,14 +1,16 @@
 //! The dead-letter store: every input that could not become an OCSF event, as JSON lines in
 //! `LAKE/_dead_letter/eventDay=<YYYYMMDD>/<file>.jsonl`, each with the original bytes (text, or
-//! base64 when not UTF-8), where they came from and why. Files are written atomically.
+//! base64 when not UTF-8), where they came from and why. Files are written atomically and
+//! recorded in the lake's manifest like every other file.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use serde::Serialize;
 
-use super::atomic::{unique_name, write_atomic};
+use super::atomic::unique_name;
+use super::manifest::{Manifest, Op};
+use super::storage::Storage;
 use super::DEAD_LETTER_DIR;
 use crate::decode::DeadLetter;
 
@@ -32,20 +34,21 @@ struct Line<'a> {
 pub struct DeadLetterStore {
     /// `None`: dead letters go to stderr as JSON lines (for `normalize --format jsonl`
     /// without a lake).
-    root: Option<PathBuf>,
+    lake: Option<Storage>,
     pending: Vec<u8>,
     pending_count: usize,
+    manifest: Option<Manifest>,
     pub total: usize,
     pub by_reason: std::collections::BTreeMap<String, usize>,
 }
 
 impl DeadLetterStore {
-    pub fn new(lake: &Path) -> DeadLetterStore {
-        DeadLetterStore { root: Some(lake.join(DEAD_LETTER_DIR)), pending: Vec::new(), pending_count: 0, total: 0, by_reason: Default::default() }
+    pub fn new(lake: impl Into<Storage>) -> DeadLetterStore {
+        DeadLetterStore { lake: Some(lake.into()), pending: Vec::new(), pending_count: 0, manifest: None, total: 0, by_reason: Default::default() }
     }
 
     pub fn to_stderr() -> DeadLetterStore {
-        DeadLetterStore { root: None, pending: Vec::new(), pending_count: 0, total: 0, by_reason: Default::default() }
+        DeadLetterStore { lake: None, pending: Vec::new(), pending_count: 0, manifest: None, total: 0, by_reason: Default::default() }
     }
 
     pub fn push(&mut self, d: &DeadLetter) {
@@ -73,20 +76,26 @@ impl DeadLetterStore {
         *self.by_reason.entry(reason_kind(&d.reason).to_string()).or_default() += 1;
     }
 
-    /// Writes what is pending as one file; returns its path, if anything was pending.
-    pub fn flush(&mut self) -> std::io::Result<Option<PathBuf>> {
+    /// Writes what is pending as one file; returns its path in the lake, if anything was
+    /// pending.
+    pub fn flush(&mut self) -> std::io::Result<Option<String>> {
         if self.pending_count == 0 {
             return Ok(None);
         }
-        let Some(root) = &self.root else {
+        let Some(lake) = &self.lake else {
             std::io::stderr().write_all(&self.pending)?;
             self.pending.clear();
             self.pending_count = 0;
             return Ok(None);
         };
         let day = chrono::Utc::now().format("%Y%m%d").to_string();
-        let dir = root.join(format!("eventDay={day}"));
-        let path = write_atomic(&dir, &unique_name("jsonl"), |f| f.write_all(&self.pending))?;
+        let written = lake.put(&format!("{DEAD_LETTER_DIR}/eventDay={day}/{}", unique_name("jsonl")), &self.pending)?;
+        let manifest = match &mut self.manifest {
+            Some(m) => m,
+            m => m.insert(Manifest::open(lake)?),
+        };
+        let path = written.rel.clone();
+        manifest.commit_files(Op::Append, &[(written, self.pending_count as u64)])?;
         self.pending.clear();
         self.pending_count = 0;
         Ok(Some(path))

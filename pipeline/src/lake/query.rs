@@ -3,7 +3,6 @@
 //! its schema (so files written with an older, narrower projection read as null where they
 //! lack a column) and the partition columns `region`, `accountId`, `eventDay` from the path.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use datafusion::datasource::file_format::parquet::ParquetFormat;
@@ -14,34 +13,44 @@ use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::{DataFrame, Expr, SessionContext};
 
+use super::snapshot::{Snapshot, SnapshotStore};
+use super::storage::Storage;
 use crate::classes::{class_and_projection, WRITTEN_CLASSES};
 
 /// Partition columns, as in Amazon Security Lake's layout.
 pub const PARTITION_COLUMNS: &[&str] = &["region", "accountId", "eventDay"];
 
 /// A DataFusion session with the lake's tables registered.
-pub async fn session(lake: &Path) -> Result<SessionContext> {
+pub async fn session(lake: &Storage) -> Result<SessionContext> {
     session_with_runtime(lake, None).await
 }
 
 /// The same, with a runtime of its own (a memory pool, no spilling: the Flight SQL server's
 /// per-query limits). Tables are registered from what the lake holds now, so a class that gets
 /// its first data later appears in the next session.
-pub async fn session_with_runtime(lake: &Path, runtime: Option<Arc<RuntimeEnv>>) -> Result<SessionContext> {
+pub async fn session_with_runtime(lake: &Storage, runtime: Option<Arc<RuntimeEnv>>) -> Result<SessionContext> {
     // The detectors' settings and functions (`is_mutation`...), so a rule's query runs as is.
     let mut ctx = ocelot_detectors::sql::session(ocelot_detectors::sql::session_config());
     if let Some(rt) = runtime {
         ctx = SessionContext::new_with_state(SessionStateBuilder::new_from_existing(ctx.state()).with_runtime_env(rt).build());
     }
+    // Tables read the files of one manifest snapshot (a compaction's swap is seen whole or not
+    // at all), through the local store narrowed to them.
+    let snapshot = Snapshot::take(lake)?;
+    let has_files: std::collections::HashSet<String> = snapshot.files.iter().filter_map(|f| f.split('/').next()).map(str::to_string).collect();
+    let store = Arc::new(SnapshotStore::new(snapshot)?);
+    let mut registered = false;
     // The engine's findings (`findings`) have the Detection Finding schema.
     let tables = WRITTEN_CLASSES.iter().map(|c| (*c, *c)).chain([(crate::findings::FINDINGS_TABLE, "detection_finding")]);
     for (table, class) in tables {
         let (_, schema) = class_and_projection(class).map_err(|e| DataFusionError::External(Box::new(e)))?;
         let class = &table;
-        let dir = lake.join(table);
-        if dir.is_dir() {
-            let dir = std::fs::canonicalize(&dir)?;
-            let url = ListingTableUrl::parse(format!("{}/", dir.display()))?;
+        if has_files.contains(table) {
+            let url = ListingTableUrl::parse(lake.url_of_dir(table)?)?;
+            if !registered {
+                ctx.register_object_store(url.object_store().as_ref(), store.clone());
+                registered = true;
+            }
             let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
                 .with_file_extension(".parquet")
                 .with_table_partition_cols(PARTITION_COLUMNS.iter().map(|c| (c.to_string(), arrow::datatypes::DataType::Utf8)).collect());

@@ -157,7 +157,7 @@ impl ServeConfig {
     }
 
     fn checked(cfg: ServeConfig) -> Result<ServeConfig, String> {
-        cfg.lake.dir()?;
+        cfg.lake.storage()?;
         cfg.sql.check()?;
         Ok(cfg)
     }
@@ -300,30 +300,58 @@ fn default_source() -> String {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Lake {
-    /// A directory, or a `file://` URL. (Object stores such as `s3://` are the next step: the
-    /// writer goes through one seam, `lake::writer`.)
+    /// A directory, a `file://` URL, or `s3://BUCKET/PREFIX` (credentials from the AWS chain:
+    /// environment, web identity, ECS container or EC2 instance role; docs/lake.md).
     pub path: String,
+    /// The bucket's region, for an `s3://` lake (else `AWS_REGION`).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// An S3-compatible endpoint for an `s3://` lake (else `AWS_ENDPOINT_URL`, else AWS's).
+    #[serde(default)]
+    pub endpoint: Option<String>,
     #[serde(default = "default_zstd")]
     pub zstd_level: i32,
+    /// How often the background compaction merges the small files of each partition (the
+    /// runtime writes one per batch and partition); 0 turns it off (then run
+    /// `ocelot lake compact` yourself).
+    #[serde(default = "default_compact_interval")]
+    pub compact_interval_secs: u64,
+    /// The size compaction aims at, in MiB (Athena and Security Lake advise 128 MB to 1 GB).
+    #[serde(default = "default_target_file_mb")]
+    pub target_file_mb: u64,
+    /// How long the files a compaction replaced stay on disk, so queries planned before the
+    /// swap (`ocelot serve`, at most `sql.query_timeout_secs`) can still read them.
+    #[serde(default = "default_retain_replaced")]
+    pub retain_replaced_secs: u64,
 }
 
 fn default_zstd() -> i32 {
     3
 }
 
+fn default_compact_interval() -> u64 {
+    300
+}
+
+fn default_target_file_mb() -> u64 {
+    192
+}
+
+fn default_retain_replaced() -> u64 {
+    360
+}
+
 impl Lake {
-    pub fn dir(&self) -> Result<PathBuf, String> {
-        let p = &self.path;
-        if let Some(rest) = p.strip_prefix("file://") {
-            return Ok(PathBuf::from(rest));
+    /// Where the lake lives (checked, not yet touched).
+    pub fn storage(&self) -> Result<crate::lake::Storage, String> {
+        if self.path.is_empty() {
+            return Err("lake.path: empty; give the lake directory (path = \"/var/lib/ocelot/lake\") or s3://BUCKET/PREFIX".into());
         }
-        if let Some((scheme, _)) = p.split_once("://") {
-            return Err(format!("lake.path: `{scheme}://` lakes are not supported yet; give a local directory or a file:// URL"));
+        if (self.region.is_some() || self.endpoint.is_some()) && !self.path.starts_with("s3://") {
+            return Err("lake.region / lake.endpoint: only for an s3:// lake.path; remove them for a local lake".into());
         }
-        if p.is_empty() {
-            return Err("lake.path: empty; give the lake directory, e.g. path = \"/var/lib/ocelot/lake\"".into());
-        }
-        Ok(PathBuf::from(p))
+        let s3 = crate::lake::S3Options { region: self.region.clone(), endpoint: self.endpoint.clone() };
+        crate::lake::Storage::parse(&self.path, &s3).map_err(|e| format!("lake.path: {e}"))
     }
 }
 
@@ -503,7 +531,10 @@ impl Config {
         }
         self.registry()?;
         self.time.check()?;
-        self.lake.dir()?;
+        self.lake.storage()?;
+        if !(1..=4096).contains(&self.lake.target_file_mb) {
+            return Err(format!("lake.target_file_mb: {} is out of range; use 1 to 4096 (MiB; 192 is the default)", self.lake.target_file_mb));
+        }
         if !(1..=22).contains(&self.lake.zstd_level) {
             return Err(format!("lake.zstd_level: {} is out of range; use 1 (fastest) to 22", self.lake.zstd_level));
         }
@@ -598,8 +629,11 @@ mod tests {
         assert!(e.contains("inputs[0].source") && e.contains("cloudtrial"), "{e}");
         let e = Config::from_toml(&format!("{MIN}[batch]\nmax_rows = 0\nmax_bytes = 1\nmax_latency_ms = 1\nmax_in_flight = 1\n")).unwrap_err();
         assert!(e.starts_with("batch.max_rows"), "{e}");
-        let e = Config::from_toml(&MIN.replace("/tmp/lake", "s3://bucket/lake")).unwrap_err();
-        assert!(e.contains("lake.path") && e.contains("s3://"), "{e}");
+        let e = Config::from_toml(&MIN.replace("/tmp/lake", "gs://bucket/lake")).unwrap_err();
+        assert!(e.contains("lake.path") && e.contains("s3://BUCKET/PREFIX"), "{e}");
+        let e = Config::from_toml(&MIN.replace("/tmp/lake", "s3:///lake")).unwrap_err();
+        assert!(e.contains("lake.path") && e.contains("no bucket"), "{e}");
+        assert!(Config::from_toml(&MIN.replace("/tmp/lake", "s3://bucket/lake")).is_ok());
         let e = Config::from_toml(&format!("{MIN}[kafka.settings]\n\"sasl.password\" = {{ env = \"OCELOT_TEST_UNSET_VAR\" }}\n")).unwrap_err();
         assert!(e.contains("sasl.password") && e.contains("OCELOT_TEST_UNSET_VAR"), "{e}");
     }

@@ -18,6 +18,8 @@ pub const BYTES_IN: &str = "ocelot_bytes_in_total";
 pub const EVENTS_IN: &str = "ocelot_events_in_total";
 /// OCSF events durable in a sink, by class and sink (`lake`, `kafka`).
 pub const EVENTS_OUT: &str = "ocelot_events_out_total";
+/// Small lake files merged by the background compaction.
+pub const LAKE_COMPACTED_FILES: &str = "ocelot_lake_compacted_files_total";
 /// Dead letters, by reason kind.
 pub const DEAD_LETTERS: &str = "ocelot_dead_letters_total";
 /// Seconds from sealing a batch to durable in every sink.

@@ -372,8 +372,10 @@ pub fn run_until(cfg: Config, stop: Arc<AtomicBool>) -> Result<Exit, String> {
         m::serve(&cfg.http.listen, handle, health.clone())?;
     }
     let props = cfg.client_properties()?;
-    let lake_dir = cfg.lake.dir()?;
-    std::fs::create_dir_all(&lake_dir).map_err(|e| format!("lake.path: cannot create {}: {e}", lake_dir.display()))?;
+    let lake = cfg.lake.storage()?;
+    if let Some(dir) = lake.local_root() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("lake.path: cannot create {}: {e}", dir.display()))?;
+    }
 
     let producer: Option<FutureProducer> = if cfg.output.kafka.is_some() || cfg.dead_letter.topic.is_some() {
         let mut c = ClientConfig::new();
@@ -405,16 +407,16 @@ pub fn run_until(cfg: Config, stop: Arc<AtomicBool>) -> Result<Exit, String> {
     let give_up = Arc::new(AtomicBool::new(false));
     let delay_ms: u64 = std::env::var("OCELOT_FAULT_SINK_DELAY_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
     let sinks = Sinks {
-        lake: LakeWriter::new(&lake_dir, WriterOptions { zstd_level: cfg.lake.zstd_level, ..WriterOptions::default() }),
+        lake: LakeWriter::new(lake.clone(), WriterOptions { zstd_level: cfg.lake.zstd_level, small_files: true, ..WriterOptions::default() }),
         producer,
         json: cfg.output.kafka.clone(),
         dead_topic: cfg.dead_letter.topic.clone().map(|t| (t, cfg.dead_letter.max_message_bytes)),
-        dead_store: DeadLetterStore::new(&lake_dir),
+        dead_store: DeadLetterStore::new(lake.clone()),
         give_up: give_up.clone(),
         health: health.clone(),
         delay: Duration::from_millis(delay_ms),
         detect: detect_engine(&cfg.detect, &cfg.agents, &cfg.time)?,
-        forward: forwarders(&cfg, &lake_dir)?,
+        forward: forwarders(&cfg, &lake)?,
     };
     let (tx, rx) = mpsc::sync_channel::<Sealed>(cfg.batch.max_in_flight);
     let (done_tx, done_rx) = mpsc::channel();
@@ -462,8 +464,10 @@ pub fn run_until(cfg: Config, stop: Arc<AtomicBool>) -> Result<Exit, String> {
     let consumer: BaseConsumer<Ctx> = c.create_with_context(Ctx { engine: engine.clone(), rebalance_timeout: shutdown, health: health.clone() }).map_err(|e| format!("kafka consumer: {e}"))?;
     let topics: Vec<&str> = cfg.inputs.iter().map(|i| i.topic.as_str()).collect();
     consumer.subscribe(&topics).map_err(|e| format!("subscribe to {topics:?}: {e}"))?;
-    tracing::info!(brokers = %cfg.kafka.brokers, group = %cfg.kafka.group_id, ?topics, lake = %lake_dir.display(), "ocelot run started");
+    tracing::info!(brokers = %cfg.kafka.brokers, group = %cfg.kafka.group_id, ?topics, %lake, "ocelot run started");
 
+    // Detached: it stops with `stop`, and being killed mid-merge is safe by design.
+    let _compactor = compactor(&cfg.lake, &lake, stop.clone())?;
     let result = main_loop(&consumer, &engine, &stop, &health);
 
     // Shutdown: no more fetching; flush and commit within the deadline.
@@ -496,7 +500,7 @@ pub fn run_until(cfg: Config, stop: Arc<AtomicBool>) -> Result<Exit, String> {
 }
 
 /// The `[[forward]]` targets, started (None when there are none, or detection is off).
-fn forwarders(cfg: &Config, lake: &std::path::Path) -> Result<Option<crate::forward::Forwarders>, String> {
+fn forwarders(cfg: &Config, lake: &crate::lake::Storage) -> Result<Option<crate::forward::Forwarders>, String> {
     if cfg.forward.is_empty() {
         return Ok(None);
     }
@@ -504,7 +508,7 @@ fn forwarders(cfg: &Config, lake: &std::path::Path) -> Result<Option<crate::forw
         tracing::warn!("[[forward]] is set but detect.enabled = false: there will be no findings to forward");
         return Ok(None);
     }
-    let dead = crate::forward::DeadLetters::new(DeadLetterStore::new(lake));
+    let dead = crate::forward::DeadLetters::new(DeadLetterStore::new(lake.clone()));
     crate::forward::Forwarders::start(&cfg.forward, dead).map(Some)
 }
 
@@ -525,6 +529,49 @@ fn detect_engine(cfg: &config::DetectConfig, agents: &[crate::normalize::agents:
         max_skew_ms: i64::try_from(time.max_skew_secs).unwrap_or(i64::MAX / 2).saturating_mul(1000),
     };
     Ok(Some(ocelot_detectors::Engine::new(rules, opts)))
+}
+
+/// The background compaction: every `lake.compact_interval_secs`, each partition's small
+/// files are merged (see `lake::compact`); a failed pass is logged and tried again next time.
+/// Stops with the run (a pass under way finishes its current merges first: kill -9 is safe).
+fn compactor(cfg: &config::Lake, lake: &crate::lake::Storage, stop: Arc<AtomicBool>) -> Result<Option<std::thread::JoinHandle<()>>, String> {
+    if cfg.compact_interval_secs == 0 {
+        return Ok(None);
+    }
+    let every = Duration::from_secs(cfg.compact_interval_secs);
+    let opts = crate::lake::CompactOptions {
+        target_file_bytes: cfg.target_file_mb << 20,
+        zstd_level: cfg.zstd_level,
+        retain: Duration::from_secs(cfg.retain_replaced_secs),
+        // One core: the other stays with ingest.
+        threads: 1,
+        ..Default::default()
+    };
+    let lake = lake.clone();
+    let handle = std::thread::Builder::new()
+        .name("compaction".into())
+        .spawn(move || {
+            let mut next = Instant::now() + every;
+            while !stop.load(Ordering::Relaxed) {
+                if Instant::now() < next {
+                    std::thread::sleep(Duration::from_millis(200));
+                    continue;
+                }
+                let t = Instant::now();
+                match crate::lake::compact(&lake, &opts, &|_, _| {}) {
+                    Ok(s) => {
+                        counter!(m::LAKE_COMPACTED_FILES).increment(s.files_in as u64);
+                        if s.files_in > 0 {
+                            tracing::info!(files_in = s.files_in, files_out = s.files_out, mb_in = s.bytes_in >> 20, mb_out = s.bytes_out >> 20, secs = t.elapsed().as_secs_f32(), "lake compacted");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "lake compaction failed; it is tried again at the next interval"),
+                }
+                next = Instant::now() + every;
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(Some(handle))
 }
 
 fn main_loop(consumer: &BaseConsumer<Ctx>, engine: &Mutex<Option<Engine>>, stop: &AtomicBool, health: &m::Health) -> Result<(), String> {

@@ -1,0 +1,197 @@
+//! Compaction: the small files of a partition (a streaming writer makes one per batch and
+//! partition) merged into files of the target size, swapped in by one manifest entry.
+//!
+//! Readers see the old files or the new one, never both and never neither: the new file is
+//! written whole (temp + rename) while the manifest still lists the old ones, then one entry
+//! removes the old and adds the new. kill -9 at any point loses nothing and duplicates
+//! nothing: before the entry, the new file is an orphan no reader lists (removed by the next
+//! clean-up); after it, the old files are replaced ones, deleted `retain` later. Two
+//! compactors racing for the same files cannot both win: the manifest refuses an entry that
+//! removes a file another entry already removed.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use arrow::record_batch::RecordBatchReader;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+
+use super::atomic::unique_name;
+use super::manifest::{CommitError, FileEntry, Manifest};
+use super::storage::{FileWriter, Storage, Written};
+use super::writer::{writer_properties, DEFAULT_TARGET_FILE_BYTES};
+
+#[derive(Debug, Clone)]
+pub struct CompactOptions {
+    /// Size of the files compaction makes.
+    pub target_file_bytes: u64,
+    /// A partition is compacted when it has at least this many small files (smaller than half
+    /// the target).
+    pub min_files: usize,
+    pub zstd_level: i32,
+    /// Replaced files are deleted this long after the swap, so a query planned before it can
+    /// still read them (0 for a batch run with no concurrent readers).
+    pub retain: Duration,
+    /// Partitions compacted at once.
+    pub threads: usize,
+}
+
+impl Default for CompactOptions {
+    fn default() -> Self {
+        CompactOptions { target_file_bytes: DEFAULT_TARGET_FILE_BYTES, min_files: 2, zstd_level: 3, retain: Duration::ZERO, threads: std::thread::available_parallelism().map_or(1, |n| n.get()) }
+    }
+}
+
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct CompactStats {
+    pub partitions: usize,
+    pub files_in: usize,
+    pub bytes_in: u64,
+    pub files_out: usize,
+    pub bytes_out: u64,
+    pub rows: u64,
+    /// Swaps given up because another process replaced the same files first.
+    pub conflicts: usize,
+    /// Replaced files deleted.
+    pub deleted: usize,
+}
+
+/// One planned merge: small files of one partition, in the order they were written.
+struct Group {
+    files: Vec<FileEntry>,
+}
+
+/// Compacts every partition of the lake at `root` that has enough small files. `progress` is
+/// told (groups done, groups planned).
+pub fn compact(storage: &Storage, opts: &CompactOptions, progress: &(dyn Fn(u64, u64) + Sync)) -> std::io::Result<CompactStats> {
+    let mut m = Manifest::open(storage)?;
+    // Leftovers of crashed writers and compactions first.
+    m.clean(super::writer::ORPHAN_GRACE, opts.retain)?;
+    // Crash tests: die (as kill -9 would) right after the first merged file is written, or
+    // right after its swap is committed.
+    let fault = std::env::var("OCELOT_FAULT_COMPACT").unwrap_or_default();
+    let groups = plan(&m, opts);
+    let mut stats = CompactStats { partitions: groups.iter().map(|g| partition_of(&g.files[0].path)).collect::<std::collections::HashSet<_>>().len(), ..Default::default() };
+    let total = groups.len() as u64;
+    let done = std::sync::atomic::AtomicU64::new(0);
+    // Groups are merged in parallel; each swap is committed as soon as its file is written.
+    let (tx, rx) = std::sync::mpsc::channel::<(Group, std::io::Result<Vec<(Written, u64)>>)>();
+    let threads = opts.threads.clamp(1, groups.len().max(1));
+    let queue = std::sync::Mutex::new(groups.into_iter());
+    std::thread::scope(|s| -> std::io::Result<()> {
+        for _ in 0..threads {
+            let (tx, queue) = (tx.clone(), &queue);
+            s.spawn(move || loop {
+                let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
+                let Some(g) = next else { break };
+                let out = merge(storage, &g, opts);
+                if tx.send((g, out)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        for (g, out) in rx {
+            let written = out?;
+            if fault == "after_write" {
+                std::process::abort();
+            }
+            let add: Vec<FileEntry> = written.iter().map(|(w, rows)| FileEntry { path: w.rel.clone(), sha256: w.sha256.clone(), bytes: w.bytes, rows: *rows }).collect();
+            let remove: Vec<String> = g.files.iter().map(|f| f.path.clone()).collect();
+            match m.commit_replace(add.clone(), remove) {
+                Ok(_) => {
+                    stats.files_in += g.files.len();
+                    stats.bytes_in += g.files.iter().map(|f| f.bytes).sum::<u64>();
+                    stats.files_out += add.len();
+                    stats.bytes_out += add.iter().map(|f| f.bytes).sum::<u64>();
+                    stats.rows += add.iter().map(|f| f.rows).sum::<u64>();
+                    if fault == "after_commit" {
+                        std::process::abort();
+                    }
+                }
+                Err(CommitError::Conflict(path)) => {
+                    tracing::info!(%path, "compaction: another process replaced these files first; this merge is dropped");
+                    stats.conflicts += 1;
+                    for (w, _) in &written {
+                        let _ = storage.delete(&w.rel);
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+            progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1, total);
+        }
+        Ok(())
+    })?;
+    stats.deleted = m.delete_replaced(opts.retain);
+    Ok(stats)
+}
+
+/// The merges worth doing: per partition, its small Parquet files in name (time) order, cut
+/// into groups of about the target size; a group of one file is left alone.
+fn plan(m: &Manifest, opts: &CompactOptions) -> Vec<Group> {
+    let mut by_partition: BTreeMap<&str, Vec<&FileEntry>> = BTreeMap::new();
+    for (path, f) in m.live() {
+        if path.ends_with(".parquet") && f.bytes < opts.target_file_bytes / 2 {
+            by_partition.entry(partition_of(path)).or_default().push(f);
+        }
+    }
+    let mut groups = Vec::new();
+    for (_, files) in by_partition {
+        if files.len() < opts.min_files.max(2) {
+            continue;
+        }
+        let mut cur: Vec<FileEntry> = Vec::new();
+        let mut bytes = 0;
+        for f in files {
+            cur.push(f.clone());
+            bytes += f.bytes;
+            if bytes >= opts.target_file_bytes {
+                groups.push(Group { files: std::mem::take(&mut cur) });
+                bytes = 0;
+            }
+        }
+        if cur.len() >= 2 {
+            groups.push(Group { files: cur });
+        }
+    }
+    groups
+}
+
+/// `api_activity/region=x/accountId=y/eventDay=z` of a file's path.
+fn partition_of(path: &str) -> &str {
+    path.rsplit_once('/').map_or("", |(dir, _)| dir)
+}
+
+/// Writes the rows of a group's files as new file(s) in the same directory: one file, or one
+/// per schema when files written by different versions of Ocelot (different projections) meet.
+fn merge(storage: &Storage, g: &Group, opts: &CompactOptions) -> std::io::Result<Vec<(Written, u64)>> {
+    let dir = partition_of(&g.files[0].path);
+    let props = writer_properties(opts.zstd_level, true);
+    let mut out: Vec<(Written, u64)> = Vec::new();
+    let mut cur: Option<(ArrowWriter<FileWriter>, u64, arrow::datatypes::SchemaRef)> = None;
+    for f in &g.files {
+        let bytes = storage.read(&f.path)?.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("{} is listed in the manifest but missing (run `ocelot lake verify`)", f.path)))?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.with_batch_size(64 * 1024).build()?;
+        let schema = reader.schema();
+        if cur.as_ref().is_some_and(|(_, _, s)| *s != schema) {
+            let (w, rows, _) = cur.take().expect("checked");
+            out.push((w.into_inner()?.finish()?, rows));
+        }
+        let (w, rows, _) = match &mut cur {
+            Some(c) => c,
+            c => {
+                let file = storage.create(&format!("{dir}/{}", unique_name("parquet")))?;
+                c.insert((ArrowWriter::try_new(file, schema.clone(), Some(props.clone()))?, 0, schema.clone()))
+            }
+        };
+        for b in reader {
+            let b = b.map_err(std::io::Error::other)?;
+            *rows += b.num_rows() as u64;
+            w.write(&b)?;
+        }
+    }
+    if let Some((w, rows, _)) = cur {
+        out.push((w.into_inner()?.finish()?, rows));
+    }
+    Ok(out)
+}
