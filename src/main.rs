@@ -286,7 +286,7 @@ enum LakeAction {
         json: bool,
     },
     /// Export to Amazon Security Lake as custom sources: one source per OCSF class
-    /// (`<prefix>-<table>`), written under DEST/ext/<source>/region=/accountId=/eventDay=/ as
+    /// (`<prefix>-<class_uid>`), written under DEST/ext/<source>/region=/accountId=/eventDay=/ as
     /// OCSF 1.1.0 (what 1.1.0 lacks goes to `unmapped`; every record checked by the 1.1.0
     /// validator), Parquet with zstd, sorted by time, objects under 256 MB. Each partition and
     /// day is written whole under names of its own, so exporting a day again replaces it (run
@@ -297,7 +297,8 @@ enum LakeAction {
         lake: PathBuf,
         /// The Security Lake bucket (s3://aws-security-data-lake-REGION-ID) or a directory.
         dest: PathBuf,
-        /// Custom source names are PREFIX-TABLE (ocelot-api_activity, ...).
+        /// Custom source names are PREFIX-CLASS_UID (ocelot-6003 for API Activity, ...): at most
+        /// 15 characters, as Security Lake takes source names of at most 20.
         #[arg(long, default_value = "ocelot")]
         source_prefix: String,
         /// First day to export (YYYYMMDD).
@@ -708,6 +709,21 @@ fn schema_cmd(class: &str) -> Result<()> {
     Ok(())
 }
 
+/// The demo's lake step: compaction, the manifest's tamper evidence, and the export to Amazon
+/// Security Lake custom sources (next to the lake: `<lake>-security-lake/`).
+fn demo_lake(lake: &Path) -> Result<()> {
+    let storage = Storage::from(lake);
+    println!("\n-- The lake: small files merged, every file checked against the hash-chained manifest\n$ ocelot lake compact {}", lake.display());
+    commands::lake::compact_cmd(&storage, 192, 0, false)?;
+    println!("$ ocelot lake verify {}", lake.display());
+    commands::lake::verify_cmd(&storage, None, false)?;
+    let dest = lake.with_file_name(format!("{}-security-lake", lake.file_name().unwrap_or_default().to_string_lossy()));
+    println!("\n-- Amazon Security Lake custom sources: OCSF 1.1.0, one source per class (docs/lake.md registers them)\n$ ocelot lake export {} {}", lake.display(), dest.display());
+    // Exit 3 (some records dead-lettered) is shown, not an error of the demo.
+    commands::lake::export_cmd(&storage, &Storage::from(dest.as_path()), "ocelot".into(), None, None, false)?;
+    Ok(())
+}
+
 /// The demo's Flight SQL step: `ocelot serve`'s server on a loopback port with a bearer token,
 /// queried by a Flight SQL client, as a BI tool or ADBC would.
 fn demo_flight_sql(rt: &tokio::runtime::Runtime, lake: &Path) -> Result<()> {
@@ -801,7 +817,8 @@ fn demo(samples: &Path, lake: &Path) -> Result<ExitCode> {
         // Only ever remove a directory that looks like a lake we wrote.
         let is_lake = std::fs::read_dir(lake)?.flatten().all(|e| {
             let n = e.file_name().to_string_lossy().to_string();
-            classes::WRITTEN_CLASSES.contains(&n.as_str()) || n == ocelot_pipeline::lake::DEAD_LETTER_DIR || n == ocelot_pipeline::findings::FINDINGS_TABLE
+            classes::WRITTEN_CLASSES.contains(&n.as_str())
+                || [ocelot_pipeline::lake::DEAD_LETTER_DIR, ocelot_pipeline::lake::manifest::META_DIR, ocelot_pipeline::findings::FINDINGS_TABLE].contains(&n.as_str())
         });
         if !is_lake {
             bail!("--lake {}: exists and is not an Ocelot lake; choose another directory", lake.display());
@@ -877,8 +894,9 @@ fn demo(samples: &Path, lake: &Path) -> Result<ExitCode> {
     commands::validate::run(&[lake.to_path_buf()])?.print(&mut std::io::stdout().lock())?;
     demo_flight_sql(&rt, lake)?;
     demo_forward(&findings, lake)?;
+    demo_lake(lake)?;
     let dl = lake.join(ocelot_pipeline::lake::DEAD_LETTER_DIR);
-    if summary.dead_lettered > 0 {
+    if dl.is_dir() {
         println!("\n-- Dead letters ({}), one line each with origin and reason:", dl.display());
         for entry in expand_inputs(std::slice::from_ref(&dl))? {
             for line in std::fs::read_to_string(&entry)?.lines() {

@@ -332,6 +332,13 @@ fn the_demo_shows_every_kind_of_rule_on_the_bundled_samples() {
     let flight = &text[text.find("over Arrow Flight SQL").unwrap_or_else(|| panic!("no Flight SQL section:\n{text}"))..];
     assert!(flight.lines().any(|l| l.contains("infra-agent") && l.contains("reject")), "{flight}");
     assert!(flight.contains("is refused: read-only server"), "{flight}");
+    // The lake step: verified whole, and the engine's findings exported to Security Lake as
+    // OCSF 1.1.0 Detection Findings (what only Ocelot has: none of them refused by 1.1.0).
+    assert!(text.contains("ok: every file is as committed and the chain is whole"), "{text}");
+    assert!(text.contains("source ocelot-2004: event class DETECTION_FINDING"), "{text}");
+    let exported = common::files_under(&dir.path().join("lake-security-lake/ext/ocelot-2004"));
+    assert!(exported.iter().any(|f| f.file_name().unwrap().to_string_lossy().starts_with("findings-")), "{exported:?}");
+    assert!(!text.lines().any(|l| l.trim_start().starts_with("findings: ")), "a finding refused by OCSF 1.1.0:\n{text}");
 }
 
 /// A handful of terminations and deletions by an administrator signed in through IAM Identity

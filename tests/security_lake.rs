@@ -78,7 +78,9 @@ fn the_export_is_what_a_security_lake_custom_source_takes() {
         assert!(parts[0] == "ext" && parts[1].starts_with("ocelot-"), "{rel}");
         assert!(parts[2].starts_with("region=") && parts[3].starts_with("accountId=") && parts[4].starts_with("eventDay="), "{rel}");
         let day = parts[4].trim_start_matches("eventDay=");
-        assert!(parts[5].starts_with(&format!("ocelot-{day}-")), "{rel}");
+        let table = parts[5].split(&format!("-{day}-")).next().unwrap();
+        assert!(parts[5].contains(&format!("-{day}-")) && lake.join(table).is_dir(), "{rel}");
+        assert!(parts[1].len() <= 20, "{rel}: Security Lake takes source names of at most 20 characters");
         assert!(std::fs::metadata(f).unwrap().len() < 256 << 20);
         let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f).unwrap()).unwrap();
         let meta = reader.metadata().clone();
@@ -97,6 +99,7 @@ fn the_export_is_what_a_security_lake_custom_source_takes() {
                 assert!(t >= last, "{rel}: records sorted by time");
                 last = t;
                 classes_per_source.entry(parts[1].to_string()).or_default().insert(row["class_uid"].as_i64().unwrap());
+                assert_eq!(parts[1], format!("ocelot-{}", row["class_uid"]), "sources are named by class");
                 // Ours: the 1.1.0 validator.
                 let class = ocelot_schemas::schema_1_1().class(&row["class_uid"].to_string()).unwrap();
                 let problems = ocelot_schemas::validate_event(ocelot_schemas::schema_1_1(), class, &row);
@@ -141,4 +144,6 @@ fn a_day_range_exports_only_those_days() {
     assert!(parquet_under(&dest).iter().all(|f| f.to_string_lossy().contains("/ext/acme-")));
     let bad = ocelot().args(["lake", "export", "--since", "2026-11-02"]).arg(&lake).arg(&dest).output().unwrap();
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("YYYYMMDD"));
+    let bad = ocelot().args(["lake", "export", "--source-prefix", "a-much-too-long-prefix"]).arg(&lake).arg(&dest).output().unwrap();
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("20 characters"));
 }

@@ -91,8 +91,9 @@ pub fn export_cmd(lake: &Storage, dest: &Storage, source_prefix: String, since: 
             bail!("{flag} {d}: give a day as YYYYMMDD (20261101)");
         }
     }
-    if source_prefix.is_empty() || !source_prefix.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-        bail!("--source-prefix {source_prefix:?}: letters, digits, `-`, `_` and `.` only (Security Lake's source names)");
+    use ocelot_pipeline::lake::security_lake::MAX_SOURCE_PREFIX;
+    if source_prefix.is_empty() || source_prefix.len() > MAX_SOURCE_PREFIX || !source_prefix.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)) {
+        bail!("--source-prefix {source_prefix:?}: 1 to {MAX_SOURCE_PREFIX} letters, digits, `-` or `_` (source names are PREFIX-CLASS_UID, and Security Lake takes at most 20 characters)");
     }
     let opts = ocelot_pipeline::lake::security_lake::ExportOptions { source_prefix, since, until };
     let bar = bar("partitions");
@@ -117,6 +118,10 @@ pub fn export_cmd(lake: &Storage, dest: &Storage, source_prefix: String, since: 
         if !stats.moved.is_empty() {
             let top: Vec<String> = stats.moved.iter().take(8).map(|(k, n)| format!("{k} ({n})")).collect();
             println!("moved to unmapped.{} (1.1.0 lacks them): {}{}", ocelot_pipeline::lake::security_lake::UNMAPPED_KEY, top.join(", "), if stats.moved.len() > 8 { ", ..." } else { "" });
+        }
+        // What to register (docs/lake.md): one custom source per class.
+        for (source, class) in &stats.sources {
+            println!("source {source}: event class {class}");
         }
         for t in &stats.skipped_tables {
             println!("not exported: {t} (OCSF 1.1.0 has no such class)");

@@ -2,21 +2,24 @@
 //! from a custom source (its user guide, "Collecting data from custom sources"):
 //!
 //! - one custom source per OCSF class, each under its own prefix:
-//!   `ext/<source>/region=<region>/accountId=<account>/eventDay=<YYYYMMDD>/`;
+//!   `ext/<source>/region=<region>/accountId=<account>/eventDay=<YYYYMMDD>/`, named
+//!   `<prefix>-<class_uid>` (`ocelot-6003`): Security Lake takes names of at most 20
+//!   characters, which `ocelot-compliance_finding` is not;
 //! - OCSF **1.1.0** records (Security Lake's version): what 1.1.0 does not define (attributes,
 //!   enum values, profiles added since) moves to `unmapped` under `ocsf_1_8_0.<path>`, and each
 //!   record is checked by the 1.1.0 validator (a record that still fails is not exported: it
 //!   goes to the lake's dead-letter store with the problems and the lake file it came from);
 //! - Parquet, zstd, records sorted by time, data pages of at most 1 MiB, objects (and so row
 //!   groups) of at most 256 MB;
-//! - an object per partition and day, named after the day (`ocelot-<day>-<part>.parquet`):
+//! - an object per table, partition and day (`<table>-<day>-<part>.parquet`; the engine's
+//!   `findings` and the normalized `detection_finding` share class 2004 and so a source):
 //!   exporting a day again replaces its objects, so a daily run (Security Lake asks for
 //!   deliveries between 5 minutes and 1 day apart) is idempotent and picks up late events.
 
 use std::collections::BTreeMap;
 
 use arrow::array::RecordBatch;
-use ocelot_schemas::{schema, schema_1_1, validate_event, AttrType, Attribute, Scalar, Schema};
+use ocelot_schemas::{schema, schema_1_1, validate_event, AttrType, Attribute, Requirement, Scalar, Schema};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -35,7 +38,8 @@ const MAX_OBJECT_BYTES: usize = 200 << 20;
 
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
-    /// Custom source names are `<prefix>-<table>` (`ocelot-api_activity`).
+    /// Custom source names are `<prefix>-<class_uid>` (`ocelot-6003`); at most
+    /// [`MAX_SOURCE_PREFIX`] characters.
     pub source_prefix: String,
     /// Days to export, `YYYYMMDD`, inclusive (None: every day).
     pub since: Option<String>,
@@ -56,14 +60,21 @@ pub struct ExportStats {
     pub problems: Vec<String>,
     /// Attributes moved to `unmapped` (by 1.8.0 path), with counts.
     pub moved: BTreeMap<String, u64>,
+    /// The custom sources written to (`ocelot-6003`) with the event class each is registered
+    /// for (`API_ACTIVITY`).
+    pub sources: BTreeMap<String, String>,
     /// Tables whose class 1.1.0 does not have.
     pub skipped_tables: Vec<String>,
 }
 
 /// The custom source's name for a table.
-pub fn source_name(prefix: &str, table: &str) -> String {
-    format!("{prefix}-{table}")
+pub fn source_name(prefix: &str, class_uid: i32) -> String {
+    format!("{prefix}-{class_uid}")
 }
+
+/// The longest source prefix: Security Lake takes source names of at most 20 characters
+/// (they go into the name of the IAM role it makes for the source).
+pub const MAX_SOURCE_PREFIX: usize = 15;
 
 /// Exports the lake's partitions (per table, region, account and day) to `dest`, the
 /// Security Lake bucket (or any directory). `progress` is told (partitions done, total).
@@ -124,9 +135,11 @@ pub fn export(lake: &Storage, dest: &Storage, opts: &ExportOptions, progress: &d
         }
         out.sort_by_key(|r| r.get("time").and_then(Value::as_i64).unwrap_or(0));
         let batch = to_batch(schema_1_1(), c11, out)?;
-        let dir = format!("ext/{}/{partition}", source_name(&opts.source_prefix, &table));
+        let source = source_name(&opts.source_prefix, c11.uid);
+        stats.sources.entry(source.clone()).or_insert_with(|| c11.name.to_uppercase());
+        let dir = format!("ext/{source}/{partition}");
         let day = partition.rsplit('/').next().and_then(|d| d.strip_prefix("eventDay=")).unwrap_or("unknown");
-        let written = write_objects(dest, &dir, &format!("{}-{day}", opts.source_prefix), &batch)?;
+        let written = write_objects(dest, &dir, &format!("{table}-{day}"), &batch)?;
         stats.partitions += 1;
         stats.objects += written.len();
         stats.rows += batch.num_rows() as u64;
@@ -180,6 +193,22 @@ pub fn downgrade(row: &mut Value, attrs11: &BTreeMap<String, Attribute>, class_u
     }
     if let Some(a) = obj.get("activity_id").and_then(Value::as_i64) {
         obj.insert("type_uid".into(), Value::from(class_uid as i64 * 100 + a));
+    }
+    // An enum 1.1.0 requires and the record does not have is Unknown (0), as OCSF says it is
+    // when the source does not tell (a finding's `action_id`: required by 1.1.0's
+    // security_control profile, optional since).
+    let listed: Vec<String> = obj.get("metadata").and_then(|m| m.get("profiles")).and_then(Value::as_array).into_iter().flatten().filter_map(|p| p.as_str().map(str::to_string)).collect();
+    for (k, a) in attrs11 {
+        if a.requirement == Requirement::Required
+            && a.profile.as_ref().is_none_or(|p| listed.contains(p))
+            && obj.get(k).is_none_or(Value::is_null)
+            && let Some(unknown) = a.enum_values.as_ref().and_then(|e| e.get(&0))
+        {
+            obj.insert(k.clone(), Value::from(0));
+            if let Some(sib) = &a.sibling {
+                obj.insert(sib.clone(), Value::from(unknown.clone()));
+            }
+        }
     }
     paths
 }
