@@ -7,37 +7,16 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
 
+use common::moto::start_moto;
 use ocelot_pipeline::forward::{DeadLetters, Forwarders};
 use ocelot_pipeline::lake::DeadLetterStore;
 use ocelot_pipeline::runtime::config::Config;
 use serde_json::Value;
 
-struct Moto(Child);
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_moto(python: &Path) -> (Moto, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(python).args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("moto server");
-    let moto = Moto(child);
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(60), "moto did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (moto, format!("http://127.0.0.1:{port}"))
-}
 
 fn helper(python: &Path, args: &[&str]) -> Value {
     let out = Command::new(python).arg(common::repo().join("tests/security_hub.py")).args(args).output().unwrap();

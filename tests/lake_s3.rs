@@ -4,33 +4,13 @@
 
 mod common;
 
-use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use common::moto::start_moto;
 use common::*;
 
-struct Moto(Child);
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_moto(python: &Path) -> (Moto, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(python).args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("moto server");
-    let moto = Moto(child);
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(60), "moto did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (moto, format!("http://127.0.0.1:{port}"))
-}
 
 /// boto3 against moto: create the bucket, or read the lake back.
 const BOTO: &str = r#"
