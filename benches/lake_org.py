@@ -4,6 +4,8 @@ An organization trail's shape (`ocelot gen cloudtrail --accounts 60 --regions 4`
 partitions a day) of 200,000 CloudTrail events, written by:
   - Ocelot: `ocelot normalize --lake` then `ocelot lake compact` (wall time of both commands);
   - DuckDB (PyPI), 2 threads: `read_json` -> one zstd Parquet file (wall time of the COPY).
+  - DuckDB again into the same region / account / day partitions (PARTITION_BY), for what the
+    layout itself costs.
 Then one GROUP BY over the compacted lake:
   - `ocelot sql` (the whole command: start-up, manifest, planning, scan);
   - DuckDB over the same Parquet files (`read_parquet(..., hive_partitioning = true)`), timed
@@ -75,6 +77,21 @@ for i in range(RUNS + 1):
         dk_write.append(time.perf_counter() - t)
     dk_bytes = os.path.getsize(out)
 
+# The layout's own cost: DuckDB writing the same events in the same partitions (Security Lake's
+# region / account / day, one table for all classes, so fewer files than Ocelot's per-class
+# tables).
+dk_part_write = []
+for i in range(RUNS + 1):
+    out = os.path.join(work, f"duckpart{i}")
+    t = time.perf_counter()
+    con.execute(
+        f"COPY (SELECT *, awsRegion AS region, recipientAccountId AS accountId, strftime(CAST(eventTime AS TIMESTAMP), '%Y%m%d') AS eventDay "
+        f"FROM read_json('{trail}', maximum_object_size = 16777216)) TO '{out}' (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (region, accountId, eventDay))"
+    )
+    if i > 0:
+        dk_part_write.append(time.perf_counter() - t)
+    dk_part_bytes, dk_part_files = du(out), files(out)
+
 QUERY = "SELECT api.operation AS operation, count(*) AS n FROM {t} GROUP BY 1 ORDER BY n DESC, operation LIMIT 20"
 scan = f"read_parquet('{lake}/api_activity/**/*.parquet', hive_partitioning = true)"
 oc_q, dk_q, dk_q_proc = [], [], []
@@ -106,9 +123,12 @@ report = {
         "query_s": round(m(oc_q), 3),
     },
     "duckdb": {"write_s": round(m(dk_write), 3), "mb": round(dk_bytes / 1e6, 2), "query_in_process_s": round(m(dk_q), 3), "query_process_s": round(m(dk_q_proc), 3)},
+    "duckdb_partitioned": {"write_s": round(m(dk_part_write), 3), "files": dk_part_files, "mb": round(dk_part_bytes / 1e6, 2)},
     "ratios": {
         "write": round(write / m(dk_write), 2),
         "bytes": round(oc_bytes / dk_bytes, 2),
+        "write_vs_partitioned": round(write / m(dk_part_write), 2),
+        "bytes_vs_partitioned": round(oc_bytes / dk_part_bytes, 2),
         "query_vs_in_process": round(m(oc_q) / m(dk_q), 2),
         "query_vs_process": round(m(oc_q) / m(dk_q_proc), 2),
     },
