@@ -17,7 +17,6 @@ use ocelot_pipeline::lake::DeadLetterStore;
 use ocelot_pipeline::runtime::config::Config;
 use serde_json::Value;
 
-
 fn helper(python: &Path, args: &[&str]) -> Value {
     let out = Command::new(python).arg(common::repo().join("tests/security_hub.py")).args(args).output().unwrap();
     assert!(out.status.success(), "security_hub.py {args:?}: {}", String::from_utf8_lossy(&out.stderr));

@@ -11,7 +11,6 @@ use std::time::Duration;
 use common::moto::start_moto;
 use common::*;
 
-
 /// boto3 against moto: create the bucket, or read the lake back.
 const BOTO: &str = r#"
 import sys, io, json, boto3
