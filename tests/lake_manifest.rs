@@ -120,12 +120,12 @@ fn a_compaction_killed_at_any_point_loses_and_duplicates_nothing() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         assert_eq!(sql_counts(lake.path()), written, "after the next compaction ({fault})");
         assert_eq!(pyarrow_rows(&live_parquet(lake.path())), total);
-        let (ok, report) = verify(lake.path());
-        // A merged file written but never committed (after_write) is younger than the grace
-        // period: it is reported as not in the manifest until the clean-up removes it.
-        if fault == "after_commit" {
-            assert!(ok, "{report}");
-        }
+        // A merged file written but never committed (after_write; or, after_commit, another
+        // group's, merged in parallel) is younger than the grace period: it is reported as not
+        // in the manifest until the clean-up removes it. Nothing else may be wrong.
+        let o = ocelot().args(["lake", "verify", "--json"]).arg(lake.path()).output().unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert!(report["problems"].as_array().unwrap().iter().all(|p| p["kind"] == "added"), "{fault}: {report:#}");
     }
     for delay_ms in [20u64, 60, 150, 400] {
         let lake = tempfile::tempdir().unwrap();
