@@ -197,12 +197,13 @@ fn verify_reports_files_changed_removed_or_added_outside_ocelot() {
     // An entry edited (a file dropped from the record) breaks the chain at the next entry.
     let rewritten = tempfile::tempdir().unwrap();
     copy_dir(lake.path(), rewritten.path());
-    let entry = rewritten.path().join("_ocelot/manifest/00000000000000000000.json");
+    // (Entry 0 marks the lake as having a manifest; entry 1 holds the first files.)
+    let entry = rewritten.path().join("_ocelot/manifest/00000000000000000001.json");
     let mut e: serde_json::Value = serde_json::from_slice(&std::fs::read(&entry).unwrap()).unwrap();
     e["add"].as_array_mut().unwrap().pop();
     std::fs::write(&entry, serde_json::to_vec(&e).unwrap()).unwrap();
     let (ok, report) = verify(rewritten.path());
-    assert!(!ok && report.contains("broken chain at entry 1"), "{report}");
+    assert!(!ok && report.contains("broken chain at entry 2"), "{report}");
 
     // A chain rewritten from the start verifies on its own, but not against the head recorded.
     let head = |lake: &Path| {

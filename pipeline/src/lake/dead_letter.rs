@@ -88,12 +88,13 @@ impl DeadLetterStore {
             self.pending_count = 0;
             return Ok(None);
         };
-        let day = chrono::Utc::now().format("%Y%m%d").to_string();
-        let written = lake.put(&format!("{DEAD_LETTER_DIR}/eventDay={day}/{}", unique_name("jsonl")), &self.pending)?;
+        // The manifest first: see LakeWriter's.
         let manifest = match &mut self.manifest {
             Some(m) => m,
             m => m.insert(Manifest::open(lake)?),
         };
+        let day = chrono::Utc::now().format("%Y%m%d").to_string();
+        let written = lake.put(&format!("{DEAD_LETTER_DIR}/eventDay={day}/{}", unique_name("jsonl")), &self.pending)?;
         let path = written.rel.clone();
         manifest.commit_files(Op::Append, &[(written, self.pending_count as u64)])?;
         self.pending.clear();

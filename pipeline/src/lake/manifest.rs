@@ -137,16 +137,19 @@ impl Manifest {
     pub fn open(storage: &Storage) -> Result<Manifest, CommitError> {
         let mut m = Manifest::load(storage)?;
         if m.head.is_none() {
-            let files = data_files(storage)?;
-            if !files.is_empty() {
-                let mut add = Vec::with_capacity(files.len());
-                for f in files {
-                    let Some(sha256) = storage.sha256(&f.rel)? else { continue };
-                    add.push(FileEntry { path: f.rel, sha256, bytes: f.bytes, rows: 0 });
-                }
-                tracing::info!(files = add.len(), lake = %storage, "the lake had no manifest: its files are recorded as they are");
-                m.commit_checked(Op::Adopt, add, Vec::new(), |m| m.head.is_none())?;
+            // Entry 0 is written even for an empty lake, before the opener writes anything: a
+            // writer that starts later then finds a manifest and adopts nothing, so no file of
+            // a live writer can be adopted before that writer records it (and, compacted
+            // meanwhile, come back when it does).
+            let mut add = Vec::new();
+            for f in data_files(storage)? {
+                let Some(sha256) = storage.sha256(&f.rel)? else { continue };
+                add.push(FileEntry { path: f.rel, sha256, bytes: f.bytes, rows: 0 });
             }
+            if !add.is_empty() {
+                tracing::info!(files = add.len(), lake = %storage, "the lake had no manifest: its files are recorded as they are");
+            }
+            m.commit_checked(Op::Adopt, add, Vec::new(), |m| m.head.is_none())?;
         }
         Ok(m)
     }
@@ -470,12 +473,13 @@ mod tests {
         let mut b = Manifest::open(&s).unwrap();
         let fa = put(d.path(), "t/x/a.parquet", b"a");
         let fb = put(d.path(), "t/x/b.parquet", b"b");
-        assert_eq!(a.commit_files(Op::Append, &[(fa, 1)]).unwrap(), 0);
-        // b has not read entry 0: its commit lands as entry 1, after catching up.
-        assert_eq!(b.commit_files(Op::Append, &[(fb, 1)]).unwrap(), 1);
+        // Entry 0: `a` opened the lake (an empty adoption); `b` found it and adopted nothing.
+        assert_eq!(a.commit_files(Op::Append, &[(fa, 1)]).unwrap(), 1);
+        // b has not read entry 1: its commit lands as entry 2, after catching up.
+        assert_eq!(b.commit_files(Op::Append, &[(fb, 1)]).unwrap(), 2);
         assert_eq!(b.live().len(), 2);
         let v = verify(&s, &|_, _| {}).unwrap();
-        assert_eq!((v.entries, v.live_files, v.problems.len()), (2, 2, 0), "{:?}", v.problems);
+        assert_eq!((v.entries, v.live_files, v.problems.len()), (3, 2, 0), "{:?}", v.problems);
     }
 
     #[test]

@@ -183,18 +183,8 @@ impl LakeWriter {
         if self.closed.is_empty() {
             return Ok(Vec::new());
         }
-        if self.manifest.is_none() {
-            let mut m = Manifest::open(&self.storage)?;
-            // Leftovers of a crashed writer (ours before a restart, or another host's).
-            match m.clean(ORPHAN_GRACE, ORPHAN_GRACE) {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(files = n, "lake: removed files left by an interrupted write"),
-                Err(e) => tracing::warn!(error = %e, "lake: leftovers of interrupted writes not removed"),
-            }
-            self.manifest = Some(m);
-        }
         let files: Vec<(Written, u64)> = self.closed.iter().map(|(w, r, _)| (w.clone(), *r)).collect();
-        self.manifest.as_mut().expect("opened above").commit_files(Op::Append, &files)?;
+        self.manifest()?.commit_files(Op::Append, &files)?;
         let mut paths = Vec::with_capacity(self.closed.len());
         for (w, rows, class) in self.closed.drain(..) {
             self.stats.files += 1;
@@ -213,7 +203,25 @@ impl LakeWriter {
 
     /// Writes the buffered rows of `parts` into their open files, in parallel, and closes the
     /// files that are full (or all of them, with `close`).
+    /// The lake's manifest, opened before this writer's first file: a lake without one is
+    /// adopted then, so the adoption can only take in files of writers that predate the
+    /// manifest, never another live writer's files before it records them.
+    fn manifest(&mut self) -> std::io::Result<&mut Manifest> {
+        if self.manifest.is_none() {
+            let mut m = Manifest::open(&self.storage)?;
+            // Leftovers of a crashed writer (ours before a restart, or another host's).
+            match m.clean(ORPHAN_GRACE, ORPHAN_GRACE) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(files = n, "lake: removed files left by an interrupted write"),
+                Err(e) => tracing::warn!(error = %e, "lake: leftovers of interrupted writes not removed"),
+            }
+            self.manifest = Some(m);
+        }
+        Ok(self.manifest.as_mut().expect("opened above"))
+    }
+
     fn spill(&mut self, parts: Vec<Partition>, close: bool) -> std::io::Result<()> {
+        self.manifest()?;
         let mut work: Vec<(Partition, Buffered, Option<OpenFile>)> = parts
             .into_iter()
             .map(|p| {
