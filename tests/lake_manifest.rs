@@ -256,3 +256,30 @@ fn a_lake_written_before_the_manifest_is_adopted_whole() {
     let (ok, report) = verify(lake.path());
     assert!(ok, "{report}");
 }
+
+/// `ocelot normalize` of an organization trail: one file per partition and table, one row
+/// group each, and min/max statistics only on the filter columns (a partition of hundreds of
+/// rows is a small file, whoever writes it: statistics of ~180 columns were most of its
+/// footer).
+#[test]
+fn normalize_writes_one_row_group_per_partition_with_small_footers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, lake) = (dir.path().join("org.jsonl"), dir.path().join("lake"));
+    std::fs::write(&input, org_events(20_000, 21)).unwrap();
+    let o = ocelot().args(["normalize", "--lake"]).arg(&lake).arg(&input).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let files = live_parquet(&lake);
+    let partitions: std::collections::HashSet<&Path> = files.iter().map(|f| f.parent().unwrap()).collect();
+    assert_eq!(files.len(), partitions.len(), "one file per partition");
+    assert!(files.len() >= 12 * 3, "{} files for 12 accounts x 3 regions", files.len());
+    for f in &files {
+        let meta = parquet::file::reader::SerializedFileReader::new(std::fs::File::open(f).unwrap()).unwrap();
+        let meta = parquet::file::reader::FileReader::metadata(&meta);
+        assert_eq!(meta.num_row_groups(), 1, "{}", f.display());
+        for c in meta.row_group(0).columns() {
+            let path = c.column_path().string();
+            let filter = ["time", "class_uid", "severity_id", "activity_id", "status_id"].contains(&path.as_str());
+            assert_eq!(c.statistics().is_some(), filter, "{}: statistics of {path}", f.display());
+        }
+    }
+}

@@ -62,6 +62,9 @@ impl Default for WriterOptions {
 /// Lake's advice: 128 MB to 1 GB).
 pub const DEFAULT_TARGET_FILE_BYTES: u64 = 192 << 20;
 
+/// From this many rows a file gets the large-file settings (statistics on every column).
+const LARGE_FILE_ROWS: usize = 64 * 1024;
+
 /// Columns whose min/max statistics are worth their footer bytes: the ones queries filter on.
 const STATS_COLUMNS: &[&str] = &["time", "class_uid", "severity_id", "activity_id", "status_id"];
 
@@ -144,8 +147,20 @@ impl LakeWriter {
         let touched = self.buffer(b);
         let full: Vec<Partition> = touched.into_iter().filter(|p| self.pending.get(p).is_some_and(|b| b.rows >= self.opts.roll_rows)).collect();
         if self.pending_bytes > self.opts.max_pending_bytes {
-            let all: Vec<Partition> = self.pending.keys().cloned().collect();
-            self.spill(all, false)?;
+            // The largest partitions go out until half the budget is free: the many small ones
+            // of an organization trail stay buffered, to leave as one row group at the end
+            // (each row group repeats the footer's metadata of every column).
+            let mut by_size: Vec<(usize, Partition)> = self.pending.iter().map(|(p, b)| (b.bytes, p.clone())).collect();
+            by_size.sort_by(|a, b| b.0.cmp(&a.0));
+            let (mut left, mut out) = (self.pending_bytes, Vec::new());
+            for (bytes, p) in by_size {
+                if left <= self.opts.max_pending_bytes / 2 {
+                    break;
+                }
+                left -= bytes;
+                out.push(p);
+            }
+            self.spill(out, false)?;
         } else if !full.is_empty() {
             self.spill(full, false)?;
         }
@@ -294,7 +309,10 @@ fn write_part(storage: &Storage, opts: &WriterOptions, p: &Partition, b: Buffere
             None if b.rows > 0 => {
                 let schema = b.batches[0].schema();
                 let f = storage.create(&format!("{}/{}", p.dir(), unique_name("parquet")))?;
-                let writer = ArrowWriter::try_new(f, schema, Some(writer_properties(opts.zstd_level, !opts.small_files))).map_err(std::io::Error::other)?;
+                // A file closed at once with few rows is a small file, whoever writes it (an
+                // organization trail's partitions hold hundreds of rows).
+                let large = !opts.small_files && (!close || b.rows >= LARGE_FILE_ROWS);
+                let writer = ArrowWriter::try_new(f, schema, Some(writer_properties(opts.zstd_level, large))).map_err(std::io::Error::other)?;
                 Some(OpenFile { writer, rows: 0 })
             }
             None => None,
