@@ -151,7 +151,7 @@ impl LakeWriter {
             // of an organization trail stay buffered, to leave as one row group at the end
             // (each row group repeats the footer's metadata of every column).
             let mut by_size: Vec<(usize, Partition)> = self.pending.iter().map(|(p, b)| (b.bytes, p.clone())).collect();
-            by_size.sort_by(|a, b| b.0.cmp(&a.0));
+            by_size.sort_by_key(|b| std::cmp::Reverse(b.0));
             let (mut left, mut out) = (self.pending_bytes, Vec::new());
             for (bytes, p) in by_size {
                 if left <= self.opts.max_pending_bytes / 2 {
