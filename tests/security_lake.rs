@@ -41,9 +41,7 @@ fn the_export_is_what_a_security_lake_custom_source_takes() {
     };
     let lake_rows: u64 = Snapshot::take(&lake.as_path().into())
         .unwrap()
-        .files
-        .iter()
-        .filter(|f| f.ends_with(".parquet") && !f.starts_with('_'))
+        .parquet_files()
         .map(|f| ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(lake.join(f)).unwrap()).unwrap().metadata().file_metadata().num_rows() as u64)
         .sum();
     let stats = export();

@@ -247,15 +247,24 @@ impl Loader {
             let category_uid = cat.get("uid").and_then(Value::as_i64).unwrap_or(0) as i32;
             let mut profiles = Vec::new();
             self.profiles_of(name, &mut profiles);
+            let class_uid = category_uid * 1000 + uid as i32;
+            let mut attributes = self.attributes(&def)?;
+            // The schema's sources list only a placeholder (0) for these; a class's own are
+            // its uid and its category's, as the OCSF server compiles them.
+            for (attr, id, caption) in [("class_uid", class_uid, text(v, "caption")), ("category_uid", category_uid, text(cat, "caption"))] {
+                if let Some(a) = attributes.get_mut(attr) {
+                    a.enum_values = Some(BTreeMap::from([(id as i64, caption)]));
+                }
+            }
             classes.insert(
                 name.clone(),
                 ClassDef {
                     name: name.clone(),
                     caption: text(v, "caption"),
-                    uid: category_uid * 1000 + uid as i32,
+                    uid: class_uid,
                     category_uid,
                     category_name: text(cat, "caption"),
-                    attributes: self.attributes(&def)?,
+                    attributes,
                     profiles,
                     constraints: self.constraints(name, &self.events),
                 },
@@ -471,6 +480,8 @@ mod tests {
             assert!(c.attributes.contains_key(a), "{a} missing from 1.1.0 account_change: {:?}", c.attributes.keys().collect::<Vec<_>>());
         }
         assert_eq!(c.attributes["class_uid"].requirement, Requirement::Required);
+        assert_eq!(c.attributes["class_uid"].enum_values.as_ref().unwrap().get(&3001).map(String::as_str), Some("Account Change"));
+        assert_eq!(c.attributes["category_uid"].enum_values.as_ref().unwrap().keys().collect::<Vec<_>>(), vec![&3]);
         // 1.1.0 has no Detection Finding's `ai_operation` profile; it has the class.
         assert!(s.class("detection_finding").is_some());
     }

@@ -197,8 +197,8 @@ impl<'a> Check<'a> {
                 {
                     self.report(path, format!("{v} is outside the range of {} ({lo}..={hi})", a.type_name));
                 }
-                // The classification uids are checked against the class in `validate_event`;
-                // the schema lists only their placeholder values.
+                // The classification uids are checked against the class in `validate_event`
+                // (one problem, saying what was expected, rather than two).
                 let classification = matches!(a.name.as_str(), "class_uid" | "category_uid" | "type_uid");
                 if let (Some(values), Some(id), false) = (&a.enum_values, v.as_i64(), classification)
                     && !values.contains_key(&id)

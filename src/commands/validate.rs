@@ -140,7 +140,7 @@ fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>> {
     // A lake: the files its manifest lists (dead letters left out).
     if dir.join(ocelot_pipeline::lake::manifest::MANIFEST_DIR).is_dir() {
         let snapshot = ocelot_pipeline::lake::Snapshot::take(&dir.into()).with_context(|| format!("reading the manifest of {}", dir.display()))?;
-        return Ok(snapshot.files.iter().filter(|f| f.ends_with(".parquet") && !f.starts_with('_')).map(|f| dir.join(f)).collect());
+        return Ok(snapshot.parquet_files().map(|f| dir.join(f)).collect());
     }
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];

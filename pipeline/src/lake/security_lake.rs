@@ -82,7 +82,7 @@ pub fn export(lake: &Storage, dest: &Storage, opts: &ExportOptions, progress: &d
     let snapshot = Snapshot::take(lake)?;
     // table -> partition dir (relative) -> files
     let mut parts: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-    for f in snapshot.files.iter().filter(|f| f.ends_with(".parquet") && !f.starts_with('_')) {
+    for f in snapshot.parquet_files() {
         let Some((dir, _)) = f.rsplit_once('/') else { continue };
         let Some((table, partition)) = dir.split_once('/') else { continue };
         let day = partition.rsplit('/').next().and_then(|d| d.strip_prefix("eventDay=")).unwrap_or_default();
@@ -244,10 +244,7 @@ fn fit(obj: &mut Map<String, Value>, attrs: &BTreeMap<String, Attribute>, schema
             }
             (AttrType::Scalar(_), Some(v)) => {
                 // An enum value 1.1.0 does not know becomes Other (99), the value kept.
-                // (class_uid and category_uid list only 0 in the schema source; the class
-                // fixes them, and the validator checks that.)
                 if let (Some(values), Some(n)) = (&a.enum_values, v.as_i64())
-                    && !(prefix.is_empty() && matches!(k.as_str(), "class_uid" | "category_uid"))
                     && !values.contains_key(&n)
                 {
                     moved.insert(path.clone(), v.clone());

@@ -37,6 +37,11 @@ impl Snapshot {
         }
     }
 
+    /// The Parquet files of every table (not the lake's own `_dead_letter`, `_ocelot`).
+    pub fn parquet_files(&self) -> impl Iterator<Item = &String> {
+        self.files.iter().filter(|f| f.ends_with(".parquet") && !f.starts_with('_'))
+    }
+
     /// The Parquet files of one table (paths relative to the root).
     pub fn table_files(&self, table: &str) -> Vec<String> {
         let prefix = format!("{table}/");
