@@ -19,7 +19,7 @@ pub fn compact_cmd(lake: &Storage, target_mb: u64, retain_secs: u64, json: bool)
     let opts = CompactOptions { target_file_bytes: target_mb << 20, retain: Duration::from_secs(retain_secs), ..Default::default() };
     let bar = bar("merges");
     let t = Instant::now();
-    let stats = compact(lake, &opts, &|done, total| {
+    let stats = compact(lake, &opts, &std::sync::atomic::AtomicBool::new(false), &|done, total| {
         bar.set_length(total);
         bar.set_position(done);
     })

@@ -10,6 +10,7 @@
 //! removes a file another entry already removed.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use arrow::record_batch::RecordBatchReader;
@@ -62,8 +63,10 @@ struct Group {
 }
 
 /// Compacts every partition of the lake at `root` that has enough small files. `progress` is
-/// told (groups done, groups planned).
-pub fn compact(storage: &Storage, opts: &CompactOptions, progress: &(dyn Fn(u64, u64) + Sync)) -> std::io::Result<CompactStats> {
+/// told (groups done, groups planned). When `cancel` is set, merges stop at the next input
+/// file and what they wrote is deleted, so a stopping `ocelot run` leaves no uncommitted file
+/// behind (`lake verify` would report it as added outside Ocelot until the next clean-up).
+pub fn compact(storage: &Storage, opts: &CompactOptions, cancel: &AtomicBool, progress: &(dyn Fn(u64, u64) + Sync)) -> std::io::Result<CompactStats> {
     let mut m = Manifest::open(storage)?;
     // Leftovers of crashed writers and compactions first.
     m.clean(super::writer::ORPHAN_GRACE, opts.retain)?;
@@ -74,17 +77,25 @@ pub fn compact(storage: &Storage, opts: &CompactOptions, progress: &(dyn Fn(u64,
     let mut stats = CompactStats { partitions: groups.iter().map(|g| partition_of(&g.files[0].path)).collect::<std::collections::HashSet<_>>().len(), ..Default::default() };
     let total = groups.len() as u64;
     let done = std::sync::atomic::AtomicU64::new(0);
+    let failed_flag = AtomicBool::new(false);
     // Groups are merged in parallel; each swap is committed as soon as its file is written.
     let (tx, rx) = std::sync::mpsc::channel::<(Group, std::io::Result<Vec<(Written, u64)>>)>();
     let threads = opts.threads.clamp(1, groups.len().max(1));
     let queue = std::sync::Mutex::new(groups.into_iter());
-    std::thread::scope(|s| -> std::io::Result<()> {
+    // The first error ends the pass: no new merges start, and what the others still deliver is
+    // deleted rather than committed.
+    let mut failed: Option<std::io::Error> = None;
+    let stopping = || cancel.load(Ordering::Relaxed);
+    std::thread::scope(|s| {
         for _ in 0..threads {
-            let (tx, queue) = (tx.clone(), &queue);
+            let (tx, queue, failed_flag) = (tx.clone(), &queue, &failed_flag);
             s.spawn(move || loop {
+                if stopping() || failed_flag.load(Ordering::Relaxed) {
+                    break;
+                }
                 let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
                 let Some(g) = next else { break };
-                let out = merge(storage, &g, opts);
+                let out = merge(storage, &g, opts, cancel);
                 if tx.send((g, out)).is_err() {
                     break;
                 }
@@ -92,7 +103,18 @@ pub fn compact(storage: &Storage, opts: &CompactOptions, progress: &(dyn Fn(u64,
         }
         drop(tx);
         for (g, out) in rx {
-            let written = out?;
+            let written = match out {
+                Ok(w) => w,
+                Err(e) => {
+                    failed_flag.store(true, Ordering::Relaxed);
+                    failed.get_or_insert(e);
+                    continue;
+                }
+            };
+            if failed.is_some() || stopping() {
+                discard(storage, &written);
+                continue;
+            }
             if fault == "after_write" {
                 std::process::abort();
             }
@@ -112,18 +134,34 @@ pub fn compact(storage: &Storage, opts: &CompactOptions, progress: &(dyn Fn(u64,
                 Err(CommitError::Conflict(path)) => {
                     tracing::info!(%path, "compaction: another process replaced these files first; this merge is dropped");
                     stats.conflicts += 1;
-                    for (w, _) in &written {
-                        let _ = storage.delete(&w.rel);
-                    }
+                    discard(storage, &written);
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    // Whether the entry landed is unknown (an S3 timeout, say): the file stays
+                    // for the next clean-up, which keeps it if the entry did land.
+                    failed_flag.store(true, Ordering::Relaxed);
+                    failed.get_or_insert(e.into());
+                }
             }
-            progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1, total);
+            progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
         }
-        Ok(())
-    })?;
+    });
+    match failed {
+        // A cancelled pass is not a failed one: what it committed stays, the rest is gone.
+        Some(e) if !(stopping() && e.kind() == std::io::ErrorKind::Interrupted) => return Err(e),
+        _ => {}
+    }
     stats.deleted = m.delete_replaced(opts.retain);
     Ok(stats)
+}
+
+/// Deletes merged files that will not be committed.
+fn discard(storage: &Storage, written: &[(Written, u64)]) {
+    for (w, _) in written {
+        if let Err(e) = storage.delete(&w.rel) {
+            tracing::warn!(path = %w.rel, error = %e, "compaction: an uncommitted merged file could not be deleted; the next clean-up removes it");
+        }
+    }
 }
 
 /// The merges worth doing: per partition, its small Parquet files in name (time) order, cut
@@ -164,12 +202,27 @@ fn partition_of(path: &str) -> &str {
 
 /// Writes the rows of a group's files as new file(s) in the same directory: one file, or one
 /// per schema when files written by different versions of Ocelot (different projections) meet.
-fn merge(storage: &Storage, g: &Group, opts: &CompactOptions) -> std::io::Result<Vec<(Written, u64)>> {
+fn merge(storage: &Storage, g: &Group, opts: &CompactOptions, cancel: &AtomicBool) -> std::io::Result<Vec<(Written, u64)>> {
+    let mut out: Vec<(Written, u64)> = Vec::new();
+    match merge_into(&mut out, storage, g, opts, cancel) {
+        Ok(()) => Ok(out),
+        Err(e) => {
+            // Files already finished (one per schema) are not committed either.
+            discard(storage, &out);
+            Err(e)
+        }
+    }
+}
+
+fn merge_into(out: &mut Vec<(Written, u64)>, storage: &Storage, g: &Group, opts: &CompactOptions, cancel: &AtomicBool) -> std::io::Result<()> {
     let dir = partition_of(&g.files[0].path);
     let props = writer_properties(opts.zstd_level, true);
-    let mut out: Vec<(Written, u64)> = Vec::new();
     let mut cur: Option<(ArrowWriter<FileWriter>, u64, arrow::datatypes::SchemaRef)> = None;
     for f in &g.files {
+        if cancel.load(Ordering::Relaxed) {
+            // The open writer is dropped unfinished (its temporary goes with it).
+            return Err(std::io::Error::new(std::io::ErrorKind::Interrupted, "compaction cancelled"));
+        }
         let bytes = storage.read(&f.path)?.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("{} is listed in the manifest but missing (run `ocelot lake verify`)", f.path)))?;
         let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.with_batch_size(64 * 1024).build()?;
         let schema = reader.schema();
@@ -193,5 +246,5 @@ fn merge(storage: &Storage, g: &Group, opts: &CompactOptions) -> std::io::Result
     if let Some((w, rows, _)) = cur {
         out.push((w.into_inner()?.finish()?, rows));
     }
-    Ok(out)
+    Ok(())
 }

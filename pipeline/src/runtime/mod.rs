@@ -466,8 +466,9 @@ pub fn run_until(cfg: Config, stop: Arc<AtomicBool>) -> Result<Exit, String> {
     consumer.subscribe(&topics).map_err(|e| format!("subscribe to {topics:?}: {e}"))?;
     tracing::info!(brokers = %cfg.kafka.brokers, group = %cfg.kafka.group_id, ?topics, %lake, "ocelot run started");
 
-    // Detached: it stops with `stop`, and being killed mid-merge is safe by design.
-    let _compactor = compactor(&cfg.lake, &lake, stop.clone())?;
+    // Stops with `stop`: a merge under way is cancelled and its output deleted (kill -9 mid-merge
+    // is safe too; its output is an orphan the next clean-up removes).
+    let compaction = compactor(&cfg.lake, &lake, stop.clone())?;
     let result = main_loop(&consumer, &engine, &stop, &health);
 
     // Shutdown: no more fetching; flush and commit within the deadline.
@@ -489,6 +490,18 @@ pub fn run_until(cfg: Config, stop: Arc<AtomicBool>) -> Result<Exit, String> {
     drop(consumer);
     engine.lock().unwrap_or_else(|p| p.into_inner()).take();
     let _ = sink_thread.join();
+    if let Some(c) = compaction {
+        // Cancelled merges stop at their next input file; past the deadline it is left behind
+        // (what it wrote is an orphan the next start removes).
+        while !c.is_finished() && !give_up.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if c.is_finished() {
+            let _ = c.join();
+        } else {
+            tracing::warn!("compaction did not stop before the shutdown deadline; its unfinished merge is cleaned up at the next start");
+        }
+    }
     result?;
     match left? {
         0 => {
@@ -558,7 +571,7 @@ fn compactor(cfg: &config::Lake, lake: &crate::lake::Storage, stop: Arc<AtomicBo
                     continue;
                 }
                 let t = Instant::now();
-                match crate::lake::compact(&lake, &opts, &|_, _| {}) {
+                match crate::lake::compact(&lake, &opts, &stop, &|_, _| {}) {
                     Ok(s) => {
                         counter!(m::LAKE_COMPACTED_FILES).increment(s.files_in as u64);
                         if s.files_in > 0 {
