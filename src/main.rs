@@ -9,11 +9,12 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use ocelot_detectors::{EngineOptions, LoadOptions};
-use ocelot_pipeline::decode::Limits;
+use ocelot_lake::{DeadLetterStore, LakeWriter, Storage, WriterOptions};
+use ocelot_normalize::decode::Limits;
+use ocelot_normalize::{self as normalize, classes};
 use ocelot_pipeline::detect::{load_rules, Detect, TimeRange};
 use ocelot_pipeline::ingest::{expand_inputs, Ingest, Output, Summary};
-use ocelot_pipeline::lake::{DeadLetterStore, LakeWriter, Storage, WriterOptions};
-use ocelot_pipeline::{classes, generate, normalize, runtime};
+use ocelot_pipeline::{generate, runtime};
 
 mod commands;
 mod sql;
@@ -452,7 +453,7 @@ pub fn lake_arg(p: &Path) -> Result<Storage> {
 }
 
 fn serve_cmd(config: &Path, check: bool) -> Result<ExitCode> {
-    let cfg = runtime::config::ServeConfig::load(config).map_err(anyhow::Error::msg)?;
+    let cfg = ocelot_lake::config::ServeConfig::load(config).map_err(anyhow::Error::msg)?;
     let lake = cfg.lake.storage().map_err(anyhow::Error::msg)?;
     let scheme = if cfg.sql.tls.is_some() { "grpc+tls" } else { "grpc" };
     if check {
@@ -680,7 +681,7 @@ fn print_summary(s: &Summary, lake: Option<&Path>) {
     if s.dead_lettered > 0 {
         match lake {
             Some(l) => {
-                let _ = writeln!(err, "  dead letters: {}", l.join(ocelot_pipeline::lake::DEAD_LETTER_DIR).display());
+                let _ = writeln!(err, "  dead letters: {}", l.join(ocelot_lake::DEAD_LETTER_DIR).display());
             }
             None => {
                 let _ = writeln!(err, "  dead letters were written to stderr above");
@@ -732,7 +733,7 @@ fn demo_flight_sql(rt: &tokio::runtime::Runtime, lake: &Path) -> Result<()> {
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let cfg = runtime::config::ServeConfig::from_toml(&format!("[lake]\npath = \"{}\"\n[sql]\ntokens = [\"demo-token\"]\n", lake.display())).map_err(anyhow::Error::msg)?;
+        let cfg = ocelot_lake::config::ServeConfig::from_toml(&format!("[lake]\npath = \"{}\"\n[sql]\ntokens = [\"demo-token\"]\n", lake.display())).map_err(anyhow::Error::msg)?;
         let lake = Storage::from(lake);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
@@ -817,8 +818,7 @@ fn demo(samples: &Path, lake: &Path) -> Result<ExitCode> {
         // Only ever remove a directory that looks like a lake we wrote.
         let is_lake = std::fs::read_dir(lake)?.flatten().all(|e| {
             let n = e.file_name().to_string_lossy().to_string();
-            classes::WRITTEN_CLASSES.contains(&n.as_str())
-                || [ocelot_pipeline::lake::DEAD_LETTER_DIR, ocelot_pipeline::lake::manifest::META_DIR, ocelot_pipeline::findings::FINDINGS_TABLE].contains(&n.as_str())
+            classes::WRITTEN_CLASSES.contains(&n.as_str()) || [ocelot_lake::DEAD_LETTER_DIR, ocelot_lake::manifest::META_DIR, ocelot_lake::findings::FINDINGS_TABLE].contains(&n.as_str())
         });
         if !is_lake {
             bail!("--lake {}: exists and is not an Ocelot lake; choose another directory", lake.display());
@@ -876,7 +876,7 @@ fn demo(samples: &Path, lake: &Path) -> Result<ExitCode> {
     let detect = detect_cmd(&[], Some(lake), None, TimeRange::default(), 60, Some(&agents))?;
     let findings: Vec<ocelot_detectors::Finding> = detect.findings().into_iter().cloned().collect();
     let mut writer = LakeWriter::new(lake, WriterOptions::default());
-    writer.buffer_as(ocelot_pipeline::findings::FINDINGS_TABLE, &ocelot_pipeline::findings::to_batch(&findings).map_err(anyhow::Error::msg)?);
+    writer.buffer_as(ocelot_lake::findings::FINDINGS_TABLE, &ocelot_lake::findings::to_batch(&findings).map_err(anyhow::Error::msg)?);
     writer.flush()?;
     print_detect_summary(&detect);
     show(
@@ -895,7 +895,7 @@ fn demo(samples: &Path, lake: &Path) -> Result<ExitCode> {
     demo_flight_sql(&rt, lake)?;
     demo_forward(&findings, lake)?;
     demo_lake(lake)?;
-    let dl = lake.join(ocelot_pipeline::lake::DEAD_LETTER_DIR);
+    let dl = lake.join(ocelot_lake::DEAD_LETTER_DIR);
     if dl.is_dir() {
         println!("\n-- Dead letters ({}), one line each with origin and reason:", dl.display());
         for entry in expand_inputs(std::slice::from_ref(&dl))? {

@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use arrow::array::RecordBatch;
 use clap::ValueEnum;
 use datafusion::prelude::SessionContext;
-use ocelot_pipeline::lake::query;
+use ocelot_lake::query;
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Debug)]
 pub enum SqlFormat {

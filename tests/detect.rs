@@ -359,3 +359,32 @@ fn routine_human_administration_raises_nothing_high() {
     let findings = detect(&[f.to_str().unwrap()]);
     assert!(findings.iter().any(|f| f["finding_info"]["analytic"]["uid"] == "ocelot.capacity-removal"), "{:?}", findings.iter().map(|f| &f["finding_info"]["title"]).collect::<Vec<_>>());
 }
+
+/// The engine's findings write only paths the Detection Finding projection declares
+/// (`classes::FINDING_PATHS`): a path outside it would be dropped on the way into the lake's
+/// `findings` table.
+#[test]
+fn findings_write_only_the_paths_the_lake_keeps() {
+    fn walk(v: &Value, path: &str, keep: &BTreeSet<&str>, out: &mut BTreeSet<String>) {
+        if keep.contains(path) {
+            return;
+        }
+        match v {
+            Value::Null => {}
+            Value::Object(m) => m.iter().for_each(|(k, v)| walk(v, &if path.is_empty() { k.clone() } else { format!("{path}.{k}") }, keep, out)),
+            Value::Array(a) => a.iter().for_each(|v| walk(v, path, keep, out)),
+            _ => {
+                out.insert(path.to_string());
+            }
+        }
+    }
+    let keep: BTreeSet<&str> = ocelot_normalize::classes::FINDING_PATHS.iter().copied().collect();
+    let findings = detect(&["samples"]);
+    let rules: BTreeSet<&str> = findings.iter().filter_map(|f| f["finding_info"]["analytic"]["uid"].as_str()).collect();
+    assert!(findings.len() >= 20 && rules.len() >= 10, "{} findings of {} rules", findings.len(), rules.len());
+    let mut outside = BTreeSet::new();
+    for f in &findings {
+        walk(f, "", &keep, &mut outside);
+    }
+    assert!(outside.is_empty(), "paths written by findings but missing from FINDING_PATHS: {outside:?}");
+}

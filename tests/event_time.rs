@@ -27,8 +27,8 @@ fn terminate(who: &str, ms: i64, n: usize) -> Value {
 #[test]
 fn a_2099_record_between_two_halves_of_an_attack_does_not_hide_it() {
     // The engine is fed the 2099 record here (normalize would dead-letter it: the next test).
-    ocelot_pipeline::normalize::time::set_bounds(0, 0);
-    let now = ocelot_pipeline::normalize::time::now_ms();
+    ocelot_normalize::time::set_bounds(0, 0);
+    let now = ocelot_normalize::time::now_ms();
     // A 10-minute window of the capacity rule, well behind the clock (CloudTrail arrives late).
     let base = (now - 40 * MINUTE) / (10 * MINUTE) * (10 * MINUTE);
     let first = terminate("cleanup", base + MINUTE, 1);

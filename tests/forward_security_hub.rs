@@ -12,8 +12,8 @@ use std::process::Command;
 use std::sync::atomic::AtomicBool;
 
 use common::moto::start_moto;
+use ocelot_lake::DeadLetterStore;
 use ocelot_pipeline::forward::{DeadLetters, Forwarders};
-use ocelot_pipeline::lake::DeadLetterStore;
 use ocelot_pipeline::runtime::config::Config;
 use serde_json::Value;
 

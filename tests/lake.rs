@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use common::*;
-use ocelot_pipeline::lake::{LakeWriter, WriterOptions};
+use ocelot_lake::{LakeWriter, WriterOptions};
 use serde_json::Value;
 
 fn sample_inputs() -> Vec<PathBuf> {

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
-use ocelot_pipeline::lake::{LakeWriter, Snapshot, WriterOptions};
-use ocelot_pipeline::normalize::OcsfBatch;
+use ocelot_lake::{LakeWriter, Snapshot, WriterOptions};
+use ocelot_normalize::OcsfBatch;
 
 /// An org trail: `events` CloudTrail records over 12 accounts x 3 regions.
 fn org_events(events: usize, seed: u64) -> Vec<u8> {
@@ -146,8 +146,8 @@ fn a_cancelled_compaction_leaves_nothing_uncommitted() {
     let lake = tempfile::tempdir().unwrap();
     let written = stream_into(lake.path(), &org_events(6_000, 8), 200);
     let cancel = std::sync::atomic::AtomicBool::new(false);
-    let opts = ocelot_pipeline::lake::CompactOptions { threads: 2, ..Default::default() };
-    let stats = ocelot_pipeline::lake::compact(&lake.path().into(), &opts, &cancel, &|done, total| {
+    let opts = ocelot_lake::CompactOptions { threads: 2, ..Default::default() };
+    let stats = ocelot_lake::compact(&lake.path().into(), &opts, &cancel, &|done, total| {
         assert!(total > 4, "too few merges to cancel in the middle: {total}");
         if done == 1 {
             cancel.store(true, std::sync::atomic::Ordering::Relaxed);

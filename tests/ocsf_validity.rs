@@ -52,7 +52,7 @@ fn every_bundled_sample_of_every_source_is_valid() {
     let mut add = |label: String, run: Run| {
         assert_valid(&run);
         for b in &run.batches {
-            ocelot_pipeline::ocsf_json::write_batch(&b.batch, &mut file).unwrap();
+            ocelot_normalize::ocsf_json::write_batch(&b.batch, &mut file).unwrap();
         }
         *per_source.entry(label).or_insert(0) += run.rows();
     };

@@ -5,7 +5,7 @@
 
 mod common;
 
-use ocelot_pipeline::classes::{class_and_projection, WRITTEN_CLASSES};
+use ocelot_normalize::classes::{class_and_projection, WRITTEN_CLASSES};
 
 #[test]
 fn projections_only_grow() {

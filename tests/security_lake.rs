@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
-use ocelot_pipeline::lake::Snapshot;
+use ocelot_lake::Snapshot;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
 
@@ -103,7 +103,7 @@ fn the_export_is_what_a_security_lake_custom_source_takes() {
                 let problems = ocelot_schemas::validate_event(ocelot_schemas::schema_1_1(), class, &row);
                 assert!(problems.is_empty(), "{rel}: {problems:?}");
             }
-            ocelot_pipeline::ocsf_json::write_batch(&b, &mut out).unwrap();
+            ocelot_normalize::ocsf_json::write_batch(&b, &mut out).unwrap();
         }
     }
     drop(out);

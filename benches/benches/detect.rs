@@ -19,8 +19,8 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput};
 use ocelot_benches::{normalize_bytes, report};
 use ocelot_detectors::{Engine, EngineOptions, LoadOptions};
+use ocelot_normalize::OcsfBatch;
 use ocelot_pipeline::detect::load_rules;
-use ocelot_pipeline::normalize::OcsfBatch;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 use arrow::array::RecordBatch;
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use futures::TryStreamExt;
-use ocelot_pipeline::decode::Limits;
+use ocelot_lake::config::ServeConfig;
+use ocelot_lake::{DeadLetterStore, LakeWriter, WriterOptions};
+use ocelot_normalize::decode::Limits;
 use ocelot_pipeline::ingest::{Ingest, Output};
-use ocelot_pipeline::lake::{DeadLetterStore, LakeWriter, WriterOptions};
-use ocelot_pipeline::runtime::config::ServeConfig;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -51,7 +51,7 @@ fn lake(events: usize) -> PathBuf {
     let tmp = dir.join(format!(".bench-lake-{events}.tmp"));
     let _ = std::fs::remove_dir_all(&tmp);
     let started = Instant::now();
-    let normalizer = ocelot_pipeline::normalize::by_kind("cloudtrail").expect("cloudtrail normalizer");
+    let normalizer = ocelot_normalize::by_kind("cloudtrail").expect("cloudtrail normalizer");
     let mut ingest = Ingest::new(normalizer, Output::Lake(Box::new(LakeWriter::new(&tmp, WriterOptions::default()))), DeadLetterStore::new(&tmp), Limits::default());
     let chunk = 500_000;
     let mut done = 0;

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use ocelot_benches::normalize_bytes;
 use ocelot_detectors::{Engine, EngineOptions, LoadOptions};
+use ocelot_lake::DeadLetterStore;
 use ocelot_pipeline::forward::{DeadLetters, Forwarders};
-use ocelot_pipeline::lake::DeadLetterStore;
 use ocelot_pipeline::runtime::config::Config;
 use serde_json::{json, Value};
 

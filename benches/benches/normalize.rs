@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
 use ocelot_benches::{cloudtrail_jsonl, normalize_bytes, normalize_bytes_with, parse_only, EVENTS};
-use ocelot_pipeline::lake::{LakeWriter, WriterOptions};
-use ocelot_pipeline::normalize::agents::Registry;
+use ocelot_lake::{LakeWriter, WriterOptions};
+use ocelot_normalize::agents::Registry;
 
 // The allocator the `ocelot` binary ships with, so the figures are the product's.
 #[global_allocator]

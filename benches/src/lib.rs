@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use ocelot_pipeline::decode::{DeadLetter, Decoder, Limits, Origin, RecordSink};
-use ocelot_pipeline::normalize::{self, Normalizer, OcsfBatch};
+use ocelot_normalize::decode::{DeadLetter, Decoder, Limits, Origin, RecordSink};
+use ocelot_normalize::{self as normalize, Normalizer, OcsfBatch};
 use simd_json::BorrowedValue;
 
 pub mod kafka;

@@ -185,7 +185,7 @@ impl Linker {
         for row in 0..batch.num_rows() {
             if str_at(&product, row) == Some("CloudTrail") {
                 // Mutations only: what an agent's credentials are is learned from its changes.
-                if str_at(&operation, row).is_some_and(crate::verbs::is_mutation) {
+                if str_at(&operation, row).is_some_and(ocelot_normalize::verbs::is_mutation) {
                     let e = summaries.get(row);
                     if e.actor_uid.is_some() {
                         self.pending.push_back(e);

@@ -20,10 +20,10 @@ use arrow::array::{ArrayRef, RecordBatch};
 use regex_automata::meta::Regex;
 use serde::Deserialize;
 
-use crate::agents::{service_key, AgentRule};
 use crate::fields::{column, str_at};
-use crate::net::Net;
 use crate::rule::{Case, RuleMeta};
+use ocelot_normalize::agents::{service_key, AgentRule};
+use ocelot_normalize::net::Net;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -357,7 +357,7 @@ impl Behaviour {
             let s = |i: usize| str_at(&cols[i], row);
             let (account, region, service, op, ua, ip) = (s(0), s(1), s(2).map(service_key), s(3), s(4), s(5));
             let t = time(row);
-            let mutation = op.is_some_and(crate::verbs::is_mutation);
+            let mutation = op.is_some_and(ocelot_normalize::verbs::is_mutation);
             let profile = self.profiles.get(name);
             for (ri, rule) in self.rules.rules.iter().enumerate() {
                 let hit = |group: String, context: Vec<(&'static str, String)>| BehaviourHit { rule: ri, row, group, window_start: None, context, count: None };
@@ -494,7 +494,7 @@ mod tests {
         assert!(bad.rejected[0].1.contains("check `nope`"), "{:?}", bad.rejected);
         assert!(bad.rejected[1].1.contains("factr"), "{:?}", bad.rejected);
         assert!(bad.rejected[2].1.contains("above zero"), "{:?}", bad.rejected);
-        let scope = AgentRule { name: "x".into(), scope: crate::agents::Scope { source_ips: vec!["10.0.0.0/33".into()], ..Default::default() }, ..Default::default() };
+        let scope = AgentRule { name: "x".into(), scope: ocelot_normalize::agents::Scope { source_ips: vec!["10.0.0.0/33".into()], ..Default::default() }, ..Default::default() };
         assert!(Behaviour::new(BehaviourRules::default(), &[scope]).err().unwrap().contains("scope.source_ips: `10.0.0.0/33`"));
     }
 }

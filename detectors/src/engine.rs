@@ -13,7 +13,6 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray, RecordBatch};
 
 use crate::agent_link::Linker;
-use crate::agents::AgentRule;
 use crate::behaviour::{Behaviour, BehaviourRules};
 use crate::event::{EventSummary, Summaries};
 use crate::fields::{column, str_at, BatchFields, RowJson, Source};
@@ -23,6 +22,7 @@ use crate::rule::RuleMeta;
 use crate::sigma::correlate::{Entry, State};
 use crate::sigma::SigmaSet;
 use crate::sql::{self, SqlSet};
+use ocelot_normalize::agents::AgentRule;
 
 /// Every kind of rule an engine runs.
 pub struct RuleSets {

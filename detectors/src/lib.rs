@@ -2,18 +2,15 @@
 //! regex-automata automaton per field), their correlations, and OCSF Detection Findings.
 
 pub mod agent_link;
-pub mod agents;
 pub mod behaviour;
 pub mod engine;
 pub mod event;
 pub mod fields;
 pub mod finding;
-pub mod net;
 pub mod pattern;
 pub mod rule;
 pub mod sigma;
 pub mod sql;
-pub mod verbs;
 
 pub use engine::{Engine, EngineOptions, RuleSets, Stats};
 pub use finding::Finding;

@@ -13,7 +13,7 @@ use ocelot_detectors::sql::SqlSet;
 use ocelot_detectors::{Engine, EngineOptions, Finding, LoadOptions, RuleSets, SigmaSet};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::classes::{class_and_projection, WRITTEN_CLASSES};
+use ocelot_normalize::classes::{class_and_projection, WRITTEN_CLASSES};
 
 /// The rules: the shipped ones, or every rule under `dir` (Sigma `.yml`, SQL `.sql`, pattern
 /// and behaviour `.toml`).
@@ -103,9 +103,9 @@ impl Detect {
 
     /// Replays the lake's CloudTrail tables, file by file in path order (partitions are by day,
     /// so this is close to event-time order).
-    pub fn replay_lake(&mut self, lake: &crate::lake::Storage) -> io::Result<()> {
+    pub fn replay_lake(&mut self, lake: &ocelot_lake::Storage) -> io::Result<()> {
         // The files the manifest lists (not whatever the directories hold).
-        let snapshot = crate::lake::Snapshot::take(lake)?;
+        let snapshot = ocelot_lake::Snapshot::take(lake)?;
         let mut files: Vec<(String, &str)> = Vec::new();
         for t in WRITTEN_CLASSES {
             files.extend(snapshot.table_files(t).into_iter().map(|f| (f, *t)));
@@ -191,16 +191,17 @@ pub fn test_rules(dir: &Path) -> Result<Vec<CaseResult>, String> {
     let mut results = Vec::new();
     for (id, cases, agents, rules) in runs {
         let agents = match agents {
-            Some(a) => crate::normalize::agents::AgentsFile::load(&dir.join(a)).map_err(|e| format!("{e} (the agents of {id})"))?,
-            None => crate::normalize::agents::AgentsFile { agents: Vec::new(), builtin_agents: true },
+            Some(a) => ocelot_normalize::agents::AgentsFile::load(&dir.join(a)).map_err(|e| format!("{e} (the agents of {id})"))?,
+            None => ocelot_normalize::agents::AgentsFile { agents: Vec::new(), builtin_agents: true },
         };
         let registry = std::sync::Arc::new(agents.registry()?);
         for case in cases {
             let opts = EngineOptions { hold_windows: true, agents: agents.agents.clone(), ..EngineOptions::default() };
             let detect = Detect::new(rules()?, opts, TimeRange::default());
             let events = dir.join(&case.events);
-            let normalizer = crate::normalize::with_agents("auto", registry.clone())?;
-            let mut ingest = crate::ingest::Ingest::new(normalizer, crate::ingest::Output::Detect(Box::new(detect)), crate::lake::DeadLetterStore::to_stderr(), crate::decode::Limits::default());
+            let normalizer = ocelot_normalize::with_agents("auto", registry.clone())?;
+            let mut ingest =
+                crate::ingest::Ingest::new(normalizer, crate::ingest::Output::Detect(Box::new(detect)), ocelot_lake::DeadLetterStore::to_stderr(), ocelot_normalize::decode::Limits::default());
             let files = crate::ingest::expand_inputs(std::slice::from_ref(&events)).map_err(|e| format!("{} (a case of {id}): {e}", events.display()))?;
             for f in files {
                 ingest.file(&f).map_err(|e| format!("{} (a case of {id}): {e}", f.display()))?;

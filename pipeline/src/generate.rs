@@ -141,7 +141,7 @@ fn write_events(events: usize, seed: u64, start_ms: i64, per_mille: usize, accou
         .iter()
         .filter(|t| {
             let name = t.get("eventName").and_then(Value::as_str).unwrap_or_default();
-            ocelot_detectors::verbs::activity_id(name, t.get("readOnly").and_then(Value::as_bool)) == 2
+            ocelot_normalize::verbs::activity_id(name, t.get("readOnly").and_then(Value::as_bool)) == 2
         })
         .cloned()
         .collect();

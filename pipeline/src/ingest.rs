@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use simd_json::BorrowedValue;
 
-use crate::decode::{DeadLetter, Decoder, Limits, Origin, RecordSink};
-use crate::lake::{DeadLetterStore, LakeWriter};
-use crate::normalize::{Normalizer, OcsfBatch};
-use crate::ocsf_json;
+use ocelot_lake::{DeadLetterStore, LakeWriter};
+use ocelot_normalize::decode::{DeadLetter, Decoder, Limits, Origin, RecordSink};
+use ocelot_normalize::ocsf_json;
+use ocelot_normalize::{Normalizer, OcsfBatch};
 
 /// Where normalized batches go.
 pub enum Output {

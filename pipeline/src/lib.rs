@@ -1,15 +1,9 @@
-//! Ocelot's pipeline: decoders, normalizers, the Parquet lake and SQL over it, and the
-//! drivers that wire them (`ingest` for files and stdin, `runtime` for Kafka).
+//! What runs: the drivers that wire the normalizers (ocelot-normalize), the detectors and the
+//! lake (ocelot-lake) together: `ingest` for files and stdin, `detect` for replays, `runtime`
+//! for Kafka, `forward` for the findings' targets, and `generate` for load tests.
 
-pub mod classes;
-pub mod decode;
 pub mod detect;
-pub mod findings;
 pub mod forward;
 pub mod generate;
 pub mod ingest;
-pub mod json;
-pub mod lake;
-pub mod normalize;
-pub mod ocsf_json;
 pub mod runtime;

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
+use ocelot_lake::DeadLetterStore;
 use ocelot_pipeline::forward::{DeadLetters, Forwarders};
-use ocelot_pipeline::lake::DeadLetterStore;
 use ocelot_pipeline::runtime::config::Config;
 use serde_json::{json, Value};
 

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use ocelot_pipeline::runtime::config::SqlServer;
+use ocelot_lake::config::SqlServer;
 use rand::RngCore;
 use tonic::metadata::MetadataMap;
 use tonic::Status;
@@ -94,7 +94,7 @@ mod tests {
     use super::*;
 
     fn auth(toml: &str) -> Auth {
-        let cfg = ocelot_pipeline::runtime::config::ServeConfig::from_toml(&format!("[lake]\npath = \"/tmp/l\"\n[sql]\n{toml}")).unwrap();
+        let cfg = ocelot_lake::config::ServeConfig::from_toml(&format!("[lake]\npath = \"/tmp/l\"\n[sql]\n{toml}")).unwrap();
         Auth::new(&cfg.sql).unwrap()
     }
 

@@ -12,12 +12,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
-use ocelot_pipeline::runtime::config::SqlServer;
+use ocelot_lake::config::SqlServer;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 /// Serves until `shutdown` completes, on `listener` (bound by the caller, so tests can take a
 /// free port and the CLI can say where it listens before serving).
-pub async fn serve(lake: &ocelot_pipeline::lake::Storage, cfg: &SqlServer, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()>) -> Result<(), String> {
+pub async fn serve(lake: &ocelot_lake::Storage, cfg: &SqlServer, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()>) -> Result<(), String> {
     let auth = auth::Auth::new(cfg)?;
     let limits = query::Limits { timeout: Duration::from_secs(cfg.query_timeout_secs), memory_bytes: cfg.query_memory_mb << 20, concurrent: cfg.max_concurrent_queries };
     let engine = query::Engine::new(lake, limits).await.map_err(|e| format!("lake {lake}: {e}"))?;

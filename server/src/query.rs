@@ -16,7 +16,7 @@ use datafusion::execution::memory_pool::GreedyMemoryPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{DataFrame, SQLOptions, SessionContext};
 use futures::{Stream, StreamExt};
-use ocelot_pipeline::lake::{query, Storage};
+use ocelot_lake::{query, Storage};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 

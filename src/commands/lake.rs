@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use ocelot_pipeline::lake::{compact, verify, CompactOptions, Storage};
+use ocelot_lake::{compact, verify, CompactOptions, Storage};
 
 /// Merges the small files of every partition into files of about `target_mb` MiB.
 pub fn compact_cmd(lake: &Storage, target_mb: u64, retain_secs: u64, json: bool) -> Result<ExitCode> {
@@ -58,7 +58,7 @@ pub fn verify_cmd(lake: &Storage, expect_head: Option<&str>, json: bool) -> Resu
     if let Some(want) = expect_head
         && v.head.as_deref() != Some(want)
     {
-        v.problems.push(ocelot_pipeline::lake::manifest::Problem::BrokenChain {
+        v.problems.push(ocelot_lake::manifest::Problem::BrokenChain {
             seq: v.entries.saturating_sub(1),
             why: format!("the head is {}, not the {want} you recorded: entries were rewritten or dropped", v.head.as_deref().unwrap_or("(none)")),
         });
@@ -91,14 +91,14 @@ pub fn export_cmd(lake: &Storage, dest: &Storage, source_prefix: String, since: 
             bail!("{flag} {d}: give a day as YYYYMMDD (20261101)");
         }
     }
-    use ocelot_pipeline::lake::security_lake::MAX_SOURCE_PREFIX;
+    use ocelot_lake::security_lake::MAX_SOURCE_PREFIX;
     if source_prefix.is_empty() || source_prefix.len() > MAX_SOURCE_PREFIX || !source_prefix.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)) {
         bail!("--source-prefix {source_prefix:?}: 1 to {MAX_SOURCE_PREFIX} letters, digits, `-` or `_` (source names are PREFIX-CLASS_UID, and Security Lake takes at most 20 characters)");
     }
-    let opts = ocelot_pipeline::lake::security_lake::ExportOptions { source_prefix, since, until };
+    let opts = ocelot_lake::security_lake::ExportOptions { source_prefix, since, until };
     let bar = bar("partitions");
     let t = Instant::now();
-    let stats = ocelot_pipeline::lake::security_lake::export(lake, dest, &opts, &|done, total| {
+    let stats = ocelot_lake::security_lake::export(lake, dest, &opts, &|done, total| {
         bar.set_length(total);
         bar.set_position(done);
     })
@@ -117,7 +117,7 @@ pub fn export_cmd(lake: &Storage, dest: &Storage, source_prefix: String, since: 
         );
         if !stats.moved.is_empty() {
             let top: Vec<String> = stats.moved.iter().take(8).map(|(k, n)| format!("{k} ({n})")).collect();
-            println!("moved to unmapped.{} (1.1.0 lacks them): {}{}", ocelot_pipeline::lake::security_lake::UNMAPPED_KEY, top.join(", "), if stats.moved.len() > 8 { ", ..." } else { "" });
+            println!("moved to unmapped.{} (1.1.0 lacks them): {}{}", ocelot_lake::security_lake::UNMAPPED_KEY, top.join(", "), if stats.moved.len() > 8 { ", ..." } else { "" });
         }
         // What to register (docs/lake.md): one custom source per class.
         for (source, class) in &stats.sources {

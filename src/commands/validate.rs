@@ -138,8 +138,8 @@ fn parquet_file(path: &Path, report: &mut Report) -> Result<()> {
 /// names are skipped.
 fn parquet_files(dir: &Path) -> Result<Vec<PathBuf>> {
     // A lake: the files its manifest lists (dead letters left out).
-    if dir.join(ocelot_pipeline::lake::manifest::MANIFEST_DIR).is_dir() {
-        let snapshot = ocelot_pipeline::lake::Snapshot::take(&dir.into()).with_context(|| format!("reading the manifest of {}", dir.display()))?;
+    if dir.join(ocelot_lake::manifest::MANIFEST_DIR).is_dir() {
+        let snapshot = ocelot_lake::Snapshot::take(&dir.into()).with_context(|| format!("reading the manifest of {}", dir.display()))?;
         return Ok(snapshot.parquet_files().map(|f| dir.join(f)).collect());
     }
     let mut out = Vec::new();

@@ -16,7 +16,7 @@ pub fn ocelot(config: &Path, env: &[(&str, String)]) -> Ocelot {
 /// Parquet files of the lake's event tables (not the engine's `findings`): the files its
 /// manifest lists, as Ocelot's readers see them.
 pub fn event_files(lake: &Path) -> Vec<PathBuf> {
-    let snapshot = ocelot_pipeline::lake::Snapshot::take(&lake.into()).unwrap();
+    let snapshot = ocelot_lake::Snapshot::take(&lake.into()).unwrap();
     snapshot.files.iter().filter(|f| f.ends_with(".parquet") && !f.starts_with("findings/")).map(|f| lake.join(f)).collect()
 }
 

@@ -8,8 +8,8 @@ pub mod reference;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ocelot_pipeline::decode::{DeadLetter, Decoder, Limits, Origin, RecordSink};
-use ocelot_pipeline::normalize::{self, Normalizer, OcsfBatch};
+use ocelot_normalize::decode::{DeadLetter, Decoder, Limits, Origin, RecordSink};
+use ocelot_normalize::{self as normalize, Normalizer, OcsfBatch};
 use serde_json::Value;
 use simd_json::BorrowedValue;
 

@@ -13,8 +13,8 @@ use super::correlate::{self, Aggregation, Correlation};
 use super::values::{self, Anchor, Cmp, Test};
 use super::{Expr, FieldAutomaton, Item, LoadOptions, SigmaRule, SigmaSet};
 use crate::fields::Source;
-use crate::net::Net;
 use crate::rule::{attacks_from_tags, RuleMeta, Severity};
+use ocelot_normalize::net::Net;
 
 /// Statistics of a compiled set, for `rules list` and benches.
 #[derive(Debug, Clone, Copy)]

@@ -1,9 +1,9 @@
 //! Sigma values and modifiers to what we test per field: regex patterns (all of a field's
 //! patterns become one automaton), null/exists, CIDR, numeric comparison, field references.
 
-use crate::net::Net;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
+use ocelot_normalize::net::Net;
 use rsigma_parser::{Modifier, SigmaString, SigmaValue, SpecialChar, StringPart};
 
 /// How a string value is placed against the field's text.

@@ -23,7 +23,7 @@ use datafusion::common::{exec_err, Result};
 use datafusion::logical_expr::{create_udf, ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
 use datafusion::prelude::SessionContext;
 
-use crate::verbs;
+use ocelot_normalize::verbs;
 
 fn over_strings<T>(args: &[ColumnarValue], f: impl Fn(&str) -> T, build: impl Fn(Vec<Option<T>>) -> ArrayRef) -> Result<ColumnarValue> {
     let [arg] = args else { return exec_err!("expects one argument: the operation name") };

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::runtime::config::Setting;
+use ocelot_lake::config::Setting;
 
 /// One forwarder.
 #[derive(Debug, Clone, Serialize, Deserialize)]

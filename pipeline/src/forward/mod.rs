@@ -31,8 +31,8 @@ use rand::Rng;
 use tokio::sync::mpsc;
 
 use self::config::{Delivery, ForwardConfig};
-use crate::decode::{DeadLetter, Origin};
-use crate::lake::DeadLetterStore;
+use ocelot_lake::DeadLetterStore;
+use ocelot_normalize::decode::{DeadLetter, Origin};
 
 /// Findings sent and acknowledged, by forwarder.
 pub const SENT: &str = "ocelot_forward_sent_total";

@@ -37,9 +37,9 @@ use self::config::Config;
 use self::metrics as m;
 use self::offsets::{OffsetTracker, Tp};
 use self::sink::{KafkaDeadLetter, Sealed, Sinks};
-use crate::decode::{DeadLetter, Decoder, Origin, RecordSink};
-use crate::lake::{DeadLetterStore, LakeWriter, WriterOptions};
-use crate::normalize::{self, Normalizer};
+use ocelot_lake::{DeadLetterStore, LakeWriter, WriterOptions};
+use ocelot_normalize::decode::{DeadLetter, Decoder, Origin, RecordSink};
+use ocelot_normalize::{self as normalize, Normalizer};
 
 /// How a run ended.
 #[derive(Debug)]
@@ -513,7 +513,7 @@ pub fn run_until(cfg: Config, stop: Arc<AtomicBool>) -> Result<Exit, String> {
 }
 
 /// The `[[forward]]` targets, started (None when there are none, or detection is off).
-fn forwarders(cfg: &Config, lake: &crate::lake::Storage) -> Result<Option<crate::forward::Forwarders>, String> {
+fn forwarders(cfg: &Config, lake: &ocelot_lake::Storage) -> Result<Option<crate::forward::Forwarders>, String> {
     if cfg.forward.is_empty() {
         return Ok(None);
     }
@@ -526,7 +526,7 @@ fn forwarders(cfg: &Config, lake: &crate::lake::Storage) -> Result<Option<crate:
 }
 
 /// The detection engine `[detect]` asks for (None when switched off).
-fn detect_engine(cfg: &config::DetectConfig, agents: &[crate::normalize::agents::AgentRule], time: &config::TimeConfig) -> Result<Option<ocelot_detectors::Engine>, String> {
+fn detect_engine(cfg: &config::DetectConfig, agents: &[ocelot_normalize::agents::AgentRule], time: &config::TimeConfig) -> Result<Option<ocelot_detectors::Engine>, String> {
     if !cfg.enabled {
         return Ok(None);
     }
@@ -547,12 +547,12 @@ fn detect_engine(cfg: &config::DetectConfig, agents: &[crate::normalize::agents:
 /// The background compaction: every `lake.compact_interval_secs`, each partition's small
 /// files are merged (see `lake::compact`); a failed pass is logged and tried again next time.
 /// Stops with the run (a pass under way finishes its current merges first: kill -9 is safe).
-fn compactor(cfg: &config::Lake, lake: &crate::lake::Storage, stop: Arc<AtomicBool>) -> Result<Option<std::thread::JoinHandle<()>>, String> {
+fn compactor(cfg: &ocelot_lake::config::Lake, lake: &ocelot_lake::Storage, stop: Arc<AtomicBool>) -> Result<Option<std::thread::JoinHandle<()>>, String> {
     if cfg.compact_interval_secs == 0 {
         return Ok(None);
     }
     let every = Duration::from_secs(cfg.compact_interval_secs);
-    let opts = crate::lake::CompactOptions {
+    let opts = ocelot_lake::CompactOptions {
         target_file_bytes: cfg.target_file_mb << 20,
         zstd_level: cfg.zstd_level,
         retain: Duration::from_secs(cfg.retain_replaced_secs),
@@ -571,7 +571,7 @@ fn compactor(cfg: &config::Lake, lake: &crate::lake::Storage, stop: Arc<AtomicBo
                     continue;
                 }
                 let t = Instant::now();
-                match crate::lake::compact(&lake, &opts, &stop, &|_, _| {}) {
+                match ocelot_lake::compact(&lake, &opts, &stop, &|_, _| {}) {
                     Ok(s) => {
                         counter!(m::LAKE_COMPACTED_FILES).increment(s.files_in as u64);
                         if s.files_in > 0 {

@@ -19,11 +19,11 @@ use rdkafka::Message;
 
 use super::config::KafkaOutput;
 use super::metrics as m;
-use crate::decode::DeadLetter;
-use crate::lake::dead_letter::reason_kind;
-use crate::lake::{DeadLetterStore, LakeWriter};
-use crate::normalize::OcsfBatch;
-use crate::ocsf_json;
+use ocelot_lake::dead_letter::reason_kind;
+use ocelot_lake::{DeadLetterStore, LakeWriter};
+use ocelot_normalize::decode::DeadLetter;
+use ocelot_normalize::ocsf_json;
+use ocelot_normalize::OcsfBatch;
 
 /// A dead letter with the Kafka coordinates of the message it came from.
 pub struct KafkaDeadLetter {
@@ -122,9 +122,9 @@ impl Sinks {
         if findings.is_empty() {
             return;
         }
-        match crate::findings::to_batch(findings) {
+        match ocelot_lake::findings::to_batch(findings) {
             Ok(b) => {
-                self.lake.buffer_as(crate::findings::FINDINGS_TABLE, &b);
+                self.lake.buffer_as(ocelot_lake::findings::FINDINGS_TABLE, &b);
                 metrics::counter!(m::FINDINGS).increment(findings.len() as u64);
             }
             // Only a schema bug can fail here: say so loudly, the events are still written.
@@ -163,7 +163,7 @@ impl Sinks {
             metrics::gauge!(m::DETECT_RATE_AGENTS).set(st.rate_agents as f64);
             metrics::gauge!(m::DETECT_LATE_EVENTS).set(st.late_events as f64);
             metrics::gauge!(m::DETECT_FUTURE_EVENTS).set(st.future_events as f64);
-            let (future, past) = crate::normalize::time::refused_counts();
+            let (future, past) = ocelot_normalize::time::refused_counts();
             metrics::gauge!(m::EVENTS_REFUSED_TIME, "bound" => "future").set(future as f64);
             metrics::gauge!(m::EVENTS_REFUSED_TIME, "bound" => "past").set(past as f64);
             metrics::gauge!(m::DETECT_BUDGET_EXCEEDED).set(st.sql_budget_exceeded as f64);
@@ -188,7 +188,7 @@ impl Sinks {
             for o in too_large {
                 dead.push(KafkaDeadLetter {
                     letter: DeadLetter {
-                        origin: crate::decode::Origin { source: Arc::from("output.kafka"), line: None, offset: 0, index: None },
+                        origin: ocelot_normalize::decode::Origin { source: Arc::from("output.kafka"), line: None, offset: 0, index: None },
                         reason: format!("kafka output: the broker refused the {}-byte OCSF event as too large", o.payload.len()),
                         bytes: o.payload,
                     },
@@ -233,7 +233,7 @@ impl Sinks {
                     tracing::error!(topic = %o.topic, size = o.payload.len(), "the dead-letter topic refused a dead letter as too large (lower dead_letter.max_message_bytes); it goes to the lake's _dead_letter/");
                     let h = |name: &str| o.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
                     let source = Arc::from(format!("{}/{}", h("ocelot.source.topic"), h("ocelot.source.partition")));
-                    let origin = crate::decode::Origin { source, line: None, offset: h("ocelot.source.offset").parse().unwrap_or(0), index: None };
+                    let origin = ocelot_normalize::decode::Origin { source, line: None, offset: h("ocelot.source.offset").parse().unwrap_or(0), index: None };
                     to_store.push(DeadLetter { origin, reason: h("ocelot.reason"), bytes: o.payload });
                 }
             }

@@ -208,7 +208,7 @@ fn account_activity(source: &str, name: &str) -> Option<i32> {
 /// API Activity's create/read/update/delete from the operation's leading verb (the table is
 /// the detectors', so detections and the normalizer agree on what a mutation is).
 pub(crate) fn api_activity(name: &str, read_only: Option<bool>) -> i32 {
-    ocelot_detectors::verbs::activity_id(name, read_only)
+    crate::verbs::activity_id(name, read_only)
 }
 
 /// The resource type a request parameter names, if it names one.

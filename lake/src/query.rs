@@ -15,7 +15,7 @@ use datafusion::prelude::{DataFrame, Expr, SessionContext};
 
 use super::snapshot::{Snapshot, SnapshotStore};
 use super::storage::Storage;
-use crate::classes::{class_and_projection, WRITTEN_CLASSES};
+use ocelot_normalize::classes::{class_and_projection, WRITTEN_CLASSES};
 
 /// Partition columns, as in Amazon Security Lake's layout.
 pub const PARTITION_COLUMNS: &[&str] = &["region", "accountId", "eventDay"];

@@ -3,9 +3,8 @@
 //! Detection Finding projection.
 
 use ocelot_detectors::Finding;
-
-use crate::classes::class_and_projection;
-use crate::normalize::OcsfBatch;
+use ocelot_normalize::classes::class_and_projection;
+use ocelot_normalize::OcsfBatch;
 
 /// The lake table of the engine's findings.
 pub const FINDINGS_TABLE: &str = "findings";

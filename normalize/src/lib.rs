@@ -1,5 +1,9 @@
-//! Normalizers: one module per source, each appending parsed source records straight into the
-//! Arrow builders of the OCSF classes it maps to.
+//! From raw bytes to OCSF Arrow batches: the decoders (`decode`: gzip, JSON Lines, envelopes)
+//! and the normalizers, one module per source, each appending parsed source records straight
+//! into the Arrow builders of the OCSF classes it maps to. Also the agent registry (`agents`)
+//! and the CloudTrail verb classification (`verbs`) that the detectors read.
+//!
+//! This crate imports the schemas only: detectors, the lake and the runtime build on it.
 //!
 //! A normalizer declares the OCSF paths it writes (`PATHS`); the union over all normalizers is
 //! part of each class's projection ([`crate::classes`]). Column handles are resolved once, at
@@ -9,21 +13,26 @@ pub mod agent;
 pub mod agents;
 mod ai_logs;
 pub mod asff;
+pub mod classes;
 pub mod cloud_call;
 pub mod cloudtrail;
 mod columns;
+pub mod decode;
 pub mod guardduty;
 pub mod head;
 mod insight;
+pub mod json;
+pub mod net;
+pub mod ocsf_json;
 pub mod shield;
 pub mod time;
+pub mod verbs;
 pub mod waf;
 
 use arrow::array::RecordBatch;
 use ocelot_schemas::{BatchWriter, ClassDef, WriterError};
 use simd_json::BorrowedValue;
 
-use crate::classes;
 use crate::decode::Origin;
 
 /// A batch of OCSF events of one class.
@@ -82,7 +91,7 @@ pub fn written_paths(class_name: &str) -> Vec<&'static str> {
     }
     // The detection engine's own findings share the class (the lake's `findings` table).
     if class_name == "detection_finding" {
-        out.extend(ocelot_detectors::finding::PATHS);
+        out.extend(classes::FINDING_PATHS);
     }
     out.sort_unstable();
     out.dedup();

@@ -29,7 +29,7 @@ use serde_json::{Map, Value};
 use super::dead_letter::DeadLetterStore;
 use super::snapshot::Snapshot;
 use super::storage::Storage;
-use crate::decode::{DeadLetter, Origin};
+use ocelot_normalize::decode::{DeadLetter, Origin};
 
 /// Where what 1.1.0 lacks goes, inside `unmapped`.
 pub const UNMAPPED_KEY: &str = "ocsf_1_8_0";

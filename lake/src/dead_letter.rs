@@ -12,7 +12,7 @@ use super::atomic::unique_name;
 use super::manifest::{Manifest, Op};
 use super::storage::Storage;
 use super::DEAD_LETTER_DIR;
-use crate::decode::DeadLetter;
+use ocelot_normalize::decode::DeadLetter;
 
 #[derive(Serialize)]
 struct Line<'a> {

@@ -3,10 +3,15 @@
 //! dead-letter store beside it (`_dead_letter/`), and SQL over both. Which files make up the
 //! lake is the manifest's to say (`_ocelot/manifest/`, [`manifest`]): writers record each file
 //! there, readers read the files it lists, compaction swaps small files for large ones in it.
+//!
+//! Everything `ocelot serve` needs is here (the SQL session, views, `[lake]` and `[sql]`
+//! config), and nothing of Kafka or the AWS SDK.
 
 mod atomic;
 pub mod compact;
+pub mod config;
 pub mod dead_letter;
+pub mod findings;
 pub mod manifest;
 pub mod query;
 pub mod security_lake;

@@ -25,8 +25,8 @@ use parquet::schema::types::ColumnPath;
 use super::atomic::unique_name;
 use super::manifest::{Manifest, Op};
 use super::storage::{FileWriter, Storage, Written};
-use crate::normalize::time::event_day;
-use crate::normalize::OcsfBatch;
+use ocelot_normalize::time::event_day;
+use ocelot_normalize::OcsfBatch;
 
 #[derive(Debug, Clone)]
 pub struct WriterOptions {
