@@ -61,6 +61,23 @@ fn pyarrow_rows(files: &[PathBuf]) -> usize {
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
+/// Every row of the event tables as JSON, in uid order, as `ocelot sql` reads them.
+fn all_rows(lake: &Path) -> String {
+    let mut out = String::new();
+    for t in ["api_activity", "authentication", "account_change"] {
+        let o = ocelot().args(["sql", &format!("SELECT * FROM {t} ORDER BY metadata.uid"), "--format", "json", "--lake"]).arg(lake).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        out.push_str(&String::from_utf8_lossy(&o.stdout));
+    }
+    assert!(out.len() > 1_000_000, "{} bytes of rows", out.len());
+    out
+}
+
+/// Leaf columns of a Parquet file.
+fn leaf_columns(f: &Path) -> usize {
+    parquet::file::reader::FileReader::metadata(&parquet::file::serialized_reader::SerializedFileReader::new(std::fs::File::open(f).unwrap()).unwrap()).file_metadata().schema_descr().num_columns()
+}
+
 fn live_parquet(lake: &Path) -> Vec<PathBuf> {
     Snapshot::take(&lake.into()).unwrap().files.iter().filter(|f| f.ends_with(".parquet")).map(|f| lake.join(f)).collect()
 }
@@ -84,6 +101,11 @@ fn compaction_swaps_small_files_for_large_ones_without_changing_a_row() {
     let written = stream_into(lake.path(), &org_events(20_000, 5), 500);
     let before = live_parquet(lake.path());
     assert_eq!(sql_counts(lake.path()), written);
+    // Small files leave out their all-null columns, each its own: read through the table's
+    // schema, every row is whole, before compaction and after it (which merges the columns).
+    let narrower = before.iter().filter(|f| leaf_columns(f) < leaf_columns(&before[0]).max(leaf_columns(&before[1]))).count();
+    assert!(narrower > 0, "every small file has the same columns");
+    let rows_before = all_rows(lake.path());
     let o = ocelot().args(["lake", "compact", "--json"]).arg(lake.path()).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let stats: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -96,6 +118,7 @@ fn compaction_swaps_small_files_for_large_ones_without_changing_a_row() {
     assert!(stats["bytes_out"].as_u64() < stats["bytes_in"].as_u64(), "{stats}");
     // Same rows by our reader and by pyarrow; the replaced files are gone (retain 0).
     assert_eq!(sql_counts(lake.path()), written);
+    assert_eq!(all_rows(lake.path()), rows_before, "a row changed in compaction");
     assert_eq!(pyarrow_rows(&after), written.values().sum::<usize>());
     // (A partition with a single file keeps it.)
     assert!(before.iter().filter(|f| !after.contains(f)).all(|f| !f.exists()));

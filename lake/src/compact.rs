@@ -13,9 +13,11 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use arrow::record_batch::RecordBatchReader;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use arrow::datatypes::SchemaRef;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ArrowWriter;
+use parquet::errors::ParquetError;
+use parquet::file::metadata::ParquetMetaDataReader;
 
 use super::atomic::unique_name;
 use super::manifest::{CommitError, FileEntry, Manifest};
@@ -200,8 +202,9 @@ fn partition_of(path: &str) -> &str {
     path.rsplit_once('/').map_or("", |(dir, _)| dir)
 }
 
-/// Writes the rows of a group's files as new file(s) in the same directory: one file, or one
-/// per schema when files written by different versions of Ocelot (different projections) meet.
+/// Writes the rows of a group's files as one new file in the same directory, with the union of
+/// their columns (files leave out their all-null columns, [`crate::sparse`]). Files whose
+/// columns the table's schema does not hold (none Ocelot writes) are merged one file per schema.
 fn merge(storage: &Storage, g: &Group, opts: &CompactOptions, cancel: &AtomicBool) -> std::io::Result<Vec<(Written, u64)>> {
     let mut out: Vec<(Written, u64)> = Vec::new();
     match merge_into(&mut out, storage, g, opts, cancel) {
@@ -217,16 +220,16 @@ fn merge(storage: &Storage, g: &Group, opts: &CompactOptions, cancel: &AtomicBoo
 fn merge_into(out: &mut Vec<(Written, u64)>, storage: &Storage, g: &Group, opts: &CompactOptions, cancel: &AtomicBool) -> std::io::Result<()> {
     let dir = partition_of(&g.files[0].path);
     let props = writer_properties(opts.zstd_level, true);
-    let mut cur: Option<(ArrowWriter<FileWriter>, u64, arrow::datatypes::SchemaRef)> = None;
-    for f in &g.files {
+    let schemas = g.files.iter().map(|f| file_schema(storage, f)).collect::<std::io::Result<Vec<_>>>()?;
+    let union = table_schema(dir).and_then(|full| crate::sparse::union(&full, &schemas));
+    let mut cur: Option<(ArrowWriter<FileWriter>, u64, SchemaRef)> = None;
+    for (f, schema) in g.files.iter().zip(schemas) {
         if cancel.load(Ordering::Relaxed) {
             // The open writer is dropped unfinished (its temporary goes with it).
             return Err(std::io::Error::new(std::io::ErrorKind::Interrupted, "compaction cancelled"));
         }
-        let bytes = storage.read(&f.path)?.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("{} is listed in the manifest but missing (run `ocelot lake verify`)", f.path)))?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)?.with_batch_size(64 * 1024).build()?;
-        let schema = reader.schema();
-        if cur.as_ref().is_some_and(|(_, _, s)| *s != schema) {
+        let target = union.clone().unwrap_or_else(|| schema.clone());
+        if cur.as_ref().is_some_and(|(_, _, s)| *s != target) {
             let (w, rows, _) = cur.take().expect("checked");
             out.push((w.into_inner()?.finish()?, rows));
         }
@@ -234,11 +237,12 @@ fn merge_into(out: &mut Vec<(Written, u64)>, storage: &Storage, g: &Group, opts:
             Some(c) => c,
             c => {
                 let file = storage.create(&format!("{dir}/{}", unique_name("parquet")))?;
-                c.insert((ArrowWriter::try_new(file, schema.clone(), Some(props.clone()))?, 0, schema.clone()))
+                c.insert((ArrowWriter::try_new(file, target.clone(), Some(props.clone()))?, 0, target.clone()))
             }
         };
-        for b in reader {
-            let b = b.map_err(std::io::Error::other)?;
+        let bytes = storage.read(&f.path)?.ok_or_else(|| missing(&f.path))?;
+        for b in ParquetRecordBatchReaderBuilder::try_new(bytes)?.with_batch_size(64 * 1024).build()? {
+            let b = crate::sparse::conform(&b.map_err(std::io::Error::other)?, &target).map_err(std::io::Error::other)?;
             *rows += b.num_rows() as u64;
             w.write(&b)?;
         }
@@ -247,4 +251,33 @@ fn merge_into(out: &mut Vec<(Written, u64)>, storage: &Storage, g: &Group, opts:
         out.push((w.into_inner()?.finish()?, rows));
     }
     Ok(())
+}
+
+fn missing(path: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::NotFound, format!("{path} is listed in the manifest but missing (run `ocelot lake verify`)"))
+}
+
+/// The schema of the table a partition directory belongs to (`api_activity/region=...`).
+fn table_schema(dir: &str) -> Option<SchemaRef> {
+    let table = dir.split('/').next()?;
+    let class = if table == crate::findings::FINDINGS_TABLE { "detection_finding" } else { table };
+    ocelot_normalize::classes::class_and_projection(class).ok().map(|(_, s)| s)
+}
+
+/// A file's Arrow schema, from its footer alone: a range read of the file's tail, so on S3 the
+/// data is not fetched twice.
+fn file_schema(storage: &Storage, f: &FileEntry) -> std::io::Result<SchemaRef> {
+    let mut want = f.bytes.min(64 * 1024);
+    loop {
+        let tail = storage.read_range(&f.path, f.bytes - want..f.bytes)?.ok_or_else(|| missing(&f.path))?;
+        let mut reader = ParquetMetaDataReader::new();
+        match reader.try_parse_sized(&tail, f.bytes) {
+            Ok(()) => {
+                let meta = ArrowReaderMetadata::try_new(std::sync::Arc::new(reader.finish()?), ArrowReaderOptions::default())?;
+                return Ok(meta.schema().clone());
+            }
+            Err(ParquetError::NeedMoreData(n)) if n as u64 > want && n as u64 <= f.bytes => want = n as u64,
+            Err(e) => return Err(std::io::Error::other(format!("{}: {e}", f.path))),
+        }
+    }
 }

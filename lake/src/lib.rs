@@ -16,6 +16,7 @@ pub mod manifest;
 pub mod query;
 pub mod security_lake;
 pub mod snapshot;
+pub mod sparse;
 pub mod storage;
 pub mod views;
 pub mod writer;

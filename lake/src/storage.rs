@@ -207,6 +207,31 @@ impl Storage {
         }
     }
 
+    /// The bytes of `range` of the file at `rel` (a footer, say); `None` if there is no such file.
+    pub fn read_range(&self, rel: &str, range: std::ops::Range<u64>) -> io::Result<Option<Bytes>> {
+        match self {
+            Storage::Local(root) => match File::open(root.join(rel)) {
+                Ok(mut f) => {
+                    use std::io::Seek;
+                    f.seek(io::SeekFrom::Start(range.start))?;
+                    let mut buf = vec![0u8; (range.end - range.start) as usize];
+                    f.read_exact(&mut buf)?;
+                    Ok(Some(Bytes::from(buf)))
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e),
+            },
+            Storage::Object(o) => {
+                let (store, path) = (o.store.clone(), o.path(rel));
+                match block(async move { store.get_range(&path, range).await }) {
+                    Ok(b) => Ok(Some(b)),
+                    Err(object_store::Error::NotFound { .. }) => Ok(None),
+                    Err(e) => Err(io::Error::other(e)),
+                }
+            }
+        }
+    }
+
     /// SHA-256 (hex) of the file at `rel`; `None` if there is none.
     pub fn sha256(&self, rel: &str) -> io::Result<Option<String>> {
         match self {

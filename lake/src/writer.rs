@@ -69,14 +69,16 @@ const LARGE_FILE_ROWS: usize = 64 * 1024;
 const STATS_COLUMNS: &[&str] = &["time", "class_uid", "severity_id", "activity_id", "status_id"];
 
 /// Parquet settings. A small file (a streaming flush: hundreds of rows) keeps statistics only
-/// on the columns queries filter by, since per-column statistics and page indexes of ~600 leaf
-/// columns were a third of its bytes; a large file (compaction, batch jobs) has them all.
+/// on the columns queries filter by and no page index, since per-column statistics and page
+/// indexes of ~600 leaf columns were a third of its bytes; a large file (compaction, batch
+/// jobs) has them all.
 pub fn writer_properties(zstd_level: i32, large: bool) -> WriterProperties {
     let mut b = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::try_new(zstd_level).unwrap_or_default())).set_created_by(format!("ocelot {}", env!("CARGO_PKG_VERSION")));
     if large {
         b = b.set_statistics_enabled(EnabledStatistics::Chunk).set_max_row_group_row_count(Some(1 << 20));
     } else {
-        b = b.set_statistics_enabled(EnabledStatistics::None);
+        // One page per column: an offset index (page locations) has nothing to skip.
+        b = b.set_statistics_enabled(EnabledStatistics::None).set_offset_index_disabled(true);
         for c in STATS_COLUMNS {
             b = b.set_column_statistics_enabled(ColumnPath::from(*c), EnabledStatistics::Chunk);
         }
@@ -118,6 +120,8 @@ struct Buffered {
 struct OpenFile {
     writer: ArrowWriter<FileWriter>,
     rows: u64,
+    /// Its columns: those of its first rows (`sparse`).
+    schema: arrow::datatypes::SchemaRef,
 }
 
 pub struct LakeWriter {
@@ -275,7 +279,7 @@ impl LakeWriter {
                     if let Some(o) = open {
                         self.open.insert(p.clone(), o);
                     }
-                    if let Some((w, rows)) = closed {
+                    for (w, rows) in closed {
                         self.closed.push((w, rows, p.class));
                     }
                 }
@@ -297,46 +301,57 @@ pub const ORPHAN_GRACE: std::time::Duration = std::time::Duration::from_secs(600
 
 struct Outcome {
     open: Option<OpenFile>,
-    closed: Option<(Written, u64)>,
+    closed: Vec<(Written, u64)>,
 }
 
 /// One partition's share of a spill: its rows as one row group of its open file (opened if
 /// needed); the file closed when full or when `close`.
 fn write_part(storage: &Storage, opts: &WriterOptions, p: &Partition, b: Buffered, open: Option<OpenFile>, close: bool) -> Result<Outcome, (Buffered, std::io::Error)> {
     let res = (|| {
-        let mut file = match open {
-            Some(o) => Some(o),
-            None if b.rows > 0 => {
-                let schema = b.batches[0].schema();
-                let f = storage.create(&format!("{}/{}", p.dir(), unique_name("parquet")))?;
-                // A file closed at once with few rows is a small file, whoever writes it (an
-                // organization trail's partitions hold hundreds of rows).
-                let large = !opts.small_files && (!close || b.rows >= LARGE_FILE_ROWS);
-                let writer = ArrowWriter::try_new(f, schema, Some(writer_properties(opts.zstd_level, large))).map_err(std::io::Error::other)?;
-                Some(OpenFile { writer, rows: 0 })
-            }
-            None => None,
+        // Files leave out their all-null columns (`sparse`).
+        let batch = match b.rows {
+            0 => None,
+            _ => Some(super::sparse::without_null_columns(&concat_batches(&b.batches[0].schema(), b.batches.iter()).map_err(std::io::Error::other)?)),
         };
-        if let Some(o) = file.as_mut().filter(|_| b.rows > 0) {
-            let batch = concat_batches(&b.batches[0].schema(), b.batches.iter()).map_err(std::io::Error::other)?;
-            o.writer.write(&batch).map_err(std::io::Error::other)?;
+        let mut closed = Vec::new();
+        let mut file = open;
+        // An open file takes more rows if its columns hold theirs; if not, it is closed and the
+        // rows start a new file (compaction merges the two).
+        if let (Some(o), Some(batch)) = (&file, &batch)
+            && !super::sparse::holds(&o.schema, &batch.schema())
+        {
+            closed.push(finish(file.take().expect("checked"))?);
+        }
+        if let (None, Some(batch)) = (&file, &batch) {
+            let f = storage.create(&format!("{}/{}", p.dir(), unique_name("parquet")))?;
+            // A file closed at once with few rows is a small file, whoever writes it (an
+            // organization trail's partitions hold hundreds of rows).
+            let large = !opts.small_files && (!close || b.rows >= LARGE_FILE_ROWS);
+            let writer = ArrowWriter::try_new(f, batch.schema(), Some(writer_properties(opts.zstd_level, large))).map_err(std::io::Error::other)?;
+            file = Some(OpenFile { writer, rows: 0, schema: batch.schema() });
+        }
+        if let (Some(o), Some(batch)) = (file.as_mut(), &batch) {
+            o.writer.write(&super::sparse::conform(batch, &o.schema).map_err(std::io::Error::other)?).map_err(std::io::Error::other)?;
             // End the row group here: what was buffered leaves memory.
             o.writer.flush().map_err(std::io::Error::other)?;
             o.rows += batch.num_rows() as u64;
         }
         let full = file.as_ref().is_some_and(|o| o.writer.bytes_written() as u64 >= opts.target_file_bytes);
-        match file {
-            Some(o) if close || full => {
-                let rows = o.rows;
-                let f = o.writer.into_inner().map_err(std::io::Error::other)?;
-                Ok(Outcome { open: None, closed: Some((f.finish()?, rows)) })
-            }
-            other => Ok(Outcome { open: other, closed: None }),
+        if (close || full)
+            && let Some(o) = file.take()
+        {
+            closed.push(finish(o)?);
         }
+        Ok(Outcome { open: file, closed })
     })();
     // On success the rows are in the file; on failure they go back to the buffer (a file that
     // failed half-way is dropped, its temporary removed).
     res.map_err(|e| (b, e))
+}
+
+/// Closes a partition's file: written whole and durable, not yet in the manifest.
+fn finish(o: OpenFile) -> std::io::Result<(Written, u64)> {
+    Ok((o.writer.into_inner().map_err(std::io::Error::other)?.finish()?, o.rows))
 }
 
 /// Splits a batch into its partitions (most batches hold one, and are not copied). Rows are

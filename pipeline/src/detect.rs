@@ -116,10 +116,12 @@ impl Detect {
         // Day partitions first, so the engine sees time roughly in order across tables.
         files.sort_by_key(|(p, _)| (day_of(p), p.clone()));
         for (f, table) in files {
+            // Files leave out their all-null columns; the engine takes the class's whole schema.
+            let (_, schema) = class_and_projection(table).map_err(io::Error::other)?;
             let bytes = lake.read(&f)?.ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{f}: listed in the lake's manifest but missing (run `ocelot lake verify`)")))?;
             let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(io::Error::other)?.with_batch_size(64 * 1024).build().map_err(io::Error::other)?;
             for b in reader {
-                self.batch(&b.map_err(io::Error::other)?, table)?;
+                self.batch(&ocelot_lake::sparse::conform(&b.map_err(io::Error::other)?, &schema).map_err(io::Error::other)?, table)?;
             }
         }
         self.finish();
