@@ -63,6 +63,9 @@ enum Command {
         /// A single record larger than this (bytes) is dead-lettered.
         #[arg(long, default_value_t = Limits::default().max_event_bytes)]
         max_event_bytes: usize,
+        /// A gzip input that expands past this (bytes) is dead-lettered whole (gzip bombs).
+        #[arg(long, default_value_t = Limits::default().max_decompressed_bytes)]
+        max_decompressed_bytes: usize,
     },
     /// Run SQL over the lake (DataFusion); with no query, an interactive shell.
     ///
@@ -356,12 +359,12 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Normalize { inputs, lake, format, source, strict, agents, max_event_bytes } => {
+        Command::Normalize { inputs, lake, format, source, strict, agents, max_event_bytes, max_decompressed_bytes } => {
             let registry = match &agents {
                 Some(f) => normalize::agents::AgentsFile::load(f).and_then(|a| a.registry()).map_err(anyhow::Error::msg)?,
                 None => normalize::agents::Registry::builtin(),
             };
-            let summary = normalize_cmd(&inputs, lake.as_deref(), format, &source, std::sync::Arc::new(registry), max_event_bytes)?;
+            let summary = normalize_cmd(&inputs, lake.as_deref(), format, &source, std::sync::Arc::new(registry), Limits { max_event_bytes, max_decompressed_bytes })?;
             print_summary(&summary, lake.as_deref());
             Ok(if strict && summary.dead_lettered > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS })
         }
@@ -474,7 +477,7 @@ fn serve_cmd(config: &Path, check: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn normalize_cmd(inputs: &[PathBuf], lake: Option<&Path>, format: Format, source: &str, agents: std::sync::Arc<normalize::agents::Registry>, max_event_bytes: usize) -> Result<Summary> {
+fn normalize_cmd(inputs: &[PathBuf], lake: Option<&Path>, format: Format, source: &str, agents: std::sync::Arc<normalize::agents::Registry>, limits: Limits) -> Result<Summary> {
     let files = expand_inputs(inputs)?;
     let normalizer = normalize::with_agents(source, agents).map_err(anyhow::Error::msg)?;
     let (output, dead) = match (format, lake) {
@@ -491,7 +494,6 @@ fn normalize_cmd(inputs: &[PathBuf], lake: Option<&Path>, format: Format, source
             (Output::Jsonl(Box::new(std::io::BufWriter::new(std::io::stdout()))), dead)
         }
     };
-    let limits = Limits { max_event_bytes, ..Limits::default() };
     let mut ingest = Ingest::new(normalizer, output, dead, limits);
     let started = Instant::now();
     let total: u64 = files.iter().filter(|p| p.as_os_str() != "-").filter_map(|p| p.metadata().ok()).map(|m| m.len()).sum();
@@ -831,7 +833,7 @@ fn demo(samples: &Path, lake: &Path) -> Result<ExitCode> {
     // The sample agents as a user declares them, with their scope (and the shipped agents).
     let agents = samples.join("agents.toml");
     let registry = normalize::agents::AgentsFile::load(&agents).and_then(|a| a.registry()).map_err(anyhow::Error::msg)?;
-    let summary = normalize_cmd(&inputs, Some(lake), Format::Parquet, "auto", std::sync::Arc::new(registry), Limits::default().max_event_bytes)?;
+    let summary = normalize_cmd(&inputs, Some(lake), Format::Parquet, "auto", std::sync::Arc::new(registry), Limits::default())?;
     println!("normalized {} inputs ({:.2} MB) from {}: {} events, {} dead-lettered", summary.inputs, summary.bytes as f64 / 1e6, samples.display(), summary.events, summary.dead_lettered);
     for (class, n) in &summary.per_class {
         println!("  {class:<16} {n:>6} events");

@@ -185,6 +185,40 @@ fn normalize_cli_dead_letters_strict_and_jsonl() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--lake DIR is required"));
 }
 
+/// A normalizer that panics on a record dead-letters that record and goes on; the rows around it
+/// keep their own values (the half-written row is dropped, not shifted into the next).
+#[test]
+fn a_normalizer_panic_dead_letters_its_record_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("ct.jsonl");
+    let made = ocelot().args(["gen", "cloudtrail", "--events", "3000", "--seed", "9", "-o"]).arg(&input).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let records: Vec<Value> = std::fs::read_to_string(&input).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let victim = "DescribeInstances";
+    let hit = records.iter().filter(|r| r["eventName"] == victim).count();
+    assert!(hit > 10 && hit < records.len() / 2, "{hit} {victim} records");
+    let lake = dir.path().join("lake");
+    let out = ocelot().arg("normalize").arg(&input).arg("--lake").arg(&lake).args(["--format", "jsonl"]).env("OCELOT_FAULT_PANIC_EVENT", victim).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), records.len() - hit);
+    // Exactly the other records came out, each with its own values (a half-written row left
+    // behind would lend the next record its uid, operation and region).
+    let expected: std::collections::BTreeSet<&str> = records.iter().filter(|r| r["eventName"] != victim).map(|r| r["eventID"].as_str().unwrap()).collect();
+    let got: std::collections::BTreeSet<&str> = lines.iter().map(|e| e["metadata"]["uid"].as_str().unwrap()).collect();
+    assert!(got == expected, "{} uids differ", got.symmetric_difference(&expected).count());
+    let by_uid: std::collections::HashMap<&str, &Value> = records.iter().map(|r| (r["eventID"].as_str().unwrap(), r)).collect();
+    for e in &lines {
+        let r = by_uid[e["metadata"]["uid"].as_str().unwrap()];
+        assert_eq!(e["api"]["operation"], r["eventName"], "{e}");
+        assert_eq!(e["cloud"]["region"], r["awsRegion"], "{e}");
+    }
+    let dl: Vec<Value> =
+        files_under(&lake.join("_dead_letter")).iter().flat_map(|f| std::fs::read_to_string(f).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect::<Vec<Value>>()).collect();
+    assert_eq!(dl.len(), hit);
+    assert!(dl.iter().all(|d| d["reason"].as_str().unwrap().contains("normalizer panic: fault injected")), "{:#?}", dl[0]);
+}
+
 #[test]
 fn schema_and_gen_commands() {
     let out = ocelot().args(["schema", "6003"]).output().unwrap();

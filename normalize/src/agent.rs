@@ -226,6 +226,9 @@ impl Normalizer for AgentLogs {
         self.cw.writer.rows()
     }
 
+    fn discard_partial(&mut self) {
+        self.cw.writer.discard_row();
+    }
     fn take_batches(&mut self) -> Result<Vec<OcsfBatch>, WriterError> {
         self.cw.batches()
     }

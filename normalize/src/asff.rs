@@ -348,6 +348,11 @@ impl Normalizer for Asff {
         self.detection.0.writer.rows() + self.compliance.0.writer.rows() + self.vulnerability.0.writer.rows()
     }
 
+    fn discard_partial(&mut self) {
+        self.detection.0.writer.discard_row();
+        self.compliance.0.writer.discard_row();
+        self.vulnerability.0.writer.discard_row();
+    }
     fn take_batches(&mut self) -> Result<Vec<OcsfBatch>, WriterError> {
         let mut out = Vec::new();
         self.detection.0.take(&mut out)?;

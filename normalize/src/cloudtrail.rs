@@ -497,6 +497,7 @@ impl Normalizer for CloudTrail {
             Route::Api(a) => {
                 let (cw, base, extra) = &mut self.w.api;
                 write_base(&mut cw.writer, cw.class, base, &rec, a, buf, unmapped);
+                crate::fault_panic(rec.name);
                 write_agent(&mut cw.writer, base, agent);
                 write_resources(&mut cw.writer, extra, &rec);
                 cw.writer.end_row();
@@ -532,6 +533,11 @@ impl Normalizer for CloudTrail {
         self.w.api.0.writer.rows() + self.w.auth.0.writer.rows() + self.w.account.0.writer.rows() + self.w.insight.0.writer.rows()
     }
 
+    fn discard_partial(&mut self) {
+        for w in [&mut self.w.api.0, &mut self.w.auth.0, &mut self.w.account.0, &mut self.w.insight.0] {
+            w.writer.discard_row();
+        }
+    }
     fn take_batches(&mut self) -> Result<Vec<OcsfBatch>, WriterError> {
         let mut out = Vec::new();
         self.w.api.0.take(&mut out)?;

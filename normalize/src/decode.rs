@@ -90,13 +90,14 @@ fn fill(r: &mut impl Read, buf: &mut Vec<u8>, want: usize) -> std::io::Result<bo
 pub struct Limits {
     /// A single record larger than this is dead-lettered (envelopes may be larger).
     pub max_event_bytes: usize,
-    /// Decompressed size cap for one gzip input (gzip bombs).
+    /// Decompressed size cap for one gzip input (gzip bombs). 256 MiB: a CloudTrail delivery
+    /// file or a Kafka message is far smaller, and a bomb stops there instead of at 1 GiB.
     pub max_decompressed_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_event_bytes: 1 << 20, max_decompressed_bytes: 1 << 30 }
+        Limits { max_event_bytes: 1 << 20, max_decompressed_bytes: 256 << 20 }
     }
 }
 

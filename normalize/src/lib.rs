@@ -52,6 +52,31 @@ pub trait Normalizer: Send {
     fn buffered_rows(&self) -> usize;
     /// Takes the buffered rows as batches (one per class that has rows).
     fn take_batches(&mut self) -> Result<Vec<OcsfBatch>, WriterError>;
+    /// Drops what an append that did not finish (it panicked) wrote of its record, so the
+    /// next record's columns line up.
+    fn discard_partial(&mut self);
+}
+
+/// Crash tests: `OCELOT_FAULT_PANIC_EVENT=<eventName>` makes the CloudTrail normalizer panic
+/// half-way through an API Activity record of that name (some of its columns written).
+pub(crate) fn fault_panic(event_name: &str) {
+    static FAULT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    if FAULT.get_or_init(|| std::env::var("OCELOT_FAULT_PANIC_EVENT").ok()).as_deref() == Some(event_name) {
+        panic!("fault injected on {event_name}");
+    }
+}
+
+/// `n.append`, with a panic in the normalizer turned into that record's dead letter (the rest
+/// of the input goes on: one bad record must not become a crash loop).
+pub fn append_guarded(n: &mut dyn Normalizer, record: &BorrowedValue<'_>, origin: &Origin) -> Result<(), String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| n.append(record, origin))) {
+        Ok(r) => r,
+        Err(panic) => {
+            n.discard_partial();
+            let what = panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_else(|| "unknown".into());
+            Err(format!("normalizer panic: {what} (a bug: please report it with this record)"))
+        }
+    }
 }
 
 /// The writer of one class, as a normalizer holds it.
@@ -180,6 +205,9 @@ impl Normalizer for Auto {
     }
     fn buffered_rows(&self) -> usize {
         self.normalizers.iter().map(|n| n.buffered_rows()).sum()
+    }
+    fn discard_partial(&mut self) {
+        self.normalizers.iter_mut().for_each(|n| n.discard_partial());
     }
     fn take_batches(&mut self) -> Result<Vec<OcsfBatch>, WriterError> {
         // Agent telemetry first: a tool call happens before the CloudTrail record of what it

@@ -93,7 +93,7 @@ impl Sink<'_> {
 
 impl RecordSink for Sink<'_> {
     fn record(&mut self, v: &BorrowedValue<'_>, origin: &Origin) -> Result<(), String> {
-        self.normalizer.append(v, origin)?;
+        ocelot_normalize::append_guarded(&mut *self.normalizer, v, origin)?;
         self.summary.events += 1;
         Ok(())
     }

@@ -196,8 +196,9 @@ impl Default for Http {
     }
 }
 
+/// `[limits]`: each key may be given alone (the other keeps its default).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     pub max_event_bytes: usize,
     pub max_decompressed_bytes: usize,
@@ -310,6 +311,8 @@ impl Config {
         }
         let b = &self.batch;
         for (key, v) in [
+            ("limits.max_event_bytes", self.limits.max_event_bytes as u64),
+            ("limits.max_decompressed_bytes", self.limits.max_decompressed_bytes as u64),
             ("batch.max_rows", b.max_rows as u64),
             ("batch.max_bytes", b.max_bytes as u64),
             ("batch.max_latency_ms", b.max_latency_ms),

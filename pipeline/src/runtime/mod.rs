@@ -102,7 +102,7 @@ struct MessageSink<'a> {
 
 impl RecordSink for MessageSink<'_> {
     fn record(&mut self, v: &BorrowedValue<'_>, origin: &Origin) -> Result<(), String> {
-        self.input.normalizer.append(v, origin)?;
+        normalize::append_guarded(self.input.normalizer.as_mut(), v, origin)?;
         self.open.events += 1;
         Ok(())
     }
@@ -379,7 +379,10 @@ pub fn run_until(cfg: Config, stop: Arc<AtomicBool>) -> Result<Exit, String> {
 
     let producer: Option<FutureProducer> = if cfg.output.kafka.is_some() || cfg.dead_letter.topic.is_some() {
         let mut c = ClientConfig::new();
-        c.set("linger.ms", "20").set("message.max.bytes", "8388608");
+        // A delivery librdkafka cannot make within a minute fails back to the sink, which
+        // retries the batch (librdkafka's own default waits 5 minutes); kafka.settings may
+        // change it.
+        c.set("linger.ms", "20").set("message.max.bytes", "8388608").set("message.timeout.ms", "60000");
         for (k, v) in &props {
             c.set(k, v);
         }
