@@ -119,6 +119,29 @@ fn kill_9_mid_stream_then_restart_loses_nothing() {
 }
 
 #[test]
+fn a_record_that_panics_the_normalizer_is_dead_lettered_and_the_stream_goes_on() {
+    let s = Setup::new(&[]);
+    let (events, ids) = gen_events(5_000, 23);
+    let victim = "DescribeInstances";
+    let victims: std::collections::HashSet<String> =
+        events.iter().map(|e| serde_json::from_slice::<serde_json::Value>(e).unwrap()).filter(|v| v["eventName"] == victim).map(|v| v["eventID"].as_str().unwrap().to_string()).collect();
+    assert!(victims.len() > 50, "{} victims", victims.len());
+    s.broker.produce(TOPIC, P, &events);
+    let mut o = ocelot(&s.config(""), &[("OCELOT_FAULT_PANIC_EVENT", victim.into())]);
+    // Every offset is committed: no crash loop on the poison records.
+    s.broker.wait_committed_to_end(GROUP, TOPIC, P, Duration::from_secs(300));
+    stop(&mut o);
+    let found = lake_uids(&s.lake());
+    let expected: Vec<String> = ids.iter().filter(|i| !victims.contains(*i)).cloned().collect();
+    let (missing, dups) = compare(&expected, &found);
+    assert!(missing.is_empty() && dups == 0, "{} missing, {dups} duplicates", missing.len());
+    assert!(found.iter().all(|u| !victims.contains(u)), "a panicked record's uid in the lake");
+    let dead: usize =
+        common::files_under(&s.lake().join("_dead_letter")).iter().map(|f| std::fs::read_to_string(f).unwrap().lines().filter(|l| l.contains("normalizer panic: fault injected")).count()).sum();
+    assert_eq!(dead, victims.len());
+}
+
+#[test]
 fn two_instances_share_the_partitions() {
     let s = Setup::new(&[]);
     // Two replicas on one lake, each compacting it every second while both write (the keys

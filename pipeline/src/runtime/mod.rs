@@ -492,18 +492,11 @@ pub fn run_until(cfg: Config, stop: Arc<AtomicBool>) -> Result<Exit, String> {
     consumer.unsubscribe();
     drop(consumer);
     engine.lock().unwrap_or_else(|p| p.into_inner()).take();
-    let _ = sink_thread.join();
+    join_by_deadline(sink_thread, &give_up, "the sink stage");
     if let Some(c) = compaction {
-        // Cancelled merges stop at their next input file; past the deadline it is left behind
-        // (what it wrote is an orphan the next start removes).
-        while !c.is_finished() && !give_up.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        if c.is_finished() {
-            let _ = c.join();
-        } else {
-            tracing::warn!("compaction did not stop before the shutdown deadline; its unfinished merge is cleaned up at the next start");
-        }
+        // Cancelled merges stop at their next input file; one left behind wrote an orphan the
+        // next start removes.
+        join_by_deadline(c, &give_up, "compaction");
     }
     result?;
     match left? {
@@ -513,6 +506,26 @@ pub fn run_until(cfg: Config, stop: Arc<AtomicBool>) -> Result<Exit, String> {
         }
         n => Ok(Exit::Incomplete { batches: n }),
     }
+}
+
+/// Waits for a stage's thread to end, until the shutdown deadline (`give_up`) and a grace of
+/// 2 s after it. A thread still busy then (a write that hangs) is left to the process exit,
+/// which is safe: what it had not made durable was not committed, and its temporaries are
+/// removed at the next start.
+fn join_by_deadline<T>(h: std::thread::JoinHandle<T>, give_up: &AtomicBool, what: &str) -> bool {
+    let mut grace_ends = None;
+    while !h.is_finished() {
+        if give_up.load(Ordering::Relaxed) {
+            let end = *grace_ends.get_or_insert_with(|| Instant::now() + Duration::from_secs(2));
+            if Instant::now() >= end {
+                tracing::warn!("{what} did not stop by the shutdown deadline; exiting without it (nothing it had not made durable was committed)");
+                return false;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = h.join();
+    true
 }
 
 /// The `[[forward]]` targets, started (None when there are none, or detection is off).
