@@ -186,6 +186,29 @@ enum Command {
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
     },
+    /// Send findings again from the lake to the `[[forward]]` targets of a config file: the
+    /// latest version of every finding in the lake's `findings` table whose time is in the
+    /// range (after a target's outage, or to fill a new target). The finding uid is each
+    /// target's idempotency key, so a target that already has a finding updates it. Exit 3 if
+    /// a delivery was dead-lettered (in the lake's _dead_letter/).
+    Forward {
+        /// The lake to read the findings from (a directory or s3://BUCKET/PREFIX).
+        #[arg(long = "from-lake")]
+        from_lake: PathBuf,
+        /// The config file whose [[forward]] tables name the targets (its other sections are
+        /// not read).
+        #[arg(long)]
+        config: PathBuf,
+        /// Only findings at or after this time (RFC 3339, or epoch milliseconds).
+        #[arg(long, value_parser = parse_time_arg)]
+        since: Option<i64>,
+        /// Only findings before this time (RFC 3339, or epoch milliseconds).
+        #[arg(long, value_parser = parse_time_arg)]
+        until: Option<i64>,
+        /// Print the figures as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The lake's upkeep and tamper evidence: compact small files, verify the manifest.
     Lake {
         #[command(subcommand)]
@@ -412,6 +435,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             schema_cmd(&class)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Forward { from_lake, config, since, until, json } => commands::forward::from_lake_cmd(&lake_arg(&from_lake)?, &config, since, until, json),
         Command::Lake { action: LakeAction::Compact { lake, target_mb, retain_secs, json } } => commands::lake::compact_cmd(&lake_arg(&lake)?, target_mb, retain_secs, json),
         Command::Lake { action: LakeAction::Export { lake, dest, source_prefix, since, until, json } } => {
             commands::lake::export_cmd(&lake_arg(&lake)?, &lake_arg(&dest)?, source_prefix, since, until, json)

@@ -141,7 +141,7 @@ pub fn export_cmd(lake: &Storage, dest: &Storage, source_prefix: String, since: 
     Ok(if stats.invalid > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS })
 }
 
-fn bar(what: &str) -> indicatif::ProgressBar {
+pub(crate) fn bar(what: &str) -> indicatif::ProgressBar {
     if !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
     }

@@ -8,6 +8,24 @@ use serde::{Deserialize, Serialize};
 
 use ocelot_lake::config::Setting;
 
+/// The `[[forward]]` tables of a config file (its other sections are not read), checked; an
+/// error names the forwarder and the key.
+pub fn load_targets(path: &std::path::Path) -> Result<Vec<ForwardConfig>, String> {
+    #[derive(Deserialize)]
+    struct Targets {
+        #[serde(default)]
+        forward: Vec<ForwardConfig>,
+    }
+    let t: Targets = ocelot_lake::config::read_file(path, &["forward"])?;
+    if t.forward.is_empty() {
+        return Err(format!("{}: no [[forward]] target; add one (docs/config.md lists the types)", path.display()));
+    }
+    for (i, f) in t.forward.iter().enumerate() {
+        f.check().map_err(|e| format!("forward[{i}] (\"{}\").{e}", f.name()))?;
+    }
+    Ok(t.forward)
+}
+
 /// One forwarder.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]

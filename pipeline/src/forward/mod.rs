@@ -16,6 +16,7 @@
 mod asff;
 mod bulk;
 pub mod config;
+pub mod from_lake;
 mod hec;
 mod http;
 mod kafka;
