@@ -260,8 +260,7 @@ fn missing(path: &str) -> std::io::Error {
 /// The schema of the table a partition directory belongs to (`api_activity/region=...`).
 fn table_schema(dir: &str) -> Option<SchemaRef> {
     let table = dir.split('/').next()?;
-    let class = if table == crate::findings::FINDINGS_TABLE { "detection_finding" } else { table };
-    ocelot_normalize::classes::class_and_projection(class).ok().map(|(_, s)| s)
+    ocelot_normalize::classes::class_and_projection(crate::findings::class_of(table)).ok().map(|(_, s)| s)
 }
 
 /// A file's Arrow schema, from its footer alone: a range read of the file's tail, so on S3 the

@@ -9,9 +9,18 @@ use ocelot_normalize::OcsfBatch;
 /// The lake table of the engine's findings.
 pub const FINDINGS_TABLE: &str = "findings";
 
+/// The OCSF class of a lake table: its name, except `findings`, which holds Detection Findings.
+pub fn class_of(table: &str) -> &str {
+    if table == FINDINGS_TABLE {
+        "detection_finding"
+    } else {
+        table
+    }
+}
+
 /// Findings as one Detection Finding batch.
 pub fn to_batch(findings: &[Finding]) -> Result<OcsfBatch, String> {
-    let (class, schema) = class_and_projection("detection_finding").map_err(|e| e.to_string())?;
+    let (class, schema) = class_and_projection(class_of(FINDINGS_TABLE)).map_err(|e| e.to_string())?;
     let mut decoder = arrow::json::ReaderBuilder::new(schema).build_decoder().map_err(|e| e.to_string())?;
     let rows: Vec<serde_json::Value> = findings.iter().map(Finding::to_lake_json).collect();
     decoder.serialize(&rows).map_err(|e| format!("findings to Arrow: {e}"))?;

@@ -45,10 +45,8 @@ pub async fn session_with_runtime(lake: &Storage, runtime: Option<Arc<RuntimeEnv
     let store = Arc::new(SnapshotStore::new(snapshot)?);
     let mut registered = false;
     // The engine's findings (`findings`) have the Detection Finding schema.
-    let tables = WRITTEN_CLASSES.iter().map(|c| (*c, *c)).chain([(crate::findings::FINDINGS_TABLE, "detection_finding")]);
-    for (table, class) in tables {
-        let (_, schema) = class_and_projection(class).map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let class = &table;
+    for table in WRITTEN_CLASSES.iter().copied().chain([crate::findings::FINDINGS_TABLE]) {
+        let (_, schema) = class_and_projection(crate::findings::class_of(table)).map_err(|e| DataFusionError::External(Box::new(e)))?;
         if has_files.contains(table) {
             let url = ListingTableUrl::parse(lake.url_of_dir(table)?)?;
             if !registered {
@@ -59,13 +57,13 @@ pub async fn session_with_runtime(lake: &Storage, runtime: Option<Arc<RuntimeEnv
                 .with_file_extension(".parquet")
                 .with_table_partition_cols(PARTITION_COLUMNS.iter().map(|c| (c.to_string(), arrow::datatypes::DataType::Utf8)).collect());
             let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(schema);
-            ctx.register_table(*class, Arc::new(ListingTable::try_new(config)?))?;
+            ctx.register_table(table, Arc::new(ListingTable::try_new(config)?))?;
         } else {
             // An empty table, so queries over a class with no data yet still plan and answer.
             let mut fields: Vec<_> = schema.fields().iter().cloned().collect();
             fields.extend(PARTITION_COLUMNS.iter().map(|c| Arc::new(arrow::datatypes::Field::new(*c, arrow::datatypes::DataType::Utf8, true))));
             let schema = Arc::new(arrow::datatypes::Schema::new(fields));
-            ctx.register_table(*class, Arc::new(MemTable::try_new(schema, vec![vec![]])?))?;
+            ctx.register_table(table, Arc::new(MemTable::try_new(schema, vec![vec![]])?))?;
         }
     }
     super::views::register(&ctx).await?;

@@ -97,7 +97,7 @@ pub fn export(lake: &Storage, dest: &Storage, opts: &ExportOptions, progress: &d
     for (i, ((table, partition), files)) in parts.into_iter().enumerate() {
         progress(i as u64 + 1, total);
         // The findings table holds Detection Findings.
-        let class_name = if table == crate::findings::FINDINGS_TABLE { "detection_finding" } else { table.as_str() };
+        let class_name = crate::findings::class_of(&table);
         let (Some(_), Some(c11)) = (schema().class(class_name), schema_1_1().class(class_name)) else {
             if !stats.skipped_tables.contains(&table) {
                 stats.skipped_tables.push(table.clone());
