@@ -8,11 +8,11 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use ocelot_detectors::{EngineOptions, LoadOptions};
+use ocelot_detectors::LoadOptions;
 use ocelot_lake::{DeadLetterStore, LakeWriter, Storage, WriterOptions};
 use ocelot_normalize::decode::Limits;
 use ocelot_normalize::{self as normalize, classes};
-use ocelot_pipeline::detect::{load_rules, Detect, TimeRange};
+use ocelot_pipeline::detect::{load_rules, Detect, EngineSpec, TimeRange};
 use ocelot_pipeline::ingest::{expand_inputs, Ingest, Output, Summary};
 use ocelot_pipeline::{generate, runtime};
 
@@ -539,17 +539,17 @@ fn parse_time_arg(s: &str) -> Result<i64, String> {
 }
 
 fn detect_cmd(inputs: &[PathBuf], lake: Option<&Path>, rules: Option<&Path>, range: TimeRange, suppress_minutes: u32, agents: Option<&Path>) -> Result<Detect> {
-    let set = load_rules(rules, &LoadOptions::default()).map_err(anyhow::Error::msg)?;
-    for (path, why) in set.rejected() {
-        tracing::info!(rule = %path.display(), reason = %why, "rule not loaded");
-    }
     let agents = match agents {
         Some(p) => Some(normalize::agents::AgentsFile::load(p).map_err(anyhow::Error::msg)?),
         None => None,
     };
-    let declared = agents.as_ref().map(|a| a.agents.clone()).unwrap_or_default();
-    let opts = EngineOptions { suppression_ms: i64::from(suppress_minutes.max(1)) * 60_000, hold_windows: true, agents: declared, ..EngineOptions::default() };
-    let mut detect = Detect::new(set, opts, range);
+    let spec = EngineSpec {
+        rules: rules.map(Path::to_path_buf),
+        agents: agents.as_ref().map(|a| a.agents.clone()).unwrap_or_default(),
+        suppress_minutes,
+        ..EngineSpec::shipped(ocelot_pipeline::detect::Mode::Replay)
+    };
+    let mut detect = Detect::new(spec.build().map_err(anyhow::Error::msg)?, range);
     match (lake, inputs.is_empty()) {
         (Some(l), _) => detect.replay_lake(&lake_arg(l)?).with_context(|| format!("replaying {}", l.display()))?,
         (None, true) => bail!("give files or directories to read, or --lake DIR to replay a lake"),
@@ -582,7 +582,7 @@ fn detect_cmd(inputs: &[PathBuf], lake: Option<&Path>, rules: Option<&Path>, ran
 fn print_detect_summary(d: &Detect) {
     let findings = d.findings();
     let s = d.engine.stats();
-    let rules = d.engine.rules().rules.len() + d.engine.sql().map_or(0, |s| s.rules.len()) + d.engine.patterns().map_or(0, |p| p.rules.len()) + d.engine.behaviour().map_or(0, |b| b.rules.rules.len());
+    let rules = d.engine.rule_count();
     let e = d.engine.rejected().len();
     eprintln!("{} events, {} Sigma rule hits, {} findings ({rules} rules loaded, {e} not: `ocelot rules validate` says why)", d.events, s.hits, findings.len());
     let mut per_rule: std::collections::BTreeMap<(&str, &str), (usize, u64)> = Default::default();

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use ocelot_detectors::{Engine, EngineOptions, LoadOptions};
+use ocelot_pipeline::detect::{EngineSpec, Mode};
 use serde_json::{json, Value};
 
 const MINUTE: i64 = 60_000;
@@ -34,8 +34,7 @@ fn a_2099_record_between_two_halves_of_an_attack_does_not_hide_it() {
     let first = terminate("cleanup", base + MINUTE, 1);
     let forged = terminate("clock", chrono::DateTime::parse_from_rfc3339("2099-01-01T00:00:00Z").unwrap().timestamp_millis(), 9);
     let second = [terminate("cleanup", base + 2 * MINUTE, 2), terminate("cleanup", base + 3 * MINUTE, 3)];
-    let rules = ocelot_pipeline::detect::load_rules(None, &LoadOptions::default()).unwrap();
-    let mut engine = Engine::new(rules, EngineOptions { suppression_ms: 60 * MINUTE, hold_windows: false, ..EngineOptions::default() });
+    let mut engine = EngineSpec::shipped(Mode::STREAM).build().unwrap();
     let mut findings = Vec::new();
     for part in [vec![first], vec![forged], second.to_vec()] {
         let text: String = part.iter().map(|e| e.to_string() + "\n").collect();

@@ -18,9 +18,9 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput};
 use ocelot_benches::{normalize_bytes, report};
-use ocelot_detectors::{Engine, EngineOptions, LoadOptions};
+use ocelot_detectors::{Engine, LoadOptions};
 use ocelot_normalize::OcsfBatch;
-use ocelot_pipeline::detect::load_rules;
+use ocelot_pipeline::detect::{load_rules, EngineSpec, Mode};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -36,7 +36,7 @@ fn engine(all: bool) -> Engine {
         rules.sql = None;
         rules.behaviour = None;
     }
-    Engine::new(rules, EngineOptions::default())
+    EngineSpec::shipped(Mode::STREAM).with(rules)
 }
 
 fn run(mut e: Engine, batches: &[OcsfBatch]) -> (Engine, usize) {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ocelot_benches::normalize_bytes;
-use ocelot_detectors::{Engine, EngineOptions, LoadOptions};
+use ocelot_pipeline::detect::{EngineSpec, Mode};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -29,8 +29,7 @@ fn rss_mib() -> f64 {
 fn main() {
     let events = std::env::var("OCELOT_STATE_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000_000);
     let args = Args { events, chunk: 100_000 };
-    let rules = ocelot_pipeline::detect::load_rules(None, &LoadOptions::default()).expect("shipped rules");
-    let mut engine = Engine::new(rules, EngineOptions::default());
+    let mut engine = EngineSpec::shipped(Mode::STREAM).build().expect("shipped rules");
     let source: Arc<str> = Arc::from("state");
     let start = 1_793_500_000_000i64;
     let (mut done, mut next_report, mut findings) = (0usize, 1_000_000usize, 0usize);

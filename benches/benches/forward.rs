@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ocelot_benches::normalize_bytes;
-use ocelot_detectors::{Engine, EngineOptions, LoadOptions};
 use ocelot_lake::DeadLetterStore;
+use ocelot_pipeline::detect::{EngineSpec, Mode};
 use ocelot_pipeline::forward::{DeadLetters, Forwarders};
 use ocelot_pipeline::runtime::config::Config;
 use serde_json::{json, Value};
@@ -29,7 +29,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn findings(n: usize) -> Vec<Value> {
     let mut input = Vec::new();
     ocelot_pipeline::generate::cloudtrail_mixed(20_000, 1, 1_793_500_000_000, 1000, &mut input).expect("in memory");
-    let mut engine = Engine::new(ocelot_pipeline::detect::load_rules(None, &LoadOptions::default()).expect("rules"), EngineOptions::default());
+    let mut engine = EngineSpec::shipped(Mode::STREAM).build().expect("rules");
     let source: Arc<str> = Arc::from("bench");
     let mut found = Vec::new();
     for b in normalize_bytes(&input, &source) {

@@ -446,6 +446,50 @@ impl Linker {
     }
 }
 
+/// The agent-link rule (`ocelot.agent-foreign-client`) as a [`Detector`]: credentials the
+/// linker learned are an agent's, used from a client the agent's linked changes never came
+/// from. It covers agents the registry does not know too (those it knows, the behaviour rule
+/// checks against their declaration).
+pub struct ForeignClient {
+    meta: Arc<crate::rule::RuleMeta>,
+}
+
+impl ForeignClient {
+    pub const RULE: &'static str = "ocelot.agent-foreign-client";
+
+    pub fn new(meta: Arc<crate::rule::RuleMeta>) -> ForeignClient {
+        ForeignClient { meta }
+    }
+}
+
+impl crate::detector::Detector for ForeignClient {
+    fn rules(&self) -> usize {
+        // The rule is the behaviour rule file's, counted there.
+        0
+    }
+
+    fn process(&mut self, input: &crate::detector::Input<'_>, out: &mut crate::detector::Open<'_>) {
+        if input.table != "api_activity" {
+            return;
+        }
+        for &row in input.cloudtrail {
+            let ev = input.summaries.get(row);
+            if ev.agent.is_some() {
+                continue;
+            }
+            let Some((agent, clients)) = input.linker.foreign_client(&ev) else { continue };
+            let ua = ev.user_agent.clone().unwrap_or_default();
+            let ws = out.period(ev.time);
+            let f = out.finding(&self.meta, &format!("{agent}|user_agent|{ua}"), ws, ev.time);
+            f.add(&ev);
+            let reason = format!("agent {agent}'s credentials (known from its telemetry) used by user agent `{ua}`, not one of the clients its changes came from ({})", clients.join("; "));
+            for (k, v) in [("agent", agent), ("reason", reason), ("dimension", "user_agent".to_string()), ("value", ua)] {
+                f.context.insert(k.into(), serde_json::Value::String(v));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

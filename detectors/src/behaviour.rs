@@ -421,6 +421,47 @@ impl Behaviour {
     }
 }
 
+/// Behaviour rules as a [`Detector`] over the CloudTrail rows of each batch.
+pub struct BehaviourDetector {
+    behaviour: Behaviour,
+    metas: Vec<std::sync::Arc<RuleMeta>>,
+}
+
+impl BehaviourDetector {
+    pub fn new(behaviour: Behaviour) -> BehaviourDetector {
+        let metas = behaviour.rules.rules.iter().map(|r| std::sync::Arc::new(r.meta.clone())).collect();
+        BehaviourDetector { behaviour, metas }
+    }
+}
+
+impl crate::detector::Detector for BehaviourDetector {
+    fn rules(&self) -> usize {
+        self.behaviour.rules.rules.len()
+    }
+
+    fn process(&mut self, input: &crate::detector::Input<'_>, out: &mut crate::detector::Open<'_>) {
+        let summaries = input.summaries;
+        for hit in self.behaviour.eval(input.batch, input.cloudtrail, |r| summaries.time(r)) {
+            let ev = summaries.get(hit.row);
+            let ws = hit.window_start.unwrap_or_else(|| out.period(ev.time));
+            let f = out.finding(&self.metas[hit.rule], &hit.group, ws, ev.time);
+            f.add(&ev);
+            f.count = f.count.max(hit.count.unwrap_or(0));
+            // The latest hit's reason, counts and baseline.
+            for (k, v) in hit.context {
+                f.context.insert(k.into(), serde_json::Value::String(v));
+            }
+        }
+    }
+
+    fn stats(&self, stats: &mut crate::engine::Stats) {
+        let b = self.behaviour.stats();
+        stats.first_seen_values += b.first_seen_values;
+        stats.rate_agents += b.rate_agents;
+        stats.late_events += b.rate_late_events;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 
 pub mod agent_link;
 pub mod behaviour;
+pub mod detector;
 pub mod engine;
 pub mod event;
 pub mod fields;
@@ -12,6 +13,7 @@ pub mod rule;
 pub mod sigma;
 pub mod sql;
 
+pub use detector::Detector;
 pub use engine::{Engine, EngineOptions, RuleSets, Stats};
 pub use finding::Finding;
 pub use rule::{Attack, RuleMeta, Severity};

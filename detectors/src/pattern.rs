@@ -10,7 +10,8 @@ use regex_automata::meta::{Config, Regex};
 use regex_automata::{Input, MatchKind, PatternSet};
 use serde::Deserialize;
 
-use crate::fields::column;
+use crate::detector::{Detector, Open};
+use crate::fields::{column, str_at};
 use crate::rule::RuleMeta;
 
 #[derive(Debug, Deserialize)]
@@ -221,4 +222,57 @@ fn agent_rows(batch: &RecordBatch) -> Vec<bool> {
         }
     }
     out
+}
+
+/// Pattern rules as a [`Detector`]: a hit opens (or updates) the finding of its rule and group
+/// within the suppression period, naming what matched and who (agent, conversation, human).
+pub struct PatternDetector {
+    rules: PatternRules,
+    metas: Vec<std::sync::Arc<RuleMeta>>,
+}
+
+impl PatternDetector {
+    pub fn new(rules: PatternRules) -> PatternDetector {
+        let metas = rules.rules.iter().map(|r| std::sync::Arc::new(r.meta.clone())).collect();
+        PatternDetector { rules, metas }
+    }
+}
+
+impl Detector for PatternDetector {
+    fn rules(&self) -> usize {
+        self.rules.rules.len()
+    }
+
+    fn process(&mut self, input: &crate::detector::Input<'_>, out: &mut Open<'_>) {
+        let batch = input.batch;
+        // The columns hits read, resolved once per batch.
+        let mut cols: HashMap<&str, Option<arrow::array::ArrayRef>> = HashMap::new();
+        const WHO: [(&str, &str); 3] = [("agent", "actor.app_name"), ("conversation", "actor.session.uid"), ("human", "actor.user.name")];
+        for path in self.rules.rules.iter().flat_map(|r| r.group_by.iter().map(String::as_str)).chain(WHO.map(|(_, p)| p)) {
+            cols.entry(path).or_insert_with(|| column(batch, path));
+        }
+        let text = |path: &str, row: usize| cols.get(path).and_then(|c| str_at(c, row)).map(str::to_string);
+        for hit in self.rules.eval(batch, input.table) {
+            let rule = &self.rules.rules[hit.rule];
+            let ev = input.summaries.get(hit.row);
+            let group = rule.group_by.iter().map(|c| text(c, hit.row).unwrap_or_default()).collect::<Vec<_>>().join("|");
+            let ws = out.period(ev.time);
+            let f = out.finding(&self.metas[hit.rule], &group, ws, ev.time);
+            f.add(&ev);
+            let mut matched: Vec<String> = f.context.get("matched").and_then(|m| m.as_str()).map(|m| m.split(", ").map(str::to_string).collect()).unwrap_or_default();
+            for m in hit.matched {
+                if !matched.contains(&m) {
+                    matched.push(m);
+                }
+            }
+            f.context.insert("matched".into(), serde_json::Value::String(matched.join(", ")));
+            f.context.entry("text").or_insert_with(|| serde_json::Value::String(hit.text.chars().take(500).collect()));
+            // Who: the agent, its conversation and the person it works for, as telemetry names them.
+            for (key, path) in WHO {
+                if let Some(v) = text(path, hit.row) {
+                    f.context.entry(key).or_insert(serde_json::Value::String(v));
+                }
+            }
+        }
+    }
 }

@@ -27,6 +27,68 @@ pub fn load_rules(dir: Option<&Path>, opts: &LoadOptions) -> Result<RuleSets, St
     })
 }
 
+/// How an engine runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Files or the lake read once (`ocelot detect`, `rules test`, the demo): their order is
+    /// the files', not time's, so every window stays open until the input is over.
+    Replay,
+    /// A stream (`ocelot run`): windows close on the watermark, which an event may move at
+    /// most this far past the processing clock.
+    Stream { max_skew_ms: i64 },
+}
+
+impl Mode {
+    /// A stream with the default skew (five minutes).
+    pub const STREAM: Mode = Mode::Stream { max_skew_ms: ocelot_detectors::engine::DEFAULT_MAX_SKEW_MS };
+}
+
+/// What a detection engine is made of. [`EngineSpec::build`] is the one place an engine is
+/// assembled: `ocelot run`, `ocelot detect`, `ocelot rules test` and the demo all go through it.
+#[derive(Debug, Clone)]
+pub struct EngineSpec {
+    /// A directory of rules, or the shipped ones.
+    pub rules: Option<PathBuf>,
+    /// Values of Sigma `%name%` placeholders.
+    pub placeholders: HashMap<String, Vec<String>>,
+    /// The declared agents (`[[agents]]`) behaviour rules check.
+    pub agents: Vec<ocelot_normalize::agents::AgentRule>,
+    /// Hits of one rule by one principal within this many minutes update one finding.
+    pub suppress_minutes: u32,
+    pub mode: Mode,
+}
+
+impl EngineSpec {
+    /// The shipped rules, no declared agents, an hour of suppression.
+    pub fn shipped(mode: Mode) -> EngineSpec {
+        EngineSpec { rules: None, placeholders: HashMap::new(), agents: Vec::new(), suppress_minutes: 60, mode }
+    }
+
+    /// Loads the rules and builds the engine. Rules that do not load are logged (and kept in
+    /// [`Engine::rejected`]); a directory that cannot be read is an error.
+    pub fn build(&self) -> Result<Engine, String> {
+        let rules = load_rules(self.rules.as_deref(), &LoadOptions { placeholders: self.placeholders.clone() })?;
+        for (path, why) in rules.rejected() {
+            tracing::info!(rule = %path.display(), reason = %why, "rule not loaded");
+        }
+        Ok(self.with(rules))
+    }
+
+    /// The engine over rules already loaded (a rule's own test cases run it alone).
+    pub fn with(&self, rules: RuleSets) -> Engine {
+        let opts = EngineOptions {
+            suppression_ms: i64::from(self.suppress_minutes.max(1)) * 60_000,
+            hold_windows: self.mode == Mode::Replay,
+            agents: self.agents.clone(),
+            max_skew_ms: match self.mode {
+                Mode::Replay => ocelot_detectors::engine::DEFAULT_MAX_SKEW_MS,
+                Mode::Stream { max_skew_ms } => max_skew_ms,
+            },
+        };
+        Engine::new(rules, opts)
+    }
+}
+
 /// The Arrow schema of every class Ocelot writes, by table name (what SQL rules read).
 pub fn class_schemas() -> Result<HashMap<String, arrow::datatypes::SchemaRef>, String> {
     WRITTEN_CLASSES.iter().map(|c| class_and_projection(c).map(|(_, s)| (c.to_string(), s)).map_err(|e| e.to_string())).collect()
@@ -54,8 +116,8 @@ pub struct Detect {
 }
 
 impl Detect {
-    pub fn new(rules: RuleSets, opts: EngineOptions, range: TimeRange) -> Detect {
-        Detect { engine: Engine::new(rules, opts), findings: BTreeMap::new(), range, events: 0 }
+    pub fn new(engine: Engine, range: TimeRange) -> Detect {
+        Detect { engine, findings: BTreeMap::new(), range, events: 0 }
     }
 
     /// Feeds a batch of class `table`.
@@ -198,8 +260,8 @@ pub fn test_rules(dir: &Path) -> Result<Vec<CaseResult>, String> {
         };
         let registry = std::sync::Arc::new(agents.registry()?);
         for case in cases {
-            let opts = EngineOptions { hold_windows: true, agents: agents.agents.clone(), ..EngineOptions::default() };
-            let detect = Detect::new(rules()?, opts, TimeRange::default());
+            let spec = EngineSpec { agents: agents.agents.clone(), ..EngineSpec::shipped(Mode::Replay) };
+            let detect = Detect::new(spec.with(rules()?), TimeRange::default());
             let events = dir.join(&case.events);
             let normalizer = ocelot_normalize::with_agents("auto", registry.clone())?;
             let mut ingest =

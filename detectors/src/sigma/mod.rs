@@ -6,6 +6,7 @@
 
 mod compile;
 pub mod correlate;
+mod detector;
 mod values;
 
 use std::collections::HashMap;
@@ -19,6 +20,7 @@ use crate::fields::{BatchFields, RowJson, Source};
 use crate::rule::RuleMeta;
 pub use compile::Compiled;
 pub use correlate::{Aggregation, Correlation};
+pub use detector::SigmaDetector;
 use values::Test;
 
 /// A loaded Sigma rule set, ready to evaluate.

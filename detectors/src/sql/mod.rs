@@ -5,6 +5,7 @@
 //! memory budget: past it, the oldest window is evaluated early (logged, counted). Rules
 //! without a window run on each batch's kept rows.
 
+mod detector;
 pub mod rule;
 pub mod udf;
 
@@ -24,6 +25,7 @@ use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::physical_plan::{ExecutionPlan, PhysicalExpr, SendableRecordBatchStream};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
+pub use detector::SqlDetector;
 pub use rule::{SqlRule, Window};
 
 use crate::agent_link::Linker;
@@ -216,9 +218,9 @@ impl SqlSet {
         self.states[rule].stats
     }
 
-    /// Feeds a batch of class `table`; runs what is due. `watermark` is the newest event time
-    /// the engine has seen.
-    pub fn process(&mut self, batch: &RecordBatch, table: &str, watermark: i64, linker: &Linker) -> Vec<Output> {
+    /// Feeds a batch of class `table`: rules without a window run on it now, windowed rules
+    /// buffer it until [`SqlSet::advance`] closes its window.
+    pub fn process(&mut self, batch: &RecordBatch, table: &str, linker: &Linker) -> Vec<Output> {
         let mut out = Vec::new();
         for i in 0..self.rules.len() {
             if !self.rules[i].tables.iter().any(|t| t == table) {
@@ -243,17 +245,15 @@ impl SqlSet {
                 Some(w) => self.buffer(i, w, kept, table),
             }
         }
-        for i in 0..self.rules.len() {
-            out.extend(self.close_due(i, watermark, linker));
-        }
         out
     }
 
-    /// Runs every open window now (end of a replay, shutdown).
-    pub fn flush(&mut self, linker: &Linker) -> Vec<Output> {
+    /// Runs the windows that `watermark` (the newest event time the engine has seen; i64::MAX
+    /// at the end of input) closes.
+    pub fn advance(&mut self, watermark: i64, linker: &Linker) -> Vec<Output> {
         let mut out = Vec::new();
         for i in 0..self.rules.len() {
-            out.extend(self.close_due(i, i64::MAX, linker));
+            out.extend(self.close_due(i, watermark, linker));
         }
         out
     }
@@ -571,26 +571,33 @@ mod tests {
         s
     }
 
+    /// A batch in, then the windows its watermark closes (what the engine does).
+    fn step(s: &mut SqlSet, b: &RecordBatch, table: &str, watermark: i64, l: &Linker) -> Vec<Output> {
+        let mut out = s.process(b, table, l);
+        out.extend(s.advance(watermark, l));
+        out
+    }
+
     #[test]
     fn windows_close_on_the_watermark_and_late_events_are_counted() {
         let mut s = set("");
         let l = Linker::default();
-        assert!(s.process(&batch(&[(0, "a", "X"), (30_000, "b", "X"), (31_000, "c", "Y")]), "api_activity", 30_000, &l).is_empty(), "window [0, 60s) still open");
+        assert!(step(&mut s, &batch(&[(0, "a", "X"), (30_000, "b", "X"), (31_000, "c", "Y")]), "api_activity", 30_000, &l).is_empty(), "window [0, 60s) still open");
         assert_eq!(s.stats(0).kept_rows, 2, "the filter keeps X only");
         // The query reads `metadata` only; summaries and links read `api` and `time` too; nothing
         // reads `unmapped`, which is not kept.
         assert_eq!(s.states[0].reads["api_activity"], Some(vec!["metadata".to_string()]));
         assert_eq!(s.states[0].filters["api_activity"].keep, vec![0, 1, 2]);
         // 75 s - 10 s lateness passes 60 s: the first window runs.
-        let out = s.process(&batch(&[(75_000, "d", "X")]), "api_activity", 75_000, &l);
+        let out = step(&mut s, &batch(&[(75_000, "d", "X")]), "api_activity", 75_000, &l);
         assert_eq!(out.len(), 1);
         assert_eq!((out[0].window_start, out[0].rows.num_rows()), (Some(0), 1));
         assert_eq!(text_at(&out[0].rows, "n", 0).as_deref(), Some("2"));
         // An event for the closed window is late: counted, not put in a wrong window.
-        assert!(s.process(&batch(&[(20_000, "e", "X")]), "api_activity", 75_000, &l).is_empty());
+        assert!(step(&mut s, &batch(&[(20_000, "e", "X")]), "api_activity", 75_000, &l).is_empty());
         assert_eq!(s.stats(0).late_events, 1);
         // The end of input runs what is open.
-        let out = s.flush(&l);
+        let out = s.advance(i64::MAX, &l);
         assert_eq!((out.len(), out[0].window_start), (1, Some(60_000)));
     }
 
@@ -602,11 +609,11 @@ mod tests {
         let mut s = SqlSet::new(vec![(PathBuf::from("t.sql"), rule.into())], HashMap::from([("api_activity".to_string(), schema())])).unwrap();
         assert!(s.rejected.is_empty(), "{:?}", s.rejected);
         let l = Linker::default();
-        s.process(&batch(&[(0, "a", "X"), (1_000, "b", "Y")]), "api_activity", 0, &l);
-        let out = s.process(&batch(&[(60_000, "c", "Z")]), "api_activity", 75_000, &l);
+        step(&mut s, &batch(&[(0, "a", "X"), (1_000, "b", "Y")]), "api_activity", 0, &l);
+        let out = step(&mut s, &batch(&[(60_000, "c", "Z")]), "api_activity", 75_000, &l);
         assert_eq!(out.len(), 1, "the first window ran");
         assert_eq!(text_at(&out[0].rows, "n", 0).as_deref(), Some("2"));
-        let out = s.flush(&l);
+        let out = s.advance(i64::MAX, &l);
         assert_eq!(out.len(), 1, "the second window joined its own rows");
         assert_eq!((out[0].window_start, text_at(&out[0].rows, "n", 0).as_deref()), (Some(60_000), Some("1")));
     }
@@ -614,7 +621,7 @@ mod tests {
     #[test]
     fn over_budget_the_oldest_window_runs_early() {
         let mut s = set("-- budget: 1\n");
-        let out = s.process(&batch(&[(0, "a", "X")]), "api_activity", 0, &Linker::default());
+        let out = step(&mut s, &batch(&[(0, "a", "X")]), "api_activity", 0, &Linker::default());
         assert_eq!(out.len(), 1, "run early rather than grow");
         assert_eq!(s.stats(0).budget_exceeded, 1);
         assert_eq!(s.stats(0).buffered_bytes, 0);

@@ -546,18 +546,14 @@ fn detect_engine(cfg: &config::DetectConfig, agents: &[ocelot_normalize::agents:
     if !cfg.enabled {
         return Ok(None);
     }
-    let opts = ocelot_detectors::LoadOptions { placeholders: cfg.placeholders.clone() };
-    let rules = crate::detect::load_rules(cfg.rules.as_deref().map(std::path::Path::new), &opts).map_err(|e| format!("detect.rules: {e}"))?;
-    for (path, why) in rules.rejected() {
-        tracing::warn!(rule = %path.display(), reason = %why, "rule not loaded");
-    }
-    let opts = ocelot_detectors::EngineOptions {
-        suppression_ms: i64::from(cfg.suppress_minutes.max(1)) * 60_000,
-        hold_windows: false,
+    let spec = crate::detect::EngineSpec {
+        rules: cfg.rules.as_ref().map(std::path::PathBuf::from),
+        placeholders: cfg.placeholders.clone(),
         agents: agents.to_vec(),
-        max_skew_ms: i64::try_from(time.max_skew_secs).unwrap_or(i64::MAX / 2).saturating_mul(1000),
+        suppress_minutes: cfg.suppress_minutes,
+        mode: crate::detect::Mode::Stream { max_skew_ms: i64::try_from(time.max_skew_secs).unwrap_or(i64::MAX / 2).saturating_mul(1000) },
     };
-    Ok(Some(ocelot_detectors::Engine::new(rules, opts)))
+    spec.build().map(Some).map_err(|e| format!("detect.rules: {e}"))
 }
 
 /// The background compaction: every `lake.compact_interval_secs`, each partition's small
