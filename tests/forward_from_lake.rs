@@ -4,31 +4,9 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use common::{ocelot, repo};
-
-/// A webhook receiver on loopback: the `Idempotency-Key` of every request it answers 200.
-fn receiver() -> (String, Arc<Mutex<Vec<String>>>) {
-    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/", server.server_addr().to_ip().unwrap());
-    let keys = Arc::new(Mutex::new(Vec::new()));
-    let seen = keys.clone();
-    std::thread::spawn(move || {
-        for mut req in server.incoming_requests() {
-            let mut body = String::new();
-            let _ = req.as_reader().read_to_string(&mut body);
-            let key = req.headers().iter().find(|h| h.field.equiv("Idempotency-Key")).map(|h| h.value.to_string());
-            if let Some(k) = key {
-                let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-                assert_eq!(v["finding_info"]["uid"], k.as_str(), "the key is the finding's uid");
-                seen.lock().unwrap().push(k);
-            }
-            let _ = req.respond(tiny_http::Response::empty(200));
-        }
-    });
-    (url, keys)
-}
 
 #[test]
 fn findings_are_sent_again_from_the_lake_once_each() {
@@ -41,7 +19,7 @@ fn findings_are_sent_again_from_the_lake_once_each() {
     let uids: BTreeSet<String> = String::from_utf8_lossy(&sql.stdout).lines().skip(1).map(str::to_string).collect();
     assert!(uids.len() > 20, "{} findings in the demo lake", uids.len());
 
-    let (url, keys) = receiver();
+    let (url, keys) = common::webhook::receiver(Duration::ZERO);
     let cfg = dir.path().join("ocelot.toml");
     // Other sections of the file are not read (a whole `ocelot run` config works as well).
     std::fs::write(&cfg, format!("[kafka]\nbrokers = \"unused:9092\"\n\n[[forward]]\ntype = \"webhook\"\nurl = \"{url}\"\n")).unwrap();

@@ -413,6 +413,14 @@ pub fn verify(storage: &Storage, progress: &dyn Fn(u64, u64)) -> io::Result<Veri
     Ok(v)
 }
 
+/// Entry `seq` as committed, or None when there is none yet (the log's readers that follow it
+/// entry by entry: the forwarders' outbox).
+pub fn read_entry(storage: &Storage, seq: u64) -> Result<Option<Entry>, CommitError> {
+    let Some(bytes) = storage.read(&entry_path(seq))? else { return Ok(None) };
+    let entry: Entry = serde_json::from_slice(&bytes).map_err(|e| CommitError::Corrupt { seq, why: e.to_string() })?;
+    Ok(Some(entry))
+}
+
 fn entry_path(seq: u64) -> String {
     format!("{MANIFEST_DIR}/{seq:020}.json")
 }
@@ -451,7 +459,8 @@ fn parse_time(s: &str) -> SystemTime {
 
 /// `host/pid/random`: names the committing process in each entry (for people reading the log;
 /// uniqueness comes from the sequence numbers, not from this).
-fn writer_id() -> String {
+/// Who writes: host/pid/random, distinct for every process.
+pub fn writer_id() -> String {
     let host = std::env::var("HOSTNAME").ok().or_else(|| std::fs::read_to_string("/etc/hostname").ok()).map(|h| h.trim().to_string()).unwrap_or_default();
     format!("{host}/{}/{:08x}", std::process::id(), rand::random::<u32>())
 }

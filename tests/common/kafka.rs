@@ -36,6 +36,23 @@ pub fn lake_uids(lake: &Path) -> Vec<String> {
     out
 }
 
+/// The uid of every finding version in the lake's `findings` table (the files its manifest
+/// lists), read with the parquet crate.
+pub fn lake_finding_uids(lake: &Path) -> Vec<String> {
+    use arrow::array::{AsArray, StructArray};
+    let snapshot = ocelot_lake::Snapshot::take(&lake.into()).unwrap();
+    let mut out = Vec::new();
+    for f in snapshot.table_files("findings") {
+        let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(lake.join(f)).unwrap()).unwrap().build().unwrap();
+        for b in r {
+            let b = b.unwrap();
+            let info: &StructArray = b.column_by_name("finding_info").unwrap().as_struct();
+            out.extend(info.column_by_name("uid").unwrap().as_string::<i32>().iter().map(|u| u.unwrap_or_default().to_string()));
+        }
+    }
+    out
+}
+
 /// Rows per event class table in the lake (`lake/<class>/...parquet`), read with the parquet crate.
 pub fn lake_rows_per_class(lake: &Path) -> std::collections::BTreeMap<String, usize> {
     let mut out = std::collections::BTreeMap::new();

@@ -4,6 +4,7 @@
 pub mod kafka;
 pub mod moto;
 pub mod reference;
+pub mod webhook;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

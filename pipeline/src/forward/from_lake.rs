@@ -35,22 +35,18 @@ pub fn from_lake(lake: &Storage, targets: &[ForwardConfig], since: Option<i64>, 
     let mut resent = Resent::default();
     for (i, f) in files.iter().enumerate() {
         progress(i as u64 + 1, files.len() as u64);
-        let bytes = lake.read(f).map_err(|e| format!("{f}: {e}"))?.ok_or_else(|| format!("{f}: listed in the lake's manifest but missing (run `ocelot lake verify`)"))?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).and_then(|b| b.build()).map_err(|e| format!("{f}: {e}"))?;
-        for batch in reader {
-            let batch = batch.map_err(|e| format!("{f}: {e}"))?;
-            for row in ocelot_normalize::ocsf_json::rows(&batch).map_err(|e| format!("{f}: {e}"))? {
-                let time = row["time"].as_i64().unwrap_or_default();
-                if since.is_some_and(|s| time < s) || until.is_some_and(|u| time >= u) {
-                    continue;
-                }
-                let Some(uid) = row["finding_info"]["uid"].as_str().map(str::to_string) else { continue };
-                resent.versions += 1;
-                // The latest version: the most events counted, then the last seen.
-                let rank = |v: &Value| (v["count"].as_i64().unwrap_or_default(), v["finding_info"]["last_seen_time"].as_i64().unwrap_or_default());
-                if latest.get(&uid).is_none_or(|old| rank(&row) >= rank(old)) {
-                    latest.insert(uid, row);
-                }
+        let rows = read_findings(lake, f)?.ok_or_else(|| format!("{f}: listed in the lake's manifest but missing (run `ocelot lake verify`)"))?;
+        for row in rows {
+            let time = row["time"].as_i64().unwrap_or_default();
+            if since.is_some_and(|s| time < s) || until.is_some_and(|u| time >= u) {
+                continue;
+            }
+            let Some(uid) = row["finding_info"]["uid"].as_str().map(str::to_string) else { continue };
+            resent.versions += 1;
+            // The latest version: the most events counted, then the last seen.
+            let rank = |v: &Value| (v["count"].as_i64().unwrap_or_default(), v["finding_info"]["last_seen_time"].as_i64().unwrap_or_default());
+            if latest.get(&uid).is_none_or(|old| rank(&row) >= rank(old)) {
+                latest.insert(uid, row);
             }
         }
     }
@@ -64,4 +60,16 @@ pub fn from_lake(lake: &Storage, targets: &[ForwardConfig], since: Option<i64>, 
     forwarders.submit(latest.into_values(), &stop);
     resent.dead_lettered = forwarders.close(&stop);
     Ok(resent)
+}
+
+/// The findings (OCSF JSON) of one file of the `findings` table; None if the file is gone.
+pub(crate) fn read_findings(lake: &Storage, path: &str) -> Result<Option<Vec<Value>>, String> {
+    let Some(bytes) = lake.read(path).map_err(|e| format!("{path}: {e}"))? else { return Ok(None) };
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).and_then(|b| b.build()).map_err(|e| format!("{path}: {e}"))?;
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| format!("{path}: {e}"))?;
+        rows.extend(ocelot_normalize::ocsf_json::rows(&batch).map_err(|e| format!("{path}: {e}"))?);
+    }
+    Ok(Some(rows))
 }

@@ -5,13 +5,13 @@
 //! dead-letter store with the reason: every finding is delivered or dead-lettered.
 //!
 //! ```text
-//!  sink thread: findings durable in the lake ──submit──> queue (bounded) ──> worker task
+//!  lake `findings` (outbox.rs: a cursor per target) ──submit──> queue (bounded) ──> worker task
 //!      (waits while a queue is full: back-pressure)       batch -> encode -> send -> retry / dead-letter
 //! ```
 //! The finding uid is the idempotency key of every target (`_id`, Kafka key, webhook
-//! `Idempotency-Key`...), so a retry or a replay updates rather than duplicates. Findings are
-//! made durable in the lake before they are queued; the queue itself is in memory, so a crash
-//! can lose deliveries, never the findings (the lake's `findings` table has them).
+//! `Idempotency-Key`...), so a retry or a replay updates rather than duplicates. In `ocelot
+//! run` the queues are fed from the lake's durable outbox, whose cursor moves only past what
+//! was acknowledged; `ocelot forward --from-lake` and the demo submit directly.
 
 mod asff;
 mod bulk;
@@ -20,11 +20,12 @@ pub mod from_lake;
 mod hec;
 mod http;
 mod kafka;
+pub mod outbox;
 mod securityhub;
 mod syslog;
 mod webhook;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -214,6 +215,8 @@ struct Forwarder {
     min_severity: i64,
     tx: mpsc::Sender<Arc<Item>>,
     worker: tokio::task::JoinHandle<()>,
+    /// Findings the worker is done with (acknowledged or dead-lettered).
+    done: Arc<AtomicU64>,
 }
 
 /// Every configured forwarder, with the runtime their workers run on.
@@ -224,11 +227,18 @@ pub struct Forwarders {
     /// Set at the shutdown deadline: workers stop retrying and dead-letter what they hold.
     give_up: Arc<AtomicBool>,
     last_backpressure_log: Mutex<Option<Instant>>,
+    /// Fed from the outbox (`outbox.rs`): at shutdown, what is not delivered stays there (it
+    /// is sent after the restart) instead of being dead-lettered.
+    from_outbox: bool,
 }
 
 impl Forwarders {
     /// Starts a worker per forwarder. Fails on a config the target cannot use (bad URL, CA file...).
     pub fn start(configs: &[ForwardConfig], dead: DeadLetters) -> Result<Forwarders, String> {
+        Forwarders::start_with(configs, dead, false)
+    }
+
+    fn start_with(configs: &[ForwardConfig], dead: DeadLetters, from_outbox: bool) -> Result<Forwarders, String> {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).thread_name("forward").enable_all().build().map_err(|e| format!("forwarders: {e}"))?;
         let give_up = Arc::new(AtomicBool::new(false));
         let mut each = Vec::new();
@@ -243,12 +253,18 @@ impl Forwarders {
             let target = rt.block_on(Target::new(cfg, timeout)).map_err(|e| format!("forward \"{name}\": {e}"))?;
             let plan = Plan::new(d, target.defaults()).map_err(|e| format!("forward \"{name}\".delivery: {e}"))?;
             let (tx, rx) = mpsc::channel(plan.queue);
-            let worker = Worker { name: name.clone(), target, plan, rx, dead: dead.clone(), give_up: give_up.clone() };
+            let done = Arc::new(AtomicU64::new(0));
+            let worker = Worker { name: name.clone(), target, plan, rx, dead: dead.clone(), give_up: give_up.clone(), done: done.clone(), from_outbox };
             let worker = rt.spawn(worker.run());
             tracing::info!(forwarder = %name, queue = plan.queue, max_batch = plan.limits.max_batch, "forwarder started");
-            each.push(Forwarder { name, min_severity: plan.min_severity, tx, worker });
+            each.push(Forwarder { name, min_severity: plan.min_severity, tx, worker, done });
         }
-        Ok(Forwarders { rt, each, dead, give_up, last_backpressure_log: Mutex::new(None) })
+        Ok(Forwarders { rt, each, dead, give_up, last_backpressure_log: Mutex::new(None), from_outbox })
+    }
+
+    /// Findings the workers are done with (acknowledged or dead-lettered), in all.
+    pub fn done(&self) -> u64 {
+        self.each.iter().map(|f| f.done.load(Ordering::Acquire)).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -256,26 +272,32 @@ impl Forwarders {
     }
 
     /// Queues the findings (OCSF JSON) to every forwarder, waiting while a queue is full.
-    /// `stop` ends the wait (shutdown): what could not be queued is dead-lettered.
-    pub fn submit(&self, findings: impl IntoIterator<Item = serde_json::Value>, stop: &AtomicBool) {
+    /// `stop` ends the wait (shutdown): what could not be queued is dead-lettered (left in the
+    /// outbox when fed from it). Returns how many were queued (what [`Forwarders::done`]
+    /// counts once delivered).
+    pub fn submit(&self, findings: impl IntoIterator<Item = serde_json::Value>, stop: &AtomicBool) -> u64 {
+        let mut queued = 0;
         for ocsf in findings {
             let item = Arc::new(Item::new(ocsf));
             for f in self.each.iter().filter(|f| item.severity_id >= f.min_severity) {
-                self.push(f, item.clone(), stop);
+                queued += u64::from(self.push(f, item.clone(), stop));
             }
         }
+        queued
     }
 
-    fn push(&self, f: &Forwarder, item: Arc<Item>, stop: &AtomicBool) {
+    /// Queues one finding; false if it was not queued (dead-lettered, or left in the outbox).
+    fn push(&self, f: &Forwarder, item: Arc<Item>, stop: &AtomicBool) -> bool {
         let item = match f.tx.try_send(item) {
-            Ok(()) => return,
+            Ok(()) => return true,
+            Err(mpsc::error::TrySendError::Closed(_) | mpsc::error::TrySendError::Full(_)) if self.from_outbox && stop.load(Ordering::Relaxed) => return false,
             Err(mpsc::error::TrySendError::Closed(item)) => {
                 self.dead.put(&f.name, [(item, "the forwarder has stopped".to_string())], stop);
-                return;
+                return false;
             }
             Err(mpsc::error::TrySendError::Full(item)) if stop.load(Ordering::Relaxed) => {
                 self.dead.put(&f.name, [(item, "shutdown: the forwarder's queue stayed full".to_string())], stop);
-                return;
+                return false;
             }
             Err(mpsc::error::TrySendError::Full(item)) => item,
         };
@@ -290,11 +312,12 @@ impl Forwarders {
         let mut item = item;
         loop {
             match self.rt.block_on(f.tx.send_timeout(item, Duration::from_millis(500))) {
-                Ok(()) => return,
+                Ok(()) => return true,
                 Err(mpsc::error::SendTimeoutError::Timeout(i)) if !stop.load(Ordering::Relaxed) => item = i,
+                Err(_) if self.from_outbox => return false,
                 Err(mpsc::error::SendTimeoutError::Timeout(i) | mpsc::error::SendTimeoutError::Closed(i)) => {
                     self.dead.put(&f.name, [(i, "shutdown: the forwarder's queue stayed full".to_string())], stop);
-                    return;
+                    return false;
                 }
             }
         }
@@ -372,6 +395,8 @@ struct Worker {
     rx: mpsc::Receiver<Arc<Item>>,
     dead: DeadLetters,
     give_up: Arc<AtomicBool>,
+    done: Arc<AtomicU64>,
+    from_outbox: bool,
 }
 
 impl Worker {
@@ -387,7 +412,9 @@ impl Worker {
                 }
             }
             metrics::gauge!(QUEUE_DEPTH, "forwarder" => self.name.clone()).set(self.rx.len() as f64);
+            let n = items.len() as u64;
             self.deliver(items, &mut bucket).await;
+            self.done.fetch_add(n, Ordering::Release);
         }
     }
 
@@ -437,6 +464,11 @@ impl Worker {
             let mut again = again.into_iter();
             pending.retain(|_| again.next().unwrap_or(false));
             if pending.is_empty() {
+                break;
+            }
+            if self.from_outbox && self.give_up.load(Ordering::Relaxed) && attempt < self.plan.max_attempts {
+                // Still in the outbox (its cursor has not passed them): sent after the restart.
+                tracing::info!(forwarder = %self.name, findings = pending.len(), "shutdown before delivery: left in the outbox");
                 break;
             }
             if attempt >= self.plan.max_attempts || self.give_up.load(Ordering::Relaxed) {

@@ -419,8 +419,8 @@ pub fn run_until(cfg: Config, stop: Arc<AtomicBool>) -> Result<Exit, String> {
         health: health.clone(),
         delay: Duration::from_millis(delay_ms),
         detect: detect_engine(&cfg.detect, &cfg.agents, &cfg.time)?,
-        forward: forwarders(&cfg, &lake)?,
     };
+    let outbox = outbox(&cfg, &lake, &give_up)?;
     let (tx, rx) = mpsc::sync_channel::<Sealed>(cfg.batch.max_in_flight);
     let (done_tx, done_rx) = mpsc::channel();
     let sink_thread = std::thread::Builder::new().name("sinks".into()).spawn(move || sinks.run(rx, done_tx)).map_err(|e| e.to_string())?;
@@ -493,6 +493,11 @@ pub fn run_until(cfg: Config, stop: Arc<AtomicBool>) -> Result<Exit, String> {
     drop(consumer);
     engine.lock().unwrap_or_else(|p| p.into_inner()).take();
     join_by_deadline(sink_thread, &give_up, "the sink stage");
+    // The findings are all in the lake now: each target delivers up to them, by the deadline
+    // (what it has not delivered then stays in the outbox for the next start).
+    for feed in outbox.map(crate::forward::outbox::Outbox::finish).unwrap_or_default() {
+        join_by_deadline(feed, &give_up, "forwarding");
+    }
     if let Some(c) = compaction {
         // Cancelled merges stop at their next input file; one left behind wrote an orphan the
         // next start removes.
@@ -528,8 +533,9 @@ fn join_by_deadline<T>(h: std::thread::JoinHandle<T>, give_up: &AtomicBool, what
     true
 }
 
-/// The `[[forward]]` targets, started (None when there are none, or detection is off).
-fn forwarders(cfg: &Config, lake: &ocelot_lake::Storage) -> Result<Option<crate::forward::Forwarders>, String> {
+/// The `[[forward]]` targets, fed from the lake's outbox (None when there are none, or
+/// detection is off).
+fn outbox(cfg: &Config, lake: &ocelot_lake::Storage, give_up: &Arc<AtomicBool>) -> Result<Option<crate::forward::outbox::Outbox>, String> {
     if cfg.forward.is_empty() {
         return Ok(None);
     }
@@ -538,7 +544,7 @@ fn forwarders(cfg: &Config, lake: &ocelot_lake::Storage) -> Result<Option<crate:
         return Ok(None);
     }
     let dead = crate::forward::DeadLetters::new(DeadLetterStore::new(lake.clone()));
-    crate::forward::Forwarders::start(&cfg.forward, dead).map(Some)
+    crate::forward::outbox::Outbox::start(lake, &cfg.forward, dead, give_up.clone()).map(Some)
 }
 
 /// The detection engine `[detect]` asks for (None when switched off).

@@ -63,10 +63,9 @@ pub struct Sinks {
     /// batch, as a slow object store or disk would cause.
     pub delay: Duration,
     /// The detection engine (`[detect]`): its findings are made durable with the batch that
-    /// caused them, in the lake's `findings` table.
+    /// caused them, in the lake's `findings` table (the outbox `[[forward]]` targets are fed
+    /// from: `forward/outbox.rs`).
     pub detect: Option<ocelot_detectors::Engine>,
-    /// `[[forward]]`: the findings, once durable in the lake, are queued to each forwarder.
-    pub forward: Option<crate::forward::Forwarders>,
 }
 
 /// A record to produce, owned so that it can be produced again after a failure.
@@ -100,21 +99,7 @@ impl Sinks {
             let lake = &mut self.lake;
             if retry(&self.give_up, &self.health.sinks_ok, "lake", || lake.flush().map(|_| ()).map_err(|e| e.to_string())).is_none() {
                 tracing::warn!(findings = findings.len(), "the findings of the windows open at shutdown were not written before the deadline");
-            } else {
-                self.forward_findings(&findings);
             }
-        }
-        if let Some(f) = self.forward.take() {
-            let dead = f.close(&self.give_up);
-            if dead > 0 {
-                tracing::warn!(dead, "findings not forwarded were dead-lettered (lake _dead_letter/, source forward.NAME)");
-            }
-        }
-    }
-
-    fn forward_findings(&self, findings: &[ocelot_detectors::Finding]) {
-        if let Some(f) = &self.forward {
-            f.submit(findings.iter().map(ocelot_detectors::Finding::to_ocsf), &self.give_up);
         }
     }
 
@@ -179,7 +164,6 @@ impl Sinks {
         for b in &s.batches {
             metrics::counter!(m::EVENTS_OUT, "class" => b.class.name.clone(), "sink" => "lake").increment(b.batch.num_rows() as u64);
         }
-        self.forward_findings(&findings);
         let json_rows = outs.len();
         let mut dead = s.dead;
         if let Some(p) = &self.producer {
