@@ -284,11 +284,9 @@ fn poison_messages_go_to_the_dead_letter_topic_and_nothing_stalls() {
     assert!(missing.is_empty() && dups == 0, "{} missing, {dups} duplicates in the OCSF JSON topic", missing.len());
 }
 
-#[test]
-fn every_source_in_one_topic_is_told_apart_by_auto() {
-    // One message per record (an OTLP request and a Shield DescribeAttack output are one
-    // message each), all sources interleaved.
-    let s = Setup::new(&[]);
+/// One message per record of every source (an OTLP request and a Shield DescribeAttack output
+/// are one message each), all sources interleaved.
+fn mixed_messages() -> Vec<Vec<u8>> {
     let read = |p: &str| std::fs::read_to_string(common::repo().join(p)).unwrap();
     let one_line = |t: String| serde_json::from_str::<serde_json::Value>(&t).unwrap().to_string();
     let panther = |p: &str| read(p).lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["event"].to_string()).collect::<Vec<_>>();
@@ -307,6 +305,15 @@ fn every_source_in_one_topic_is_told_apart_by_auto() {
     for i in 0..longest {
         messages.extend(sources.iter().filter_map(|s| s.get(i)).map(|m| m.clone().into_bytes()));
     }
+    messages
+}
+
+#[test]
+fn every_source_in_one_topic_is_told_apart_by_auto() {
+    // One message per record (an OTLP request and a Shield DescribeAttack output are one
+    // message each), all sources interleaved.
+    let s = Setup::new(&[]);
+    let messages = mixed_messages();
     // What the same records give in memory, class by class.
     let joined = messages.iter().map(|m| String::from_utf8_lossy(m).to_string()).collect::<Vec<_>>().join("\n");
     let want = common::normalize_as("auto", &[(joined.as_bytes(), "mixed")]);
@@ -450,4 +457,124 @@ fn kill_9_while_a_target_is_slow_then_every_finding_reaches_it() {
     );
     assert!(want.iter().all(|u| distinct.contains(u)));
     assert!(!s.lake().join("_dead_letter").exists(), "nothing dead-lettered");
+}
+
+/// Waits until `group` committed the end of the 4 partitions of `topic` (an empty partition,
+/// never committed, counts as read).
+fn wait_read_to_end(b: &common::kafka::Broker, group: &str, topic: &str) {
+    let ends = b.end_offsets(topic, 4);
+    let start = Instant::now();
+    loop {
+        let c: Vec<i64> = b.committed(group, topic, 4).into_iter().map(|o| o.max(0)).collect();
+        if c == ends {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "{group} committed {c:?}, never the end offsets {ends:?}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Finding uids in a lake's `findings` table, distinct.
+fn finding_set(lake: &std::path::Path) -> std::collections::BTreeSet<String> {
+    common::kafka::lake_finding_uids(lake).into_iter().collect()
+}
+
+/// A config reading `input` (source auto) in group `name`, with its own lake, routing through
+/// `route`.
+fn routed_config(s: &Setup, name: &str, input: &str, route: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = s.dir.path().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let lake = dir.join("lake");
+    let cfg = write_config(&dir, &s.broker, input, &lake, &format!("[batch]\nmax_rows = 500\nmax_bytes = 33554432\nmax_latency_ms = 200\nmax_in_flight = 2\n\n[detect]\nroute_topic = \"{route}\"\n"));
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("source = \"cloudtrail\"", "source = \"auto\"").replace("group_id = \"ocelot-test\"", &format!("group_id = \"{name}\""));
+    std::fs::write(&cfg, text).unwrap();
+    (cfg, lake)
+}
+
+#[test]
+fn two_replicas_find_what_one_finds() {
+    // The same mixed input (every source, agent sessions, CloudTrail of many accounts) through
+    // one replica and through two: the events are routed by detection key through a topic of
+    // 4 partitions, each read by its own engine, so the same state forms and the same findings
+    // come out. (One input partition: its order is the same in both runs.)
+    let s = Setup::new(&[("ordered", 1), ("route-one", 4), ("route-two", 4)]);
+    let mut messages = mixed_messages();
+    let (events, _) = gen_events(6_000, 5);
+    messages.extend(events);
+    // An organization trail: 40 accounts.
+    let org = std::process::Command::new(env!("CARGO_BIN_EXE_ocelot")).args(["gen", "cloudtrail", "--events", "4000", "--seed", "9", "--accounts", "40"]).output().unwrap();
+    assert!(org.status.success());
+    messages.extend(org.stdout.split(|c| *c == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec));
+    s.broker.produce("ordered", 1, &messages);
+
+    let (cfg, lake_one) = routed_config(&s, "one", "ordered", "route-one");
+    let mut one = ocelot(&cfg, &[]);
+    s.broker.wait_committed_to_end("one", "ordered", 1, Duration::from_secs(120));
+    wait_read_to_end(&s.broker, "one.detect", "route-one");
+    stop(&mut one);
+    let want = finding_set(&lake_one);
+
+    let (cfg, lake_two) = routed_config(&s, "two", "ordered", "route-two");
+    let mut a = ocelot(&cfg, &[]);
+    let mut b = ocelot(&cfg, &[]);
+    s.broker.wait_committed_to_end("two", "ordered", 1, Duration::from_secs(180));
+    wait_read_to_end(&s.broker, "two.detect", "route-two");
+    stop(&mut a);
+    stop(&mut b);
+    for (name, o) in [("a", &a), ("b", &b)] {
+        assert!(o.logs().contains("partition assigned"), "replica {name} ran no detection (no route partition assigned); log:\n{}", o.logs());
+    }
+    let got = finding_set(&lake_two);
+    let per_partition = s.broker.end_offsets("route-two", 4);
+    println!("{} findings with one replica, {} with two; route topic messages per partition {per_partition:?}", want.len(), got.len());
+    assert!(want.len() > 20, "the input raises findings: {}", want.len());
+    let rules: std::collections::BTreeMap<String, String> = common::kafka::lake_findings(&lake_one).into_iter().chain(common::kafka::lake_findings(&lake_two)).collect();
+    let only_one: Vec<_> = want.difference(&got).map(|u| &rules[u]).collect();
+    let only_two: Vec<_> = got.difference(&want).map(|u| &rules[u]).collect();
+    assert!(only_one.is_empty() && only_two.is_empty(), "one replica only: {only_one:?}\ntwo replicas only: {only_two:?}");
+    assert!(per_partition.iter().filter(|n| **n > 0).count() > 1, "the keys spread over the partitions");
+}
+
+#[test]
+fn kill_9_mid_attack_then_restart_finds_what_an_uninterrupted_run_finds() {
+    // Detection state survives kill -9: the input is cut in two, the replica is killed after
+    // the first half is detected (windows, correlations and baselines open across the cut),
+    // the second half comes, a new replica starts. Its findings are those of one run over the
+    // whole input: none lost, none twice under another uid.
+    let s = Setup::new(&[("whole", 1), ("halves", 1), ("route-whole", 4), ("route-halves", 4)]);
+    let mut messages = mixed_messages();
+    let (events, _) = gen_events(6_000, 21);
+    messages.extend(events);
+    let (first, second) = messages.split_at(messages.len() / 2);
+
+    s.broker.produce("whole", 1, &messages);
+    let (cfg, lake_whole) = routed_config(&s, "whole", "whole", "route-whole");
+    let mut whole = ocelot(&cfg, &[]);
+    s.broker.wait_committed_to_end("whole", "whole", 1, Duration::from_secs(120));
+    wait_read_to_end(&s.broker, "whole.detect", "route-whole");
+    stop(&mut whole);
+    let want = finding_set(&lake_whole);
+
+    s.broker.produce("halves", 1, first);
+    let (cfg, lake_halves) = routed_config(&s, "halves", "halves", "route-halves");
+    let mut killed = ocelot(&cfg, &[]);
+    s.broker.wait_committed_to_end("halves", "halves", 1, Duration::from_secs(120));
+    wait_read_to_end(&s.broker, "halves.detect", "route-halves");
+    killed.signal("KILL");
+    killed.wait(Duration::from_secs(10));
+    let at_kill = finding_set(&lake_halves);
+    // Let the dead member's session (10 s) expire (tansu 0.6 does not rebalance on expiry).
+    std::thread::sleep(Duration::from_secs(12));
+    s.broker.produce("halves", 1, second);
+    let mut restarted = ocelot(&cfg, &[]);
+    s.broker.wait_committed_to_end("halves", "halves", 1, Duration::from_secs(120));
+    wait_read_to_end(&s.broker, "halves.detect", "route-halves");
+    stop(&mut restarted);
+    assert!(restarted.logs().contains("rebuilding its state by replay"), "the restarted replica rebuilt no state; log:\n{}", restarted.logs());
+    let got = finding_set(&lake_halves);
+    let rules: std::collections::BTreeMap<String, String> = common::kafka::lake_findings(&lake_whole).into_iter().chain(common::kafka::lake_findings(&lake_halves)).collect();
+    let lost: Vec<_> = want.difference(&got).map(|u| &rules[u]).collect();
+    let other: Vec<_> = got.difference(&want).map(|u| &rules[u]).collect();
+    println!("{} findings uninterrupted; {} at the kill, {} after the restart", want.len(), at_kill.len(), got.len());
+    assert!(lost.is_empty() && other.is_empty(), "lost across the kill: {lost:?}\nunder another uid: {other:?}");
 }

@@ -52,15 +52,26 @@ pub struct Broker {
     pub port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// librdkafka's in-process mock cluster instead of tansu (benchmarks: no broker limit).
+    mock: Option<rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext>>,
 }
 
 impl Broker {
     /// Starts a broker whose data lives in `dir` (kept across `restart`).
     pub fn start(dir: &Path) -> Broker {
         std::fs::create_dir_all(dir).unwrap();
-        let mut b = Broker { port: free_port(), dir: dir.to_path_buf(), child: None };
+        let mut b = Broker { port: free_port(), dir: dir.to_path_buf(), child: None, mock: None };
         b.spawn();
         b
+    }
+
+    /// librdkafka's mock cluster (`rdkafka::mocking`), in this process, listening on loopback:
+    /// other processes (`ocelot run`) connect to it as to a broker. No restart.
+    pub fn mock() -> Broker {
+        let mock = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+        let addr = mock.bootstrap_servers();
+        let port = addr.rsplit(':').next().and_then(|p| p.split(',').next()).and_then(|p| p.parse().ok()).expect("mock cluster address");
+        Broker { port, dir: PathBuf::new(), child: None, mock: Some(mock) }
     }
 
     fn spawn(&mut self) {
@@ -83,10 +94,16 @@ impl Broker {
     }
 
     pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        match &self.mock {
+            Some(m) => m.bootstrap_servers(),
+            None => format!("127.0.0.1:{}", self.port),
+        }
     }
 
     pub fn create_topic(&self, name: &str, partitions: u32) {
+        if let Some(m) = &self.mock {
+            return m.create_topic(name, partitions as i32, 1).expect("mock topic");
+        }
         let out = Command::new(tansu_bin()).args(["topic", "create", name, "--partitions", &partitions.to_string(), "--broker", &format!("tcp://127.0.0.1:{}", self.port)]).output().unwrap();
         assert!(out.status.success(), "topic create {name}: {}", String::from_utf8_lossy(&out.stderr));
     }
@@ -99,6 +116,7 @@ impl Broker {
     }
 
     pub fn restart(&mut self) {
+        assert!(self.mock.is_none(), "the mock cluster does not restart");
         self.stop();
         self.spawn();
     }

@@ -454,6 +454,16 @@ impl crate::detector::Detector for BehaviourDetector {
         }
     }
 
+    /// The learning periods and the rate baselines' half-life (a day by default).
+    fn horizon_ms(&self) -> i64 {
+        let minutes = |c: &Check| match c {
+            Check::OutOfScope(p) => i64::from(p.learn_minutes),
+            Check::RateAnomaly(p) => i64::from(p.half_life_minutes).max(i64::from(p.bucket_minutes) * i64::from(p.min_buckets + 1)),
+            Check::ForeignClient => 0,
+        };
+        self.behaviour.rules.rules.iter().map(|r| minutes(&r.check) * 60_000).max().unwrap_or(0)
+    }
+
     fn stats(&self, stats: &mut crate::engine::Stats) {
         let b = self.behaviour.stats();
         stats.first_seen_values += b.first_seen_values;

@@ -32,6 +32,12 @@ pub trait Detector: Send {
     }
     /// Adds its counters to the engine's.
     fn stats(&self, _stats: &mut Stats) {}
+    /// How far back in event time its state reaches (windows, correlation spans, baselines):
+    /// replaying that much of its input rebuilds the state. The detect stage checkpoints by it
+    /// (`ocelot-pipeline`'s `detect_stage.rs`).
+    fn horizon_ms(&self) -> i64 {
+        0
+    }
 }
 
 /// One batch as every detector sees it.

@@ -126,6 +126,18 @@ impl Engine {
         self.detectors.iter().map(|d| d.rules()).sum()
     }
 
+    /// The newest event time seen (capped by the processing clock plus the allowed skew).
+    pub fn watermark(&self) -> i64 {
+        self.watermark
+    }
+
+    /// How far back in event time the engine's state reaches: every detector's horizon, the
+    /// open findings' two suppression periods, and the agent linker's pending calls.
+    pub fn horizon_ms(&self) -> i64 {
+        let own = (2 * self.opts.suppression_ms).max(crate::agent_link::PENDING_MS);
+        self.detectors.iter().map(|d| d.horizon_ms()).fold(own, i64::max)
+    }
+
     pub fn rejected(&self) -> &[(std::path::PathBuf, String)] {
         &self.rejected
     }

@@ -36,9 +36,9 @@ pub fn lake_uids(lake: &Path) -> Vec<String> {
     out
 }
 
-/// The uid of every finding version in the lake's `findings` table (the files its manifest
-/// lists), read with the parquet crate.
-pub fn lake_finding_uids(lake: &Path) -> Vec<String> {
+/// The (uid, rule id) of every finding version in the lake's `findings` table (the files its
+/// manifest lists), read with the parquet crate.
+pub fn lake_findings(lake: &Path) -> Vec<(String, String)> {
     use arrow::array::{AsArray, StructArray};
     let snapshot = ocelot_lake::Snapshot::take(&lake.into()).unwrap();
     let mut out = Vec::new();
@@ -47,7 +47,10 @@ pub fn lake_finding_uids(lake: &Path) -> Vec<String> {
         for b in r {
             let b = b.unwrap();
             let info: &StructArray = b.column_by_name("finding_info").unwrap().as_struct();
-            out.extend(info.column_by_name("uid").unwrap().as_string::<i32>().iter().map(|u| u.unwrap_or_default().to_string()));
+            let rule: &StructArray = info.column_by_name("analytic").unwrap().as_struct();
+            let rules = rule.column_by_name("uid").unwrap().as_string::<i32>();
+            let uids = info.column_by_name("uid").unwrap().as_string::<i32>();
+            out.extend(uids.iter().zip(rules.iter()).map(|(u, r)| (u.unwrap_or_default().to_string(), r.unwrap_or_default().to_string())));
         }
     }
     out
@@ -97,4 +100,9 @@ pub fn compare(expected: &[String], found: &[String]) -> (Vec<String>, usize) {
     let missing = expected.iter().filter(|e| !counts.contains_key(e.as_str())).cloned().collect();
     let dups = counts.values().map(|c| c - 1).sum();
     (missing, dups)
+}
+
+/// The uid of every finding version in the lake's `findings` table.
+pub fn lake_finding_uids(lake: &Path) -> Vec<String> {
+    lake_findings(lake).into_iter().map(|(u, _)| u).collect()
 }

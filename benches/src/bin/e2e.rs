@@ -45,6 +45,10 @@ struct Args {
     /// Skip the latency phase.
     #[arg(long)]
     no_latency: bool,
+    /// librdkafka's mock cluster (in this process, on loopback) instead of tansu: no broker
+    /// limit, so the ceiling measured is ocelot's own.
+    #[arg(long)]
+    mock: bool,
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -64,7 +68,8 @@ fn main() {
     });
     assert!(bin.is_file(), "{}: build it first (cargo build --release)", bin.display());
     let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(&dir.path().join("broker"));
+    let broker = if args.mock { Broker::mock() } else { Broker::start(&dir.path().join("broker")) };
+    println!("broker: {}", if args.mock { "librdkafka mock cluster (in-process)" } else { "tansu 0.6, SQLite storage" });
     broker.create_topic(TOPIC, P as u32);
 
     let mut input = Vec::new();
@@ -107,6 +112,14 @@ fn main() {
     let run_s = started.elapsed().as_secs_f64() - assigned_at;
     let eps = events.len() as f64 / run_s;
     println!("ocelot run: {} events in {run_s:.2} s: {eps:.0} events/s, {:.1} MB/s; ratio to baseline {:.2}", events.len(), bytes as f64 / 1e6 / run_s, eps / base_eps);
+    // Where the time went: each stage's busy seconds over the run (the consumer thread
+    // normalizes; the sink thread detects, writes the lake, produces).
+    let metrics = o.metrics();
+    let busy = |stage: &str| metrics.lines().find(|l| l.starts_with(&format!("ocelot_stage_busy_seconds{{stage=\"{stage}\"}}"))).and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).unwrap_or(0.0);
+    let stages = ["normalize", "detect", "lake", "produce"];
+    let line: Vec<String> = stages.iter().map(|s| format!("{s} {:.2} s ({:.0}%)", busy(s), 100.0 * busy(s) / run_s)).collect();
+    let sink = busy("detect") + busy("lake") + busy("produce");
+    println!("stage busy time: {}; consumer thread {:.0}% busy, sink thread {:.0}% busy", line.join(", "), 100.0 * busy("normalize") / run_s, 100.0 * sink / run_s);
 
     if args.no_latency {
         o.signal("TERM");

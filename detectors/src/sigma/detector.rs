@@ -122,6 +122,10 @@ impl Detector for SigmaDetector {
     /// Correlations fire as their hits arrive: no window waits for the watermark.
     fn flush(&mut self, _linker: &crate::agent_link::Linker, _out: &mut Open<'_>) {}
 
+    fn horizon_ms(&self) -> i64 {
+        self.set.correlations.iter().map(|c| c.timespan_ms).max().unwrap_or(0)
+    }
+
     fn stats(&self, stats: &mut Stats) {
         stats.hits += self.hits;
         stats.correlation_groups += self.state.groups();

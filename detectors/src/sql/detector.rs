@@ -86,6 +86,10 @@ impl Detector for SqlDetector {
         }
     }
 
+    fn horizon_ms(&self) -> i64 {
+        self.set.rules.iter().filter_map(|r| r.window.as_ref().map(|w| w.size_ms + r.lateness_ms)).max().unwrap_or(0)
+    }
+
     fn stats(&self, stats: &mut Stats) {
         for i in 0..self.set.rules.len() {
             let s = self.set.stats(i);

@@ -69,6 +69,21 @@ pub struct DetectConfig {
     /// Values of Sigma `%name%` placeholders (the `expand` modifier), by name.
     #[serde(default)]
     pub placeholders: std::collections::HashMap<String, Vec<String>>,
+    /// Detection on several replicas: the topic the events are routed through by detection
+    /// key (created beforehand, with as many partitions as detect stages may run); each
+    /// replica's detect stage reads it in group `<kafka.group_id>.detect`. Unset: every replica
+    /// detects on what it ingests (one replica sees everything).
+    #[serde(default)]
+    pub route_topic: Option<String>,
+    /// With `route_topic`: the longest stretch of event time a partition's new owner replays to
+    /// rebuild the engine's state (windows, correlations, open findings, agent links, behaviour
+    /// baselines). State older than this is rebuilt from this much only.
+    #[serde(default = "default_replay_hours")]
+    pub replay_horizon_hours: u32,
+}
+
+fn default_replay_hours() -> u32 {
+    24
 }
 
 fn default_suppress() -> u32 {
@@ -77,7 +92,7 @@ fn default_suppress() -> u32 {
 
 impl Default for DetectConfig {
     fn default() -> Self {
-        DetectConfig { enabled: true, rules: None, suppress_minutes: default_suppress(), placeholders: Default::default() }
+        DetectConfig { enabled: true, rules: None, suppress_minutes: default_suppress(), placeholders: Default::default(), route_topic: None, replay_horizon_hours: default_replay_hours() }
     }
 }
 
@@ -318,10 +333,14 @@ impl Config {
             ("batch.max_latency_ms", b.max_latency_ms),
             ("batch.max_in_flight", b.max_in_flight as u64),
             ("shutdown_timeout_secs", self.shutdown_timeout_secs),
+            ("detect.replay_horizon_hours", u64::from(self.detect.replay_horizon_hours)),
         ] {
             if v == 0 {
                 return Err(format!("{key}: must be greater than 0"));
             }
+        }
+        if self.detect.route_topic.as_deref().is_some_and(|t| t.trim().is_empty()) {
+            return Err("detect.route_topic: empty; name the topic events are routed through to the detect stages (or remove the key to detect where events are read)".into());
         }
         if let Some(k) = &self.output.kafka
             && k.topic.is_empty()

@@ -64,6 +64,17 @@ pub const DETECT_FUTURE_EVENTS: &str = "ocelot_detect_future_events";
 pub const EVENTS_REFUSED_TIME: &str = "ocelot_events_refused_time";
 /// Times a SQL rule's state passed its budget (its oldest window then runs early).
 pub const DETECT_BUDGET_EXCEEDED: &str = "ocelot_detect_budget_exceeded";
+/// Seconds each stage has spent working, by `stage`: `normalize` (the consumer thread: decode,
+/// normalize, seal), and on the sink thread `detect` (the engine, or routing to the route
+/// topic), `lake` (Parquet files and their commit), `produce` (OCSF JSON, the route topic and
+/// dead letters to Kafka). A thread whose stages add up to one second per second sets the
+/// throughput.
+pub const STAGE_BUSY: &str = "ocelot_stage_busy_seconds";
+
+/// Adds the time since `since` to a stage's busy seconds.
+pub fn busy(stage: &'static str, since: Instant) {
+    metrics::gauge!(STAGE_BUSY, "stage" => stage).increment(since.elapsed().as_secs_f64());
+}
 
 /// Fine buckets: the latency target is a p99 of 2 s, so the buckets resolve the 0.1-5 s range.
 const LATENCY_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0, 20.0, 30.0, 60.0];

@@ -13,8 +13,10 @@
 //! is sealed, made durable and committed before the partitions go.
 
 pub mod config;
+mod detect_stage;
 pub mod metrics;
 pub mod offsets;
+pub mod route;
 pub mod sink;
 
 use std::collections::HashMap;
@@ -27,7 +29,7 @@ use ::metrics::{counter, gauge, histogram};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::BorrowedMessage;
-use rdkafka::producer::FutureProducer;
+use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::{ClientContext, Message};
@@ -377,7 +379,8 @@ pub fn run_until(cfg: Config, stop: Arc<AtomicBool>) -> Result<Exit, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("lake.path: cannot create {}: {e}", dir.display()))?;
     }
 
-    let producer: Option<FutureProducer> = if cfg.output.kafka.is_some() || cfg.dead_letter.topic.is_some() {
+    let route_topic = cfg.detect.route_topic.clone().filter(|_| cfg.detect.enabled);
+    let producer: Option<FutureProducer> = if cfg.output.kafka.is_some() || cfg.dead_letter.topic.is_some() || route_topic.is_some() {
         let mut c = ClientConfig::new();
         // A delivery librdkafka cannot make within a minute fails back to the sink, which
         // retries the batch (librdkafka's own default waits 5 minutes); kafka.settings may
@@ -408,6 +411,20 @@ pub fn run_until(cfg: Config, stop: Arc<AtomicBool>) -> Result<Exit, String> {
 
     cfg.time.apply();
     let give_up = Arc::new(AtomicBool::new(false));
+    // Routed: this replica's engines run in the detect stage, one per route partition.
+    let spec = engine_spec(&cfg.detect, &cfg.agents, &cfg.time);
+    let (detect, route, detect_stage) = match (&route_topic, spec) {
+        (Some(topic), Some(spec)) => {
+            let partitions = route_partitions(producer.as_ref().expect("a producer exists when routing"), topic)?;
+            let group = format!("{}.detect", cfg.kafka.group_id);
+            let max_horizon_ms = i64::from(cfg.detect.replay_horizon_hours) * 3_600_000;
+            let opts = detect_stage::Options { topic, group: &group, props: &props, lake: &lake, zstd_level: cfg.lake.zstd_level, max_horizon_ms };
+            let stage = detect_stage::DetectStage::start(opts, spec, give_up.clone())?;
+            (None, Some((topic.clone(), partitions)), Some(stage))
+        }
+        (_, Some(spec)) => (Some(spec.build().map_err(|e| format!("detect.rules: {e}"))?), None, None),
+        (_, None) => (None, None, None),
+    };
     let delay_ms: u64 = std::env::var("OCELOT_FAULT_SINK_DELAY_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
     let sinks = Sinks {
         lake: LakeWriter::new(lake.clone(), WriterOptions { zstd_level: cfg.lake.zstd_level, small_files: true, ..WriterOptions::default() }),
@@ -418,7 +435,8 @@ pub fn run_until(cfg: Config, stop: Arc<AtomicBool>) -> Result<Exit, String> {
         give_up: give_up.clone(),
         health: health.clone(),
         delay: Duration::from_millis(delay_ms),
-        detect: detect_engine(&cfg.detect, &cfg.agents, &cfg.time)?,
+        detect,
+        route,
     };
     let outbox = outbox(&cfg, &lake, &give_up)?;
     let (tx, rx) = mpsc::sync_channel::<Sealed>(cfg.batch.max_in_flight);
@@ -493,6 +511,11 @@ pub fn run_until(cfg: Config, stop: Arc<AtomicBool>) -> Result<Exit, String> {
     drop(consumer);
     engine.lock().unwrap_or_else(|p| p.into_inner()).take();
     join_by_deadline(sink_thread, &give_up, "the sink stage");
+    // Everything ingested is on the route topic: the detect stage reads to its end.
+    if let Some(stage) = detect_stage {
+        stage.finishing.store(true, Ordering::Relaxed);
+        join_by_deadline(stage.thread, &give_up, "the detect stage");
+    }
     // The findings are all in the lake now: each target delivers up to them, by the deadline
     // (what it has not delivered then stays in the outbox for the next start).
     for feed in outbox.map(crate::forward::outbox::Outbox::finish).unwrap_or_default() {
@@ -547,19 +570,25 @@ fn outbox(cfg: &Config, lake: &ocelot_lake::Storage, give_up: &Arc<AtomicBool>) 
     crate::forward::outbox::Outbox::start(lake, &cfg.forward, dead, give_up.clone()).map(Some)
 }
 
-/// The detection engine `[detect]` asks for (None when switched off).
-fn detect_engine(cfg: &config::DetectConfig, agents: &[ocelot_normalize::agents::AgentRule], time: &config::TimeConfig) -> Result<Option<ocelot_detectors::Engine>, String> {
-    if !cfg.enabled {
-        return Ok(None);
+/// The route topic's partition count; an error naming the fix when it does not exist.
+fn route_partitions(producer: &FutureProducer, topic: &str) -> Result<i32, String> {
+    let md = producer.client().fetch_metadata(Some(topic), Duration::from_secs(10)).map_err(|e| format!("detect.route_topic: metadata of `{topic}`: {e}"))?;
+    let n = md.topics().iter().find(|t| t.name() == topic && t.error().is_none()).map_or(0, |t| t.partitions().len());
+    if n == 0 {
+        return Err(format!("detect.route_topic: topic `{topic}` does not exist on the brokers: create it with as many partitions as detect stages may run (e.g. `kafka-topics.sh --create --topic {topic} --partitions 8`)"));
     }
-    let spec = crate::detect::EngineSpec {
+    Ok(n as i32)
+}
+
+/// The detection engine `[detect]` asks for (None when switched off).
+fn engine_spec(cfg: &config::DetectConfig, agents: &[ocelot_normalize::agents::AgentRule], time: &config::TimeConfig) -> Option<crate::detect::EngineSpec> {
+    cfg.enabled.then(|| crate::detect::EngineSpec {
         rules: cfg.rules.as_ref().map(std::path::PathBuf::from),
         placeholders: cfg.placeholders.clone(),
         agents: agents.to_vec(),
         suppress_minutes: cfg.suppress_minutes,
         mode: crate::detect::Mode::Stream { max_skew_ms: i64::try_from(time.max_skew_secs).unwrap_or(i64::MAX / 2).saturating_mul(1000) },
-    };
-    spec.build().map(Some).map_err(|e| format!("detect.rules: {e}"))
+    })
 }
 
 /// The background compaction: every `lake.compact_interval_secs`, each partition's small
@@ -609,12 +638,23 @@ fn main_loop(consumer: &BaseConsumer<Ctx>, engine: &Mutex<Option<Engine>>, stop:
     while !stop.load(Ordering::Relaxed) {
         health.beat();
         let polled = consumer.poll(Duration::from_millis(50));
+        let started = Instant::now();
         let mut guard = engine.lock().unwrap_or_else(|p| p.into_inner());
         let e = guard.as_mut().expect("engine present until shutdown");
-        match polled {
-            Some(Ok(msg)) => e.process(&msg),
-            Some(Err(err)) => tracing::warn!(error = %err, "kafka consumer error"),
-            None => {}
+        let worked = match polled {
+            Some(Ok(msg)) => {
+                e.process(&msg);
+                true
+            }
+            Some(Err(err)) => {
+                tracing::warn!(error = %err, "kafka consumer error");
+                false
+            }
+            None => false,
+        };
+        // Blocking on a full channel is the sink's time, not this stage's.
+        if worked {
+            m::busy("normalize", started);
         }
         e.tick(consumer)?;
     }

@@ -66,11 +66,16 @@ pub struct Sinks {
     /// caused them, in the lake's `findings` table (the outbox `[[forward]]` targets are fed
     /// from: `forward/outbox.rs`).
     pub detect: Option<ocelot_detectors::Engine>,
+    /// `[detect] route_topic` and its partition count: the events go there, by detection
+    /// key, for the detect stages of every replica (`route.rs`), instead of to `detect`.
+    pub route: Option<(String, i32)>,
 }
 
 /// A record to produce, owned so that it can be produced again after a failure.
 struct Out {
     topic: String,
+    /// A partition of our choosing (the route topic's), or the producer's partitioner.
+    partition: Option<i32>,
     key: Option<Vec<u8>>,
     payload: Vec<u8>,
     headers: Vec<(&'static str, Vec<u8>)>,
@@ -120,6 +125,7 @@ impl Sinks {
     /// Makes one batch durable everywhere; false if it gave up (shutdown).
     fn write(&mut self, s: Sealed) -> bool {
         let mut outs = Vec::new();
+        let started = Instant::now();
         if let Some(j) = &self.json {
             for b in &s.batches {
                 let topic = if j.topic_per_class { format!("{}.{}", j.topic, b.class.name) } else { j.topic.clone() };
@@ -130,7 +136,38 @@ impl Sinks {
                     continue;
                 }
                 for line in lines.split(|c| *c == b'\n').filter(|l| !l.is_empty()) {
-                    outs.push(Out { topic: topic.clone(), key: Some(b.class.name.as_bytes().to_vec()), payload: line.to_vec(), headers: vec![] });
+                    outs.push(Out { topic: topic.clone(), partition: None, key: Some(b.class.name.as_bytes().to_vec()), payload: line.to_vec(), headers: vec![] });
+                }
+            }
+        }
+        let json_rows = outs.len();
+        m::busy("produce", started);
+        let started = Instant::now();
+        if let Some((topic, partitions)) = &self.route {
+            for b in &s.batches {
+                match super::route::split(&b.batch, *partitions) {
+                    Ok(parts) => {
+                        // Messages of at most ~4 MiB (the producer takes up to 8).
+                        let chunks = parts.into_iter().flat_map(|(p, part)| {
+                            let rows = part.num_rows().max(1);
+                            let per = (rows * (4 << 20) / part.get_array_memory_size().max(1)).clamp(1, rows);
+                            (0..rows).step_by(per).map(move |at| (p, part.slice(at, per.min(rows - at)))).collect::<Vec<_>>()
+                        });
+                        for (p, part) in chunks {
+                            match super::route::encode(&part) {
+                                Ok(payload) => outs.push(Out {
+                                    topic: topic.clone(),
+                                    partition: Some(p),
+                                    key: None,
+                                    payload,
+                                    headers: vec![(super::detect_stage::CLASS_HEADER, b.class.name.as_bytes().to_vec())],
+                                }),
+                                // Only a schema bug can fail here; the lake still gets the rows.
+                                Err(e) => tracing::error!(error = %e, class = %b.class.name, "route topic: Arrow IPC encoding failed"),
+                            }
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, class = %b.class.name, "route topic: splitting by detection key failed"),
                 }
             }
         }
@@ -153,6 +190,8 @@ impl Sinks {
             metrics::gauge!(m::EVENTS_REFUSED_TIME, "bound" => "past").set(past as f64);
             metrics::gauge!(m::DETECT_BUDGET_EXCEEDED).set(st.sql_budget_exceeded as f64);
         }
+        m::busy("detect", started);
+        let started = Instant::now();
         for b in &s.batches {
             self.lake.buffer(b);
         }
@@ -164,7 +203,8 @@ impl Sinks {
         for b in &s.batches {
             metrics::counter!(m::EVENTS_OUT, "class" => b.class.name.clone(), "sink" => "lake").increment(b.batch.num_rows() as u64);
         }
-        let json_rows = outs.len();
+        m::busy("lake", started);
+        let started = Instant::now();
         let mut dead = s.dead;
         if let Some(p) = &self.producer {
             let Some(too_large) = produce_all(p, outs, &self.give_up, &self.health.sinks_ok) else { return false };
@@ -189,6 +229,7 @@ impl Sinks {
         if !self.write_dead(dead) {
             return false;
         }
+        m::busy("produce", started);
         let now_ms = chrono::Utc::now().timestamp_millis();
         let latency = metrics::histogram!(m::INGEST_LATENCY);
         for ts in &s.timestamps {
@@ -257,7 +298,7 @@ fn dead_letter_record(d: KafkaDeadLetter, topic: &str, max: usize, now: &str) ->
         headers.push(("ocelot.original_size", payload.len().to_string().into_bytes()));
         payload.truncate(max);
     }
-    Out { topic: topic.to_string(), key: None, payload, headers }
+    Out { topic: topic.to_string(), partition: None, key: None, payload, headers }
 }
 
 /// Retries `f` with exponential backoff (100 ms to 10 s) until it succeeds; `None` once
@@ -305,6 +346,9 @@ fn produce_all(p: &FutureProducer, mut outs: Vec<Out>, give_up: &AtomicBool, ok:
                 let mut rec = FutureRecord::<[u8], [u8]>::to(&o.topic).payload(&o.payload).headers(headers);
                 if let Some(k) = &o.key {
                     rec = rec.key(k);
+                }
+                if let Some(p) = o.partition {
+                    rec = rec.partition(p);
                 }
                 match p.send_result(rec) {
                     Ok(fut) => {

@@ -1,0 +1,110 @@
+//! Detection on several replicas (`[detect] route_topic`): Kafka routes the events, not us.
+//!
+//! ```text
+//!  input topics ─> ingest (group G) ─> lake
+//!                        └─> route_topic, partition = hash(detection key) ─> detect (group G.detect)
+//!                                                                            └─> lake `findings`
+//! ```
+//! The ingest stage writes each sealed batch to the lake, then produces its rows, as Arrow IPC,
+//! to the route topic, on the partition of each row's detection key, before its input offsets
+//! are committed. The detect stage of every replica reads the route topic as one consumer group,
+//! so all the events of one key reach one engine, whichever replica read them from the input.
+//! It commits the route topic's offsets once the findings of what it read are in the lake.
+//!
+//! The detection key ([`keys`]): every row of an AI agent (agent telemetry, and CloudTrail
+//! records the agent registry attributes to an agent) is keyed `agents`, so an agent's tool
+//! calls, decisions and cloud calls meet in one linker; every other row by its AWS account
+//! (`cloud.account.uid`), which holds its principal (rules group by principal within an
+//! account); rows without an account by `-`. What this cannot see across replicas: a rule that
+//! counts across accounts in one window, and the link of a tool call to a cloud call made with
+//! credentials the registry does not attribute to an agent (docs/config.md).
+
+use std::collections::HashMap;
+
+use arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
+use arrow::compute::take_record_batch;
+use ocelot_detectors::fields::column;
+
+/// The key every agent row shares.
+pub const AGENTS: &str = "agents";
+
+/// The detection key of each row of `batch`.
+pub fn keys(batch: &RecordBatch) -> Vec<String> {
+    let app = column(batch, "actor.app_name");
+    let account = column(batch, "cloud.account.uid");
+    let agent_rows = ai_operation_rows(batch);
+    (0..batch.num_rows()).map(|r| if agent_rows[r] || text(&app, r).is_some() { AGENTS.to_string() } else { text(&account, r).unwrap_or("-").to_string() }).collect()
+}
+
+fn text(c: &Option<arrow::array::ArrayRef>, r: usize) -> Option<&str> {
+    c.as_ref().and_then(|c| c.as_string_opt::<i32>()).filter(|s| s.is_valid(r)).map(|s| s.value(r))
+}
+
+/// Rows with the `ai_operation` profile (agent telemetry).
+fn ai_operation_rows(batch: &RecordBatch) -> Vec<bool> {
+    let mut out = vec![false; batch.num_rows()];
+    let Some(list) = column(batch, "metadata.profiles") else { return out };
+    let Some(list) = list.as_list_opt::<i32>() else { return out };
+    for (r, slot) in out.iter_mut().enumerate() {
+        if list.is_valid(r) {
+            let v = list.value(r);
+            *slot = v.as_string_opt::<i32>().is_some_and(|s| s.iter().any(|p| p == Some("ai_operation")));
+        }
+    }
+    out
+}
+
+/// The partition of a key: FNV-1a, the same in every process and version (a replica that hashed
+/// differently would split a key's events).
+pub fn partition_of(key: &str, partitions: i32) -> i32 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % partitions.max(1) as u64) as i32
+}
+
+/// The rows of `batch` by partition of their key (partitions without rows left out).
+pub fn split(batch: &RecordBatch, partitions: i32) -> Result<Vec<(i32, RecordBatch)>, arrow::error::ArrowError> {
+    let mut rows: HashMap<i32, Vec<u32>> = HashMap::new();
+    for (r, k) in keys(batch).iter().enumerate() {
+        rows.entry(partition_of(k, partitions)).or_default().push(r as u32);
+    }
+    let mut out = Vec::with_capacity(rows.len());
+    for (p, idx) in rows {
+        let b = if idx.len() == batch.num_rows() { batch.clone() } else { take_record_batch(batch, &UInt32Array::from(idx))? };
+        out.push((p, b));
+    }
+    out.sort_by_key(|(p, _)| *p);
+    Ok(out)
+}
+
+/// A batch as an Arrow IPC stream (the route topic's payload).
+pub fn encode(batch: &RecordBatch) -> Result<Vec<u8>, arrow::error::ArrowError> {
+    let mut out = Vec::new();
+    let mut w = arrow::ipc::writer::StreamWriter::try_new(&mut out, &batch.schema())?;
+    w.write(batch)?;
+    w.finish()?;
+    drop(w);
+    Ok(out)
+}
+
+/// The batches of an Arrow IPC stream.
+pub fn decode(bytes: &[u8]) -> Result<Vec<RecordBatch>, arrow::error::ArrowError> {
+    arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)?.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_always_lands_on_the_same_partition() {
+        // Fixed values: a change here would split keys between replicas of two versions.
+        assert_eq!(partition_of("agents", 8), partition_of("agents", 8));
+        assert_eq!(partition_of("", 8), (0xcbf2_9ce4_8422_2325u64 % 8) as i32);
+        let spread: std::collections::BTreeSet<i32> = (0..200).map(|i| partition_of(&format!("{:012}", 100_000_000_000u64 + i), 8)).collect();
+        assert_eq!(spread.len(), 8, "account ids spread over every partition");
+    }
+}
