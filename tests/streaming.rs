@@ -491,6 +491,29 @@ fn routed_config(s: &Setup, name: &str, input: &str, route: &str) -> (std::path:
     (cfg, lake)
 }
 
+/// One routed replica over all of the 1-partition topic `input`, to the end; its lake.
+fn one_routed_run(s: &Setup, name: &str, input: &str, route: &str) -> std::path::PathBuf {
+    let (cfg, lake) = routed_config(s, name, input, route);
+    let mut o = ocelot(&cfg, &[]);
+    s.broker.wait_committed_to_end(name, input, 1, Duration::from_secs(120));
+    wait_read_to_end(&s.broker, &format!("{name}.detect"), route);
+    stop(&mut o);
+    lake
+}
+
+/// The rule ids of the findings (by uid) that only the first lake has, and only the second.
+fn differences(a: &std::path::Path, b: &std::path::Path) -> (Vec<String>, Vec<String>) {
+    let (fa, fb) = (common::kafka::lake_findings(a), common::kafka::lake_findings(b));
+    let (ua, ub): (std::collections::BTreeSet<&String>, std::collections::BTreeSet<&String>) = (fa.iter().map(|f| &f.0).collect(), fb.iter().map(|f| &f.0).collect());
+    let only = |f: &[(String, String)], other: &std::collections::BTreeSet<&String>| {
+        let mut v: Vec<String> = f.iter().filter(|(u, _)| !other.contains(u)).map(|(u, r)| format!("{r} {u}")).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    (only(&fa, &ub), only(&fb, &ua))
+}
+
 #[test]
 fn two_replicas_find_what_one_finds() {
     // The same mixed input (every source, agent sessions, CloudTrail of many accounts) through
@@ -507,11 +530,7 @@ fn two_replicas_find_what_one_finds() {
     messages.extend(org.stdout.split(|c| *c == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec));
     s.broker.produce("ordered", 1, &messages);
 
-    let (cfg, lake_one) = routed_config(&s, "one", "ordered", "route-one");
-    let mut one = ocelot(&cfg, &[]);
-    s.broker.wait_committed_to_end("one", "ordered", 1, Duration::from_secs(120));
-    wait_read_to_end(&s.broker, "one.detect", "route-one");
-    stop(&mut one);
+    let lake_one = one_routed_run(&s, "one", "ordered", "route-one");
     let want = finding_set(&lake_one);
 
     let (cfg, lake_two) = routed_config(&s, "two", "ordered", "route-two");
@@ -528,9 +547,7 @@ fn two_replicas_find_what_one_finds() {
     let per_partition = s.broker.end_offsets("route-two", 4);
     println!("{} findings with one replica, {} with two; route topic messages per partition {per_partition:?}", want.len(), got.len());
     assert!(want.len() > 20, "the input raises findings: {}", want.len());
-    let rules: std::collections::BTreeMap<String, String> = common::kafka::lake_findings(&lake_one).into_iter().chain(common::kafka::lake_findings(&lake_two)).collect();
-    let only_one: Vec<_> = want.difference(&got).map(|u| &rules[u]).collect();
-    let only_two: Vec<_> = got.difference(&want).map(|u| &rules[u]).collect();
+    let (only_one, only_two) = differences(&lake_one, &lake_two);
     assert!(only_one.is_empty() && only_two.is_empty(), "one replica only: {only_one:?}\ntwo replicas only: {only_two:?}");
     assert!(per_partition.iter().filter(|n| **n > 0).count() > 1, "the keys spread over the partitions");
 }
@@ -548,11 +565,7 @@ fn kill_9_mid_attack_then_restart_finds_what_an_uninterrupted_run_finds() {
     let (first, second) = messages.split_at(messages.len() / 2);
 
     s.broker.produce("whole", 1, &messages);
-    let (cfg, lake_whole) = routed_config(&s, "whole", "whole", "route-whole");
-    let mut whole = ocelot(&cfg, &[]);
-    s.broker.wait_committed_to_end("whole", "whole", 1, Duration::from_secs(120));
-    wait_read_to_end(&s.broker, "whole.detect", "route-whole");
-    stop(&mut whole);
+    let lake_whole = one_routed_run(&s, "whole", "whole", "route-whole");
     let want = finding_set(&lake_whole);
 
     s.broker.produce("halves", 1, first);
@@ -572,9 +585,7 @@ fn kill_9_mid_attack_then_restart_finds_what_an_uninterrupted_run_finds() {
     stop(&mut restarted);
     assert!(restarted.logs().contains("rebuilding its state by replay"), "the restarted replica rebuilt no state; log:\n{}", restarted.logs());
     let got = finding_set(&lake_halves);
-    let rules: std::collections::BTreeMap<String, String> = common::kafka::lake_findings(&lake_whole).into_iter().chain(common::kafka::lake_findings(&lake_halves)).collect();
-    let lost: Vec<_> = want.difference(&got).map(|u| &rules[u]).collect();
-    let other: Vec<_> = got.difference(&want).map(|u| &rules[u]).collect();
+    let (lost, other) = differences(&lake_whole, &lake_halves);
     println!("{} findings uninterrupted; {} at the kill, {} after the restart", want.len(), at_kill.len(), got.len());
     assert!(lost.is_empty() && other.is_empty(), "lost across the kill: {lost:?}\nunder another uid: {other:?}");
 }

@@ -35,6 +35,9 @@ struct Args {
     /// The ocelot binary.
     #[arg(long)]
     ocelot: Option<PathBuf>,
+    /// Batch size (message bytes) for `ocelot run`.
+    #[arg(long, default_value_t = 16 << 20)]
+    max_bytes: usize,
     /// Batch latency (ms) for `ocelot run`.
     #[arg(long, default_value_t = 1000)]
     max_latency_ms: u64,
@@ -57,7 +60,11 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
 }
 
 const TOPIC: &str = "cloudtrail";
+/// Partitions of the input topic on tansu.
 const P: i32 = 4;
+/// librdkafka's mock broker keeps about 5 MiB per partition (older messages are deleted): the
+/// mock topic gets enough partitions to hold the whole input at 4 MiB each.
+const MOCK_PARTITION_BYTES: usize = 4 << 20;
 const GROUP: &str = "bench";
 
 fn main() {
@@ -70,20 +77,23 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let broker = if args.mock { Broker::mock() } else { Broker::start(&dir.path().join("broker")) };
     println!("broker: {}", if args.mock { "librdkafka mock cluster (in-process)" } else { "tansu 0.6, SQLite storage" });
-    broker.create_topic(TOPIC, P as u32);
 
     let mut input = Vec::new();
     ocelot_pipeline::generate::cloudtrail(args.events, 1, 1_793_500_000_000, &mut input).unwrap();
     let events: Vec<&[u8]> = input.split(|c| *c == b'\n').filter(|l| !l.is_empty()).collect();
     let bytes: usize = events.iter().map(|e| e.len()).sum();
+    let partitions = if args.mock { (bytes.div_ceil(MOCK_PARTITION_BYTES) as i32).max(P) } else { P };
+    broker.create_topic(TOPIC, partitions as u32);
+    println!("topic {TOPIC}: {partitions} partitions");
     let started = Instant::now();
-    produce(&broker, &events, None);
+    produce(&broker, &events, None, partitions);
     let produce_s = started.elapsed().as_secs_f64();
+    check_delivered(&broker, events.len() as i64, partitions);
     println!("produced {} events ({:.1} MB) in {produce_s:.1} s: {:.0} events/s", events.len(), bytes as f64 / 1e6, events.len() as f64 / produce_s);
 
     // Baseline: a plain consumer reads everything.
     let started = Instant::now();
-    let read = consume_all(&broker, events.len(), &args.settings);
+    let read = consume_all(&broker, events.len(), &args.settings, partitions);
     let base_s = started.elapsed().as_secs_f64();
     let base_eps = read as f64 / base_s;
     println!("baseline (plain rdkafka consumer, no processing): {base_eps:.0} events/s, {:.1} MB/s", bytes as f64 / 1e6 / base_s);
@@ -94,9 +104,10 @@ fn main() {
     std::fs::write(
         &config,
         format!(
-            "[kafka]\nbrokers = \"{}\"\ngroup_id = \"{GROUP}\"\n[[inputs]]\ntopic = \"{TOPIC}\"\nsource = \"cloudtrail\"\n[lake]\npath = \"{}\"\n[batch]\nmax_rows = 50000\nmax_bytes = 16777216\nmax_latency_ms = {}\nmax_in_flight = 2\n[kafka.settings]\n{}",
+            "[kafka]\nbrokers = \"{}\"\ngroup_id = \"{GROUP}\"\n[[inputs]]\ntopic = \"{TOPIC}\"\nsource = \"cloudtrail\"\n[lake]\npath = \"{}\"\n[batch]\nmax_rows = 50000\nmax_bytes = {}\nmax_latency_ms = {}\nmax_in_flight = 2\n[kafka.settings]\n{}",
             broker.addr(),
             lake.display(),
+            args.max_bytes,
             args.max_latency_ms,
             args.settings.iter().map(|(k, v)| format!("\"{k}\" = \"{v}\"\n")).collect::<String>()
         ),
@@ -105,12 +116,14 @@ fn main() {
     let mut o = Ocelot::start(&bin, &config, &[("OCELOT_LOG", "warn".into())]);
     let sampler = RssSampler::start(o.pid());
     let started = Instant::now();
-    wait_until(|| o.metric("ocelot_assigned_partitions") >= P as f64, Duration::from_secs(60));
+    wait_until(|| o.metric("ocelot_assigned_partitions") >= partitions as f64, Duration::from_secs(60));
     let assigned_at = started.elapsed().as_secs_f64();
+    let cpu_before = cpu_seconds(o.pid());
     let total = events.len() as i64;
-    wait_until(|| broker.committed(GROUP, TOPIC, P).iter().sum::<i64>() >= total, Duration::from_secs(1800));
+    wait_until(|| broker.committed(GROUP, TOPIC, partitions).iter().sum::<i64>() >= total, Duration::from_secs(1800));
     let run_s = started.elapsed().as_secs_f64() - assigned_at;
     let eps = events.len() as f64 / run_s;
+    let cpu = cpu_seconds(o.pid()) - cpu_before;
     println!("ocelot run: {} events in {run_s:.2} s: {eps:.0} events/s, {:.1} MB/s; ratio to baseline {:.2}", events.len(), bytes as f64 / 1e6 / run_s, eps / base_eps);
     // Where the time went: each stage's busy seconds over the run (the consumer thread
     // normalizes; the sink thread detects, writes the lake, produces).
@@ -118,8 +131,30 @@ fn main() {
     let busy = |stage: &str| metrics.lines().find(|l| l.starts_with(&format!("ocelot_stage_busy_seconds{{stage=\"{stage}\"}}"))).and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).unwrap_or(0.0);
     let stages = ["normalize", "detect", "lake", "produce"];
     let line: Vec<String> = stages.iter().map(|s| format!("{s} {:.2} s ({:.0}%)", busy(s), 100.0 * busy(s) / run_s)).collect();
-    let sink = busy("detect") + busy("lake") + busy("produce");
-    println!("stage busy time: {}; consumer thread {:.0}% busy, sink thread {:.0}% busy", line.join(", "), 100.0 * busy("normalize") / run_s, 100.0 * sink / run_s);
+    let sink = busy("lake") + busy("produce");
+    println!(
+        "stage busy time: {}; consumer thread {:.0}% busy, sink thread {:.0}% busy, detection (beside the lake write) {:.0}%",
+        line.join(", "),
+        100.0 * busy("normalize") / run_s,
+        100.0 * sink / run_s,
+        100.0 * busy("detect") / run_s
+    );
+    println!(
+        "ocelot CPU: {cpu:.2} s in {run_s:.2} s ({:.2} cores of {}; {:.1} us per event)",
+        cpu / run_s,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cpu * 1e6 / events.len() as f64
+    );
+    let value = |name: &str| metrics.lines().find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{'])).and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).unwrap_or(0.0);
+    println!("detection state at the end: SQL windows {:.0} MiB, {:.0} open findings", value("ocelot_detect_window_bytes") / (1 << 20) as f64, value("ocelot_detect_open_findings"));
+    println!(
+        "commits: {:.0} taking {:.2} s; batches: {:.0} (seal to durable {:.2} s in all); pauses: {:.0}",
+        value("ocelot_commit_seconds_count"),
+        value("ocelot_commit_seconds_sum"),
+        value("ocelot_batch_seconds_count"),
+        value("ocelot_batch_seconds_sum"),
+        value("ocelot_pauses_total")
+    );
 
     if args.no_latency {
         o.signal("TERM");
@@ -132,9 +167,9 @@ fn main() {
     let mut more = Vec::new();
     ocelot_pipeline::generate::cloudtrail(args.latency_events, 2, 1_793_600_000_000, &mut more).unwrap();
     let more: Vec<&[u8]> = more.split(|c| *c == b'\n').filter(|l| !l.is_empty()).collect();
-    produce(&broker, &more, Some(args.rate));
+    produce(&broker, &more, Some(args.rate), partitions);
     let total = total + more.len() as i64;
-    wait_until(|| broker.committed(GROUP, TOPIC, P).iter().sum::<i64>() >= total, Duration::from_secs(600));
+    wait_until(|| broker.committed(GROUP, TOPIC, partitions).iter().sum::<i64>() >= total, Duration::from_secs(600));
     let after = histogram(&o.metrics());
     let delta: Vec<(f64, f64)> = after.iter().zip(&before).map(|((le, a), (_, b))| (*le, a - b)).collect();
     let (p50, p99) = (quantile(&delta, 0.5), quantile(&delta, 0.99));
@@ -145,8 +180,8 @@ fn main() {
     println!("shutdown: exit {code:?} in {:.2} s; peak RSS {:.0} MiB", took.as_secs_f64(), peak as f64 / (1 << 20) as f64);
 }
 
-fn produce(broker: &Broker, events: &[&[u8]], rate: Option<usize>) {
-    let producer: BaseProducer = broker.client().set("linger.ms", "20").set("batch.size", "1000000").create().unwrap();
+fn produce(broker: &Broker, events: &[&[u8]], rate: Option<usize>, partitions: i32) {
+    let producer: BaseProducer = broker.client().set("linger.ms", "20").set("batch.size", "65536").create().unwrap();
     let started = Instant::now();
     for (i, e) in events.iter().enumerate() {
         if let Some(r) = rate {
@@ -155,12 +190,18 @@ fn produce(broker: &Broker, events: &[&[u8]], rate: Option<usize>) {
                 std::thread::sleep(wait);
             }
         }
-        send(&producer, BaseRecord::to(TOPIC).payload(*e).partition(i as i32 % P));
+        send(&producer, BaseRecord::to(TOPIC).payload(*e).partition(i as i32 % partitions));
     }
     producer.flush(Duration::from_secs(300)).unwrap();
 }
 
-fn consume_all(broker: &Broker, n: usize, settings: &[(String, String)]) -> usize {
+/// Fails when the topic holds fewer than `want` events (a delivery failed).
+fn check_delivered(broker: &Broker, want: i64, partitions: i32) {
+    let got: i64 = broker.end_offsets(TOPIC, partitions).iter().sum();
+    assert!(got >= want, "the broker holds {got} of the {want} events produced: deliveries failed");
+}
+
+fn consume_all(broker: &Broker, n: usize, settings: &[(String, String)], partitions: i32) -> usize {
     let mut cfg = broker.client();
     // The fetch wait ocelot sets itself (see docs/config.md), so both read the broker alike.
     cfg.set("group.id", "baseline").set("enable.auto.commit", "false").set("fetch.wait.max.ms", "50");
@@ -169,21 +210,39 @@ fn consume_all(broker: &Broker, n: usize, settings: &[(String, String)]) -> usiz
     }
     let c: BaseConsumer = cfg.create().unwrap();
     let mut tpl = TopicPartitionList::new();
-    for p in 0..P {
+    for p in 0..partitions {
         tpl.add_partition_offset(TOPIC, p, Offset::Beginning).unwrap();
     }
     c.assign(&tpl).unwrap();
     let mut read = 0;
     let mut bytes = 0usize;
+    let mut last = Instant::now();
     while read < n {
-        if let Some(Ok(m)) = c.poll(Duration::from_millis(500)) {
-            use rdkafka::Message;
-            bytes += m.payload().map_or(0, |p| p.len());
-            read += 1;
+        if last.elapsed() > Duration::from_secs(5) {
+            eprintln!("baseline: {read} of {n} read");
+            last = Instant::now();
+        }
+        match c.poll(Duration::from_millis(500)) {
+            Some(Ok(m)) => {
+                use rdkafka::Message;
+                bytes += m.payload().map_or(0, |p| p.len());
+                read += 1;
+            }
+            Some(Err(e)) => eprintln!("baseline consumer: {e}"),
+            None => {}
         }
     }
     std::hint::black_box(bytes);
     read
+}
+
+/// User + system CPU seconds of a process so far (/proc/PID/stat, clock ticks of 1/100 s).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime and stime are 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    f.get(10).zip(f.get(11)).map_or(0.0, |(u, s)| (u + s) / 100.0)
 }
 
 fn wait_until(mut f: impl FnMut() -> bool, timeout: Duration) {

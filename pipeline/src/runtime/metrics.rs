@@ -65,10 +65,10 @@ pub const EVENTS_REFUSED_TIME: &str = "ocelot_events_refused_time";
 /// Times a SQL rule's state passed its budget (its oldest window then runs early).
 pub const DETECT_BUDGET_EXCEEDED: &str = "ocelot_detect_budget_exceeded";
 /// Seconds each stage has spent working, by `stage`: `normalize` (the consumer thread: decode,
-/// normalize, seal), and on the sink thread `detect` (the engine, or routing to the route
-/// topic), `lake` (Parquet files and their commit), `produce` (OCSF JSON, the route topic and
-/// dead letters to Kafka). A thread whose stages add up to one second per second sets the
-/// throughput.
+/// normalize, seal), `lake` (Parquet files and their commit) and `produce` (OCSF JSON, the
+/// route topic and dead letters to Kafka) on the sink thread, `detect` (the engine, on a thread
+/// of its own beside the lake write, or routing to the route topic). A thread whose stages add
+/// up to one second per second sets the throughput.
 pub const STAGE_BUSY: &str = "ocelot_stage_busy_seconds";
 
 /// Adds the time since `since` to a stage's busy seconds.

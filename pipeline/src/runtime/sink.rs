@@ -171,39 +171,52 @@ impl Sinks {
                 }
             }
         }
-        let mut findings = Vec::new();
-        if let Some(engine) = self.detect.as_mut() {
-            for b in &s.batches {
-                findings.extend(engine.process(&b.batch, &b.class.name));
-            }
-            let st = engine.stats();
-            metrics::gauge!(m::DETECT_WINDOW_BYTES).set(st.sql_buffered_bytes as f64);
-            metrics::gauge!(m::DETECT_OPEN_FINDINGS).set(st.open_findings as f64);
-            metrics::gauge!(m::DETECT_CORRELATION_ENTRIES).set(st.correlation_entries as f64);
-            metrics::gauge!(m::DETECT_LINKED_CALLS).set(st.linked_calls as f64);
-            metrics::gauge!(m::DETECT_FIRST_SEEN).set(st.first_seen_values as f64);
-            metrics::gauge!(m::DETECT_RATE_AGENTS).set(st.rate_agents as f64);
-            metrics::gauge!(m::DETECT_LATE_EVENTS).set(st.late_events as f64);
-            metrics::gauge!(m::DETECT_FUTURE_EVENTS).set(st.future_events as f64);
-            let (future, past) = ocelot_normalize::time::refused_counts();
-            metrics::gauge!(m::EVENTS_REFUSED_TIME, "bound" => "future").set(future as f64);
-            metrics::gauge!(m::EVENTS_REFUSED_TIME, "bound" => "past").set(past as f64);
-            metrics::gauge!(m::DETECT_BUDGET_EXCEEDED).set(st.sql_budget_exceeded as f64);
-        }
         m::busy("detect", started);
-        let started = Instant::now();
-        for b in &s.batches {
-            self.lake.buffer(b);
+        // Detection runs beside the lake write (two cores): the events' files are encoded and
+        // committed while the engine reads the same batches; the findings are committed right
+        // after, and the offsets only once both are durable.
+        let (detect, lake, batches) = (&mut self.detect, &mut self.lake, &s.batches);
+        let (findings, events_durable) = std::thread::scope(|scope| {
+            let detection = detect.as_mut().map(|engine| {
+                scope.spawn(move || {
+                    let started = Instant::now();
+                    let mut findings = Vec::new();
+                    for b in batches {
+                        findings.extend(engine.process(&b.batch, &b.class.name));
+                    }
+                    publish_stats(engine);
+                    m::busy("detect", started);
+                    findings
+                })
+            });
+            let started = Instant::now();
+            for b in batches {
+                lake.buffer(b);
+            }
+            let durable = retry(&self.give_up, &self.health.sinks_ok, "lake", || lake.flush().map(|_| ()).map_err(|e| e.to_string())).is_some();
+            m::busy("lake", started);
+            let findings = detection.map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    // A detector's panic costs its findings for this batch, not the pipeline.
+                    tracing::error!("the detection engine panicked on a batch; its findings for the batch are lost (a bug: please report it)");
+                    Vec::new()
+                })
+            });
+            (findings.unwrap_or_default(), durable)
+        });
+        if !events_durable {
+            return false;
         }
+        let started = Instant::now();
         self.buffer_findings(&findings);
         let lake = &mut self.lake;
         if retry(&self.give_up, &self.health.sinks_ok, "lake", || lake.flush().map(|_| ()).map_err(|e| e.to_string())).is_none() {
             return false;
         }
+        m::busy("lake", started);
         for b in &s.batches {
             metrics::counter!(m::EVENTS_OUT, "class" => b.class.name.clone(), "sink" => "lake").increment(b.batch.num_rows() as u64);
         }
-        m::busy("lake", started);
         let started = Instant::now();
         let mut dead = s.dead;
         if let Some(p) = &self.producer {
@@ -272,6 +285,23 @@ impl Sinks {
         }
         retry(&self.give_up, &self.health.sinks_ok, "dead_letter", || store.flush().map(|_| ()).map_err(|e| e.to_string())).is_some()
     }
+}
+
+/// The engine's state gauges.
+fn publish_stats(engine: &ocelot_detectors::Engine) {
+    let st = engine.stats();
+    metrics::gauge!(m::DETECT_WINDOW_BYTES).set(st.sql_buffered_bytes as f64);
+    metrics::gauge!(m::DETECT_OPEN_FINDINGS).set(st.open_findings as f64);
+    metrics::gauge!(m::DETECT_CORRELATION_ENTRIES).set(st.correlation_entries as f64);
+    metrics::gauge!(m::DETECT_LINKED_CALLS).set(st.linked_calls as f64);
+    metrics::gauge!(m::DETECT_FIRST_SEEN).set(st.first_seen_values as f64);
+    metrics::gauge!(m::DETECT_RATE_AGENTS).set(st.rate_agents as f64);
+    metrics::gauge!(m::DETECT_LATE_EVENTS).set(st.late_events as f64);
+    metrics::gauge!(m::DETECT_FUTURE_EVENTS).set(st.future_events as f64);
+    let (future, past) = ocelot_normalize::time::refused_counts();
+    metrics::gauge!(m::EVENTS_REFUSED_TIME, "bound" => "future").set(future as f64);
+    metrics::gauge!(m::EVENTS_REFUSED_TIME, "bound" => "past").set(past as f64);
+    metrics::gauge!(m::DETECT_BUDGET_EXCEEDED).set(st.sql_budget_exceeded as f64);
 }
 
 /// The dead-letter topic's record: the original bytes (cut to the limit), and headers that say
