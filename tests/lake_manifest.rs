@@ -101,6 +101,11 @@ fn compaction_swaps_small_files_for_large_ones_without_changing_a_row() {
     let written = stream_into(lake.path(), &org_events(20_000, 5), 500);
     let before = live_parquet(lake.path());
     assert_eq!(sql_counts(lake.path()), written);
+    let codec = |f: &PathBuf| {
+        use parquet::file::reader::FileReader;
+        parquet::file::reader::SerializedFileReader::new(std::fs::File::open(f).unwrap()).unwrap().metadata().row_group(0).column(0).compression()
+    };
+    assert!(before.iter().all(|f| codec(f) == parquet::basic::Compression::SNAPPY), "the streaming writer's files are Snappy");
     // Small files leave out their all-null columns, each its own: read through the table's
     // schema, every row is whole, before compaction and after it (which merges the columns).
     let narrower = before.iter().filter(|f| leaf_columns(f) < leaf_columns(&before[0]).max(leaf_columns(&before[1]))).count();
@@ -120,8 +125,10 @@ fn compaction_swaps_small_files_for_large_ones_without_changing_a_row() {
     assert_eq!(sql_counts(lake.path()), written);
     assert_eq!(all_rows(lake.path()), rows_before, "a row changed in compaction");
     assert_eq!(pyarrow_rows(&after), written.values().sum::<usize>());
-    // (A partition with a single file keeps it.)
+    // (A partition with a single file keeps it.) The streaming writer's files are Snappy; what
+    // compaction writes is zstd.
     assert!(before.iter().filter(|f| !after.contains(f)).all(|f| !f.exists()));
+    assert!(after.iter().filter(|f| !before.contains(f)).all(|f| matches!(codec(f), parquet::basic::Compression::ZSTD(_))));
     let (ok, report) = verify(lake.path());
     assert!(ok, "{report}");
 }

@@ -219,7 +219,7 @@ fn merge(storage: &Storage, g: &Group, opts: &CompactOptions, cancel: &AtomicBoo
 
 fn merge_into(out: &mut Vec<(Written, u64)>, storage: &Storage, g: &Group, opts: &CompactOptions, cancel: &AtomicBool) -> std::io::Result<()> {
     let dir = partition_of(&g.files[0].path);
-    let props = writer_properties(opts.zstd_level, true);
+    let props = writer_properties(opts.zstd_level, true, false);
     let schemas = g.files.iter().map(|f| file_schema(storage, f)).collect::<std::io::Result<Vec<_>>>()?;
     let union = table_schema(dir).and_then(|full| crate::sparse::union(&full, &schemas));
     let mut cur: Option<(ArrowWriter<FileWriter>, u64, SchemaRef)> = None;

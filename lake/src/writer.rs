@@ -41,7 +41,8 @@ pub struct WriterOptions {
     /// Threads writing partitions at once (default: the cores available).
     pub threads: usize,
     /// Files will be small (the streaming runtime flushes every batch): statistics only where
-    /// they pay (see [`writer_properties`]). Compaction rewrites them as large files.
+    /// they pay, and Snappy (see [`writer_properties`]). Compaction rewrites them as large
+    /// zstd files.
     pub small_files: bool,
 }
 
@@ -71,9 +72,12 @@ const STATS_COLUMNS: &[&str] = &["time", "class_uid", "severity_id", "activity_i
 /// Parquet settings. A small file (a streaming flush: hundreds of rows) keeps statistics only
 /// on the columns queries filter by and no page index, since per-column statistics and page
 /// indexes of ~600 leaf columns were a third of its bytes; a large file (compaction, batch
-/// jobs) has them all.
-pub fn writer_properties(zstd_level: i32, large: bool) -> WriterProperties {
-    let mut b = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::try_new(zstd_level).unwrap_or_default())).set_created_by(format!("ocelot {}", env!("CARGO_PKG_VERSION")));
+/// jobs) has them all. `snappy`: the streaming runtime's files, which compaction rewrites with
+/// zstd within minutes: Snappy costs a third more bytes for that while, and spares the write
+/// the zstd contexts the parquet crate makes for every column chunk (a sixth of its CPU).
+pub fn writer_properties(zstd_level: i32, large: bool, snappy: bool) -> WriterProperties {
+    let compression = if snappy { Compression::SNAPPY } else { Compression::ZSTD(ZstdLevel::try_new(zstd_level).unwrap_or_default()) };
+    let mut b = WriterProperties::builder().set_compression(compression).set_created_by(format!("ocelot {}", env!("CARGO_PKG_VERSION")));
     if large {
         b = b.set_statistics_enabled(EnabledStatistics::Chunk).set_max_row_group_row_count(Some(1 << 20));
     } else {
@@ -327,7 +331,7 @@ fn write_part(storage: &Storage, opts: &WriterOptions, p: &Partition, b: Buffere
             // A file closed at once with few rows is a small file, whoever writes it (an
             // organization trail's partitions hold hundreds of rows).
             let large = !opts.small_files && (!close || b.rows >= LARGE_FILE_ROWS);
-            let writer = ArrowWriter::try_new(f, batch.schema(), Some(writer_properties(opts.zstd_level, large))).map_err(std::io::Error::other)?;
+            let writer = ArrowWriter::try_new(f, batch.schema(), Some(writer_properties(opts.zstd_level, large, opts.small_files))).map_err(std::io::Error::other)?;
             file = Some(OpenFile { writer, rows: 0, schema: batch.schema() });
         }
         if let (Some(o), Some(batch)) = (file.as_mut(), &batch) {
