@@ -52,11 +52,13 @@ impl Shield {
     }
 }
 
-/// Shield's timestamps: epoch seconds with a fraction (the API's JSON), or RFC 3339 text.
+/// Shield's timestamps: epoch seconds with a fraction (the API's JSON), or RFC 3339 text. A
+/// number past year 9999 (or not finite) is not a time: OCSF's `_dt` text of it does not exist
+/// (found by the fuzz target: such a record made the whole batch unrenderable).
 fn attack_time(v: Option<&BorrowedValue<'_>>) -> Option<i64> {
     match v? {
         BorrowedValue::String(s) => parse_time_ms(s),
-        n => f64_of(Some(n)).map(|s| (s * 1000.0).round() as i64),
+        n => f64_of(Some(n)).filter(|s| s.is_finite() && (0.0..=crate::time::MAX_EPOCH_SECS).contains(s)).map(|s| (s * 1000.0).round() as i64),
     }
 }
 
@@ -240,5 +242,13 @@ mod tests {
         assert_eq!(attack_technique("REQUEST_FLOOD").0, "T1499");
         assert_eq!(resource_type("cloudfront", "distribution/E1"), "AWS::CloudFront::Distribution");
         assert_eq!(resource_type("elasticloadbalancing", "loadbalancer/testElb"), "AWS::ElasticLoadBalancing::LoadBalancer");
+    }
+
+    #[test]
+    fn a_time_past_year_9999_is_not_a_time() {
+        assert_eq!(attack_time(Some(&BorrowedValue::from(1_529_280_000.5))), Some(1_529_280_000_500));
+        for bad in [1.5e39, f64::NAN, f64::INFINITY, -1.0] {
+            assert_eq!(attack_time(Some(&BorrowedValue::from(bad))), None, "{bad}");
+        }
     }
 }

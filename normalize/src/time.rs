@@ -4,6 +4,9 @@
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
+/// 9999-12-31T23:59:59Z: the last second an RFC 3339 time (and OCSF's `_dt` text) can name.
+pub const MAX_EPOCH_SECS: f64 = 253_402_300_799.0;
+
 /// Epoch milliseconds of a timestamp, or `None` if it is not one.
 pub fn parse_time_ms(s: &str) -> Option<i64> {
     let b = s.as_bytes();

@@ -8,7 +8,9 @@
 //! 3. Latency: with ocelot running, produce M more events at a steady rate; the ingest latency
 //!    (Kafka timestamp -> durable in the lake) percentiles come from ocelot's own histogram.
 //!
-//! Peak RSS of the ocelot process is sampled from /proc every 50 ms throughout.
+//! Peak RSS of the ocelot process is sampled from /proc every 50 ms throughout; its CPU time
+//! and each stage's busy seconds (`ocelot_stage_busy_seconds`) say which stage sets the rate.
+//! `--mock` uses librdkafka's mock cluster in this process instead of tansu (no broker limit).
 //!
 //! `cargo run --release -p ocelot-benches --bin e2e -- --events 500000`
 //! (needs `target/release/ocelot`: `cargo build --release` first.)
