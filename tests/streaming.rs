@@ -459,21 +459,6 @@ fn kill_9_while_a_target_is_slow_then_every_finding_reaches_it() {
     assert!(!s.lake().join("_dead_letter").exists(), "nothing dead-lettered");
 }
 
-/// Waits until `group` committed the end of the 4 partitions of `topic` (an empty partition,
-/// never committed, counts as read).
-fn wait_read_to_end(b: &common::kafka::Broker, group: &str, topic: &str) {
-    let ends = b.end_offsets(topic, 4);
-    let start = Instant::now();
-    loop {
-        let c: Vec<i64> = b.committed(group, topic, 4).into_iter().map(|o| o.max(0)).collect();
-        if c == ends {
-            return;
-        }
-        assert!(start.elapsed() < Duration::from_secs(120), "{group} committed {c:?}, never the end offsets {ends:?}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
 /// Finding uids in a lake's `findings` table, distinct.
 fn finding_set(lake: &std::path::Path) -> std::collections::BTreeSet<String> {
     common::kafka::lake_finding_uids(lake).into_iter().collect()
@@ -496,7 +481,7 @@ fn one_routed_run(s: &Setup, name: &str, input: &str, route: &str) -> std::path:
     let (cfg, lake) = routed_config(s, name, input, route);
     let mut o = ocelot(&cfg, &[]);
     s.broker.wait_committed_to_end(name, input, 1, Duration::from_secs(120));
-    wait_read_to_end(&s.broker, &format!("{name}.detect"), route);
+    s.broker.wait_committed_to_end(&format!("{name}.detect"), route, 4, Duration::from_secs(180));
     stop(&mut o);
     lake
 }
@@ -537,7 +522,7 @@ fn two_replicas_find_what_one_finds() {
     let mut a = ocelot(&cfg, &[]);
     let mut b = ocelot(&cfg, &[]);
     s.broker.wait_committed_to_end("two", "ordered", 1, Duration::from_secs(180));
-    wait_read_to_end(&s.broker, "two.detect", "route-two");
+    s.broker.wait_committed_to_end("two.detect", "route-two", 4, Duration::from_secs(180));
     stop(&mut a);
     stop(&mut b);
     for (name, o) in [("a", &a), ("b", &b)] {
@@ -572,7 +557,7 @@ fn kill_9_mid_attack_then_restart_finds_what_an_uninterrupted_run_finds() {
     let (cfg, lake_halves) = routed_config(&s, "halves", "halves", "route-halves");
     let mut killed = ocelot(&cfg, &[]);
     s.broker.wait_committed_to_end("halves", "halves", 1, Duration::from_secs(120));
-    wait_read_to_end(&s.broker, "halves.detect", "route-halves");
+    s.broker.wait_committed_to_end("halves.detect", "route-halves", 4, Duration::from_secs(180));
     killed.signal("KILL");
     killed.wait(Duration::from_secs(10));
     let at_kill = finding_set(&lake_halves);
@@ -581,7 +566,7 @@ fn kill_9_mid_attack_then_restart_finds_what_an_uninterrupted_run_finds() {
     s.broker.produce("halves", 1, second);
     let mut restarted = ocelot(&cfg, &[]);
     s.broker.wait_committed_to_end("halves", "halves", 1, Duration::from_secs(120));
-    wait_read_to_end(&s.broker, "halves.detect", "route-halves");
+    s.broker.wait_committed_to_end("halves.detect", "route-halves", 4, Duration::from_secs(180));
     stop(&mut restarted);
     assert!(restarted.logs().contains("rebuilding its state by replay"), "the restarted replica rebuilt no state; log:\n{}", restarted.logs());
     let got = finding_set(&lake_halves);

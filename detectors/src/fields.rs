@@ -387,6 +387,23 @@ fn text(v: &Value) -> String {
     }
 }
 
+/// Rows of AI-agent telemetry: the `ai_operation` profile.
+pub fn ai_operation_rows(batch: &RecordBatch) -> Vec<bool> {
+    let mut out = vec![false; batch.num_rows()];
+    let Some(profiles) = column(batch, "metadata").and_then(|m| m.as_struct_opt().and_then(|s| s.column_by_name("profiles").cloned())) else { return out };
+    let Some(list) = profiles.as_list_opt::<i32>() else { return out };
+    // Read through the offsets into the one values array (a slice per row would cost more
+    // than the test).
+    let Some(values) = list.values().as_string_opt::<i32>() else { return out };
+    let offsets = list.value_offsets();
+    for (row, slot) in out.iter_mut().enumerate() {
+        if list.is_valid(row) {
+            *slot = (offsets[row] as usize..offsets[row + 1] as usize).any(|i| values.is_valid(i) && values.value(i) == "ai_operation");
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

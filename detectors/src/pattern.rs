@@ -172,7 +172,7 @@ impl PatternRules {
         if !self.rules.iter().any(|r| r.table == table) {
             return Vec::new();
         }
-        let agent_rows = agent_rows(batch);
+        let agent_rows = crate::fields::ai_operation_rows(batch);
         let any_agent = agent_rows.iter().any(|&a| a);
         let mut hits: HashMap<(usize, usize), PatternHit> = HashMap::new();
         for a in &self.automata {
@@ -205,23 +205,6 @@ impl PatternRules {
         out.sort_by_key(|h| (h.row, h.rule));
         out
     }
-}
-
-/// Rows of AI-agent telemetry: the `ai_operation` profile.
-fn agent_rows(batch: &RecordBatch) -> Vec<bool> {
-    let mut out = vec![false; batch.num_rows()];
-    let Some(profiles) = column(batch, "metadata").and_then(|m| m.as_struct_opt().and_then(|s| s.column_by_name("profiles").cloned())) else { return out };
-    let Some(list) = profiles.as_list_opt::<i32>() else { return out };
-    // Read through the offsets into the one values array (a slice per row would cost more
-    // than the test).
-    let Some(values) = list.values().as_string_opt::<i32>() else { return out };
-    let offsets = list.value_offsets();
-    for (row, slot) in out.iter_mut().enumerate() {
-        if list.is_valid(row) {
-            *slot = (offsets[row] as usize..offsets[row + 1] as usize).any(|i| values.is_valid(i) && values.value(i) == "ai_operation");
-        }
-    }
-    out
 }
 
 /// Pattern rules as a [`Detector`]: a hit opens (or updates) the finding of its rule and group

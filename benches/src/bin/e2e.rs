@@ -54,6 +54,10 @@ struct Args {
     /// limit, so the ceiling measured is ocelot's own.
     #[arg(long)]
     mock: bool,
+    /// Detection through a route topic of this many partitions (`[detect] route_topic`): the
+    /// run then ends once the detect stage has read every routed event too.
+    #[arg(long)]
+    route: Option<u32>,
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -106,15 +110,19 @@ fn main() {
     std::fs::write(
         &config,
         format!(
-            "[kafka]\nbrokers = \"{}\"\ngroup_id = \"{GROUP}\"\n[[inputs]]\ntopic = \"{TOPIC}\"\nsource = \"cloudtrail\"\n[lake]\npath = \"{}\"\n[batch]\nmax_rows = 50000\nmax_bytes = {}\nmax_latency_ms = {}\nmax_in_flight = 2\n[kafka.settings]\n{}",
+            "[kafka]\nbrokers = \"{}\"\ngroup_id = \"{GROUP}\"\n[[inputs]]\ntopic = \"{TOPIC}\"\nsource = \"cloudtrail\"\n[lake]\npath = \"{}\"\n[batch]\nmax_rows = 50000\nmax_bytes = {}\nmax_latency_ms = {}\nmax_in_flight = 2\n{}[kafka.settings]\n{}",
             broker.addr(),
             lake.display(),
             args.max_bytes,
             args.max_latency_ms,
+            if args.route.is_some() { "[detect]\nroute_topic = \"route\"\n" } else { "" },
             args.settings.iter().map(|(k, v)| format!("\"{k}\" = \"{v}\"\n")).collect::<String>()
         ),
     )
     .unwrap();
+    if let Some(n) = args.route {
+        broker.create_topic("route", n);
+    }
     let mut o = Ocelot::start(&bin, &config, &[("OCELOT_LOG", "warn".into())]);
     let sampler = RssSampler::start(o.pid());
     let started = Instant::now();
@@ -123,6 +131,9 @@ fn main() {
     let cpu_before = cpu_seconds(o.pid());
     let total = events.len() as i64;
     wait_until(|| broker.committed(GROUP, TOPIC, partitions).iter().sum::<i64>() >= total, Duration::from_secs(1800));
+    if let Some(n) = args.route {
+        broker.wait_committed_to_end(&format!("{GROUP}.detect"), "route", n as i32, Duration::from_secs(1800));
+    }
     let run_s = started.elapsed().as_secs_f64() - assigned_at;
     let eps = events.len() as f64 / run_s;
     let cpu = cpu_seconds(o.pid()) - cpu_before;
@@ -148,7 +159,12 @@ fn main() {
         cpu * 1e6 / events.len() as f64
     );
     let value = |name: &str| metrics.lines().find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{'])).and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).unwrap_or(0.0);
-    println!("detection state at the end: SQL windows {:.0} MiB, {:.0} open findings", value("ocelot_detect_window_bytes") / (1 << 20) as f64, value("ocelot_detect_open_findings"));
+    println!(
+        "detection: {:.0} finding versions written; state at the end: SQL windows {:.0} MiB, {:.0} open findings",
+        value("ocelot_findings_total"),
+        value("ocelot_detect_window_bytes") / (1 << 20) as f64,
+        value("ocelot_detect_open_findings")
+    );
     println!(
         "commits: {:.0} taking {:.2} s; batches: {:.0} (seal to durable {:.2} s in all); pauses: {:.0}",
         value("ocelot_commit_seconds_count"),

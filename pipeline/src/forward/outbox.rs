@@ -186,7 +186,7 @@ impl Feed {
             None => None,
         };
         let next = match cursor {
-            Some(c) if c.owner != self.me && now_ms().saturating_sub(c.beat_ms) < LEASE.as_millis() as i64 => return Ok(None),
+            Some(c) if c.owner != self.me && ocelot_normalize::time::now_ms().saturating_sub(c.beat_ms) < LEASE.as_millis() as i64 => return Ok(None),
             Some(c) if c.owner == self.me && last_beat.is_some_and(|t| t.elapsed() < BEAT) => return Ok(Some(c.next_seq)),
             Some(c) => c.next_seq,
             None => {
@@ -201,7 +201,7 @@ impl Feed {
     }
 
     fn write(&self, next_seq: u64) -> Result<(), String> {
-        let c = Cursor { next_seq, owner: self.me.clone(), beat_ms: now_ms() };
+        let c = Cursor { next_seq, owner: self.me.clone(), beat_ms: ocelot_normalize::time::now_ms() };
         let bytes = serde_json::to_vec(&c).map_err(|e| e.to_string())?;
         self.lake.put(&self.path(), &bytes).map(|_| ()).map_err(|e| format!("{}: {e}", self.path()))
     }
@@ -246,8 +246,4 @@ impl Feed {
 
 fn is_findings_file(path: &str) -> bool {
     path.strip_prefix(FINDINGS_TABLE).is_some_and(|r| r.starts_with('/')) && path.ends_with(".parquet")
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

@@ -139,9 +139,16 @@ impl DetectStage {
                 Some(Ok(msg)) => {
                     last_message = Instant::now();
                     let class = msg.headers().and_then(|h| h.iter().find(|h| h.key == CLASS_HEADER).and_then(|h| h.value).map(|v| String::from_utf8_lossy(v).into_owned()));
-                    let (partition, offset, payload) = (msg.partition(), msg.offset(), msg.payload().unwrap_or_default().to_vec());
+                    let payload = msg.payload().unwrap_or_default();
+                    // Decoded in place; the bytes are copied only to dead-letter them.
+                    let message = match (class, super::route::decode(payload)) {
+                        (Some(class), Ok(batches)) => Ok((class, batches)),
+                        (_, Err(e)) => Err((format!("route topic: not an Arrow IPC stream: {e}"), payload.to_vec())),
+                        (None, _) => Err((format!("route topic: no {CLASS_HEADER} header"), payload.to_vec())),
+                    };
+                    let (partition, offset) = (msg.partition(), msg.offset());
                     drop(msg);
-                    self.process(partition, offset, class, payload);
+                    self.process(partition, offset, message);
                 }
                 Some(Err(e)) => tracing::warn!(error = %e, "route topic consumer error"),
                 None if self.finishing.load(Ordering::Relaxed) && last_message.elapsed() >= QUIET => break,
@@ -166,28 +173,25 @@ impl DetectStage {
         self.flush();
     }
 
-    /// One message of the route topic, into its partition's engine.
-    fn process(&mut self, partition: i32, offset: i64, class: Option<String>, payload: Vec<u8>) {
+    /// One message of the route topic (its class and batches, or why it is a dead letter and its
+    /// bytes), into its partition's engine.
+    fn process(&mut self, partition: i32, offset: i64, message: Result<(String, Vec<arrow::array::RecordBatch>), (String, Vec<u8>)>) {
         if !self.parts.contains_key(&partition) && self.open(partition, offset) {
             // Seeking back to replay: this message comes again.
             return;
         }
-        let batches = match (class, super::route::decode(&payload)) {
-            (Some(class), Ok(batches)) => batches.into_iter().map(|b| (class.clone(), b)).collect::<Vec<_>>(),
+        let (class, batches) = match message {
+            Ok(m) => m,
             // Only another program writing to the route topic can cause this.
-            (class, decoded) => {
-                let reason = match (class, decoded) {
-                    (_, Err(e)) => format!("route topic: not an Arrow IPC stream: {e}"),
-                    _ => format!("route topic: no {CLASS_HEADER} header"),
-                };
+            Err((reason, bytes)) => {
                 let origin = Origin { source: Arc::from(format!("{}/{partition}", self.topic)), line: None, offset: offset.max(0) as u64, index: None };
-                self.dead.push(&DeadLetter { origin, reason, bytes: payload });
-                Vec::new()
+                self.dead.push(&DeadLetter { origin, reason, bytes });
+                (String::new(), Vec::new())
             }
         };
         let Some(part) = self.parts.get_mut(&partition) else { return };
         let mut newest = i64::MIN;
-        for (class, b) in batches {
+        for b in batches {
             newest = newest.max(max_time(&b));
             let found = part.engine.process(&b, &class);
             // Replayed: these findings are in the lake already (same uids).

@@ -11,7 +11,7 @@
 //! so all the events of one key reach one engine, whichever replica read them from the input.
 //! It commits the route topic's offsets once the findings of what it read are in the lake.
 //!
-//! The detection key ([`keys`]): every row of an AI agent (agent telemetry, and CloudTrail
+//! The detection key ([`partitions`]): every row of an AI agent (agent telemetry, and CloudTrail
 //! records the agent registry attributes to an agent) is keyed `agents`, so an agent's tool
 //! calls, decisions and cloud calls meet in one linker; every other row by its AWS account
 //! (`cloud.account.uid`), which holds its principal (rules group by principal within an
@@ -28,30 +28,15 @@ use ocelot_detectors::fields::column;
 /// The key every agent row shares.
 pub const AGENTS: &str = "agents";
 
-/// The detection key of each row of `batch`.
-pub fn keys(batch: &RecordBatch) -> Vec<String> {
+/// The partition of each row of `batch`: that of its detection key.
+pub fn partitions(batch: &RecordBatch, partitions: i32) -> Vec<i32> {
     let app = column(batch, "actor.app_name");
     let account = column(batch, "cloud.account.uid");
-    let agent_rows = ai_operation_rows(batch);
-    (0..batch.num_rows()).map(|r| if agent_rows[r] || text(&app, r).is_some() { AGENTS.to_string() } else { text(&account, r).unwrap_or("-").to_string() }).collect()
-}
-
-fn text(c: &Option<arrow::array::ArrayRef>, r: usize) -> Option<&str> {
-    c.as_ref().and_then(|c| c.as_string_opt::<i32>()).filter(|s| s.is_valid(r)).map(|s| s.value(r))
-}
-
-/// Rows with the `ai_operation` profile (agent telemetry).
-fn ai_operation_rows(batch: &RecordBatch) -> Vec<bool> {
-    let mut out = vec![false; batch.num_rows()];
-    let Some(list) = column(batch, "metadata.profiles") else { return out };
-    let Some(list) = list.as_list_opt::<i32>() else { return out };
-    for (r, slot) in out.iter_mut().enumerate() {
-        if list.is_valid(r) {
-            let v = list.value(r);
-            *slot = v.as_string_opt::<i32>().is_some_and(|s| s.iter().any(|p| p == Some("ai_operation")));
-        }
-    }
-    out
+    let text = |c: &Option<arrow::array::ArrayRef>, r: usize| c.as_ref().and_then(|c| c.as_string_opt::<i32>()).filter(|s| s.is_valid(r)).map(|s| partition_of(s.value(r), partitions));
+    let agents = partition_of(AGENTS, partitions);
+    let none = partition_of("-", partitions);
+    let agent_rows = ocelot_detectors::fields::ai_operation_rows(batch);
+    (0..batch.num_rows()).map(|r| if agent_rows[r] || text(&app, r).is_some() { agents } else { text(&account, r).unwrap_or(none) }).collect()
 }
 
 /// The partition of a key: FNV-1a, the same in every process and version (a replica that hashed
@@ -68,8 +53,8 @@ pub fn partition_of(key: &str, partitions: i32) -> i32 {
 /// The rows of `batch` by partition of their key (partitions without rows left out).
 pub fn split(batch: &RecordBatch, partitions: i32) -> Result<Vec<(i32, RecordBatch)>, arrow::error::ArrowError> {
     let mut rows: HashMap<i32, Vec<u32>> = HashMap::new();
-    for (r, k) in keys(batch).iter().enumerate() {
-        rows.entry(partition_of(k, partitions)).or_default().push(r as u32);
+    for (r, p) in self::partitions(batch, partitions).into_iter().enumerate() {
+        rows.entry(p).or_default().push(r as u32);
     }
     let mut out = Vec::with_capacity(rows.len());
     for (p, idx) in rows {
