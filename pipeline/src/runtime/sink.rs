@@ -147,23 +147,19 @@ impl Sinks {
             for b in &s.batches {
                 match super::route::split(&b.batch, *partitions) {
                     Ok(parts) => {
-                        // Messages of at most ~4 MiB (the producer takes up to 8).
-                        let chunks = parts.into_iter().flat_map(|(p, part)| {
-                            let rows = part.num_rows().max(1);
-                            let per = (rows * (4 << 20) / part.get_array_memory_size().max(1)).clamp(1, rows);
-                            (0..rows).step_by(per).map(move |at| (p, part.slice(at, per.min(rows - at)))).collect::<Vec<_>>()
-                        });
-                        for (p, part) in chunks {
-                            match super::route::encode(&part) {
-                                Ok(payload) => outs.push(Out {
-                                    topic: topic.clone(),
-                                    partition: Some(p),
-                                    key: None,
-                                    payload,
-                                    headers: vec![(super::detect_stage::CLASS_HEADER, b.class.name.as_bytes().to_vec())],
-                                }),
-                                // Only a schema bug can fail here; the lake still gets the rows.
-                                Err(e) => tracing::error!(error = %e, class = %b.class.name, "route topic: Arrow IPC encoding failed"),
+                        for (p, part) in parts {
+                            for payload in super::route::encode_within(&part, super::route::MAX_MESSAGE_BYTES) {
+                                match payload {
+                                    Ok(payload) => outs.push(Out {
+                                        topic: topic.clone(),
+                                        partition: Some(p),
+                                        key: None,
+                                        payload,
+                                        headers: vec![(super::detect_stage::CLASS_HEADER, b.class.name.as_bytes().to_vec())],
+                                    }),
+                                    // Only a schema bug can fail here; the lake still gets the rows.
+                                    Err(e) => tracing::error!(error = %e, class = %b.class.name, "route topic: Arrow IPC encoding failed"),
+                                }
                             }
                         }
                     }
