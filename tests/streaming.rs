@@ -465,25 +465,37 @@ fn finding_set(lake: &std::path::Path) -> std::collections::BTreeSet<String> {
 }
 
 /// A config reading `input` (source auto) in group `name`, with its own lake, routing through
-/// `route`.
-fn routed_config(s: &Setup, name: &str, input: &str, route: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+/// `route` (or detecting in the ingest stage, without).
+fn routed_config(s: &Setup, name: &str, input: &str, route: Option<&str>) -> (std::path::PathBuf, std::path::PathBuf) {
     let dir = s.dir.path().join(name);
     std::fs::create_dir_all(&dir).unwrap();
     let lake = dir.join("lake");
-    let cfg = write_config(&dir, &s.broker, input, &lake, &format!("[batch]\nmax_rows = 500\nmax_bytes = 33554432\nmax_latency_ms = 200\nmax_in_flight = 2\n\n[detect]\nroute_topic = \"{route}\"\n"));
+    let detect = route.map(|r| format!("\n[detect]\nroute_topic = \"{r}\"\n")).unwrap_or_default();
+    let cfg = write_config(&dir, &s.broker, input, &lake, &format!("[batch]\nmax_rows = 500\nmax_bytes = 33554432\nmax_latency_ms = 200\nmax_in_flight = 2\n{detect}"));
     let text = std::fs::read_to_string(&cfg).unwrap().replace("source = \"cloudtrail\"", "source = \"auto\"").replace("group_id = \"ocelot-test\"", &format!("group_id = \"{name}\""));
     std::fs::write(&cfg, text).unwrap();
     (cfg, lake)
 }
 
-/// One routed replica over all of the 1-partition topic `input`, to the end; its lake.
-fn one_routed_run(s: &Setup, name: &str, input: &str, route: &str) -> std::path::PathBuf {
+/// One replica over all of the 1-partition topic `input`, to the end, routed through `route` or
+/// not; its lake.
+fn one_routed_run(s: &Setup, name: &str, input: &str, route: Option<&str>) -> std::path::PathBuf {
+    one_run(s, name, input, route).0
+}
+
+/// As `one_routed_run`, with the events its engines counted late (`ocelot_detect_late_events`).
+fn one_run(s: &Setup, name: &str, input: &str, route: Option<&str>) -> (std::path::PathBuf, f64) {
     let (cfg, lake) = routed_config(s, name, input, route);
     let mut o = ocelot(&cfg, &[]);
     s.broker.wait_committed_to_end(name, input, 1, Duration::from_secs(120));
-    s.broker.wait_committed_to_end(&format!("{name}.detect"), route, 4, Duration::from_secs(180));
+    if let Some(route) = route {
+        s.broker.wait_committed_to_end(&format!("{name}.detect"), route, 4, Duration::from_secs(180));
+    }
+    // The gauges are published after each batch (each second in the detect stage).
+    std::thread::sleep(Duration::from_millis(1500));
+    let late = o.metric("ocelot_detect_late_events");
     stop(&mut o);
-    lake
+    (lake, late)
 }
 
 /// The rule ids of the findings (by uid) that only the first lake has, and only the second.
@@ -515,10 +527,10 @@ fn two_replicas_find_what_one_finds() {
     messages.extend(org.stdout.split(|c| *c == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec));
     s.broker.produce("ordered", 1, &messages);
 
-    let lake_one = one_routed_run(&s, "one", "ordered", "route-one");
+    let lake_one = one_routed_run(&s, "one", "ordered", Some("route-one"));
     let want = finding_set(&lake_one);
 
-    let (cfg, lake_two) = routed_config(&s, "two", "ordered", "route-two");
+    let (cfg, lake_two) = routed_config(&s, "two", "ordered", Some("route-two"));
     let mut a = ocelot(&cfg, &[]);
     let mut b = ocelot(&cfg, &[]);
     s.broker.wait_committed_to_end("two", "ordered", 1, Duration::from_secs(180));
@@ -535,6 +547,20 @@ fn two_replicas_find_what_one_finds() {
     let (only_one, only_two) = differences(&lake_one, &lake_two);
     assert!(only_one.is_empty() && only_two.is_empty(), "one replica only: {only_one:?}\ntwo replicas only: {only_two:?}");
     assert!(per_partition.iter().filter(|n| **n > 0).count() > 1, "the keys spread over the partitions");
+
+    // And routing loses nothing: what one replica finds detecting in its ingest stage, without
+    // a route topic, the routed replicas find too (no shipped rule counts across accounts in
+    // one window). Routing may find more: without it one watermark spans every account, so an
+    // account whose events come after a later-dated one's are late for their windows (the
+    // input here: samples of many dates, then 6,000 events, then an org trail); routed, each
+    // partition's engine has its own watermark.
+    let (lake_plain, late_plain) = one_run(&s, "plain", "ordered", None);
+    let (only_routed, only_plain) = differences(&lake_one, &lake_plain);
+    println!("{} findings without routing ({late_plain} late events); {} found only with routing: {only_routed:?}", finding_set(&lake_plain).len(), only_routed.len());
+    assert!(only_plain.is_empty(), "found without routing only: {only_plain:?}");
+    assert!(only_routed.is_empty() || late_plain > 0.0, "routed only, with no late event to explain it: {only_routed:?}");
+    let windowed = ["ocelot.credential-bulk-read", "ocelot.agent-data-destruction", "ocelot.agent-destructive-unapproved", "ocelot.discovery-burst", "ocelot.agent-blast-radius"];
+    assert!(only_routed.iter().all(|f| windowed.iter().any(|w| f.starts_with(&format!("{w} ")))), "only windowed rules see lateness: {only_routed:?}");
 }
 
 #[test]
@@ -550,11 +576,11 @@ fn kill_9_mid_attack_then_restart_finds_what_an_uninterrupted_run_finds() {
     let (first, second) = messages.split_at(messages.len() / 2);
 
     s.broker.produce("whole", 1, &messages);
-    let lake_whole = one_routed_run(&s, "whole", "whole", "route-whole");
+    let lake_whole = one_routed_run(&s, "whole", "whole", Some("route-whole"));
     let want = finding_set(&lake_whole);
 
     s.broker.produce("halves", 1, first);
-    let (cfg, lake_halves) = routed_config(&s, "halves", "halves", "route-halves");
+    let (cfg, lake_halves) = routed_config(&s, "halves", "halves", Some("route-halves"));
     let mut killed = ocelot(&cfg, &[]);
     s.broker.wait_committed_to_end("halves", "halves", 1, Duration::from_secs(120));
     s.broker.wait_committed_to_end("halves.detect", "route-halves", 4, Duration::from_secs(180));
@@ -573,4 +599,37 @@ fn kill_9_mid_attack_then_restart_finds_what_an_uninterrupted_run_finds() {
     let (lost, other) = differences(&lake_whole, &lake_halves);
     println!("{} findings uninterrupted; {} at the kill, {} after the restart", want.len(), at_kill.len(), got.len());
     assert!(lost.is_empty() && other.is_empty(), "lost across the kill: {lost:?}\nunder another uid: {other:?}");
+}
+
+#[test]
+fn route_messages_deleted_before_they_were_read_are_reported() {
+    // A route topic whose retention is shorter than the detect stage's lag loses events for
+    // detection, and that must not be silent. librdkafka's mock cluster keeps about 5 MiB per
+    // partition and deletes older messages, as retention would; the checkpoint says the detect
+    // stage had read nothing past offset 0. (The messages are junk, not Arrow IPC: they are
+    // dead-lettered, and the stage stops in time.)
+    let broker = Broker::mock();
+    broker.create_topic("input", 1);
+    broker.create_topic("route", 1);
+    let messages: Vec<Vec<u8>> = (0..80u8).map(|i| vec![i; 100_000]).collect();
+    broker.produce("route", 1, &messages);
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let cfg = write_config(dir.path(), &broker, "input", &lake, "[detect]\nroute_topic = \"route\"\n");
+    let checkpoint = lake.join("_ocelot/detect/ocelot-test.detect/route-0.json");
+    std::fs::create_dir_all(checkpoint.parent().unwrap()).unwrap();
+    std::fs::write(&checkpoint, r#"{"next":0,"replay_from":0}"#).unwrap();
+    let mut o = ocelot(&cfg, &[]);
+    let started = Instant::now();
+    while o.metric("ocelot_route_skipped_messages_total") == 0.0 {
+        assert!(started.elapsed() < Duration::from_secs(60), "no skipped message counted; log:\n{}", o.logs());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let skipped = o.metric("ocelot_route_skipped_messages_total");
+    stop(&mut o);
+    println!("{skipped} route messages counted as deleted before they were read");
+    assert!((1.0..80.0).contains(&skipped), "{skipped}");
+    assert!(o.logs().contains("deleted before they were read"), "log:\n{}", o.logs());
+    let dead = std::fs::read_dir(lake.join("_dead_letter")).map(|d| d.count()).unwrap_or(0);
+    assert!(dead > 0, "the junk route messages were dead-lettered");
 }

@@ -89,6 +89,25 @@ pub struct Stats {
     pub rate_agents: usize,
 }
 
+impl std::ops::AddAssign for Stats {
+    /// Sums the counters of several engines (a detect stage runs one per route partition).
+    fn add_assign(&mut self, o: Stats) {
+        self.events += o.events;
+        self.hits += o.hits;
+        self.findings_emitted += o.findings_emitted;
+        self.open_findings += o.open_findings;
+        self.correlation_groups += o.correlation_groups;
+        self.correlation_entries += o.correlation_entries;
+        self.sql_buffered_bytes += o.sql_buffered_bytes;
+        self.late_events += o.late_events;
+        self.future_events += o.future_events;
+        self.sql_budget_exceeded += o.sql_budget_exceeded;
+        self.linked_calls += o.linked_calls;
+        self.first_seen_values += o.first_seen_values;
+        self.rate_agents += o.rate_agents;
+    }
+}
+
 pub struct Engine {
     /// Rule files that did not load (`RuleSets::rejected`), kept to report.
     rejected: Vec<(std::path::PathBuf, String)>,

@@ -58,6 +58,10 @@ struct Args {
     /// run then ends once the detect stage has read every routed event too.
     #[arg(long)]
     route: Option<u32>,
+    /// Write the lake here (kept after the run, to query its findings) instead of a temporary
+    /// directory.
+    #[arg(long)]
+    keep_lake: Option<PathBuf>,
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -105,7 +109,7 @@ fn main() {
     println!("baseline (plain rdkafka consumer, no processing): {base_eps:.0} events/s, {:.1} MB/s", bytes as f64 / 1e6 / base_s);
 
     // Throughput.
-    let lake = dir.path().join("lake");
+    let lake = args.keep_lake.clone().unwrap_or_else(|| dir.path().join("lake"));
     let config = dir.path().join("ocelot.toml");
     std::fs::write(
         &config,
@@ -160,11 +164,19 @@ fn main() {
     );
     let value = |name: &str| metrics.lines().find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{'])).and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).unwrap_or(0.0);
     println!(
-        "detection: {:.0} finding versions written; state at the end: SQL windows {:.0} MiB, {:.0} open findings",
+        "detection: {:.0} events read, {:.0} finding versions written ({:.0} late events, {:.0} ahead of the clock); state at the end: SQL windows {:.0} MiB, {:.0} open findings",
+        value("ocelot_detect_events"),
         value("ocelot_findings_total"),
+        value("ocelot_detect_late_events"),
+        value("ocelot_detect_future_events"),
         value("ocelot_detect_window_bytes") / (1 << 20) as f64,
         value("ocelot_detect_open_findings")
     );
+    if args.route.is_some() {
+        // A routed run's findings are only comparable when the detect stage read every event.
+        let (read, skipped) = (value("ocelot_detect_events"), value("ocelot_route_skipped_messages_total"));
+        println!("route topic: {skipped:.0} messages deleted before the detect stage read them; the detect stage read {read:.0} of {total} events");
+    }
     println!(
         "commits: {:.0} taking {:.2} s; batches: {:.0} (seal to durable {:.2} s in all); pauses: {:.0}",
         value("ocelot_commit_seconds_count"),

@@ -60,6 +60,9 @@ struct Part {
     findings: Vec<Finding>,
     /// The offset after the last one read (None before the first).
     next: Option<i64>,
+    /// The offset the next message should have: a message past it means the topic no longer
+    /// held those in between (see `process`).
+    expect: Option<i64>,
     /// Messages before this offset rebuild state only: their findings are in the lake.
     replay_until: i64,
     /// (offset, newest event time) of the messages read still within the horizon.
@@ -104,10 +107,11 @@ impl DetectStage {
     pub fn start(o: Options<'_>, spec: EngineSpec, give_up: Arc<AtomicBool>) -> Result<Running, String> {
         let spare = spec.build().map_err(|e| format!("detect.rules: {e}"))?;
         let mut c = ClientConfig::new();
+        super::prefetch(&mut c);
         for (k, v) in o.props {
             c.set(k, v);
         }
-        c.set("group.id", o.group).set("enable.auto.commit", "false").set("auto.offset.reset", "earliest").set("fetch.wait.max.ms", "50");
+        c.set("group.id", o.group).set("enable.auto.commit", "false").set("auto.offset.reset", "earliest");
         c.set_log_level(RDKafkaLogLevel::Warning);
         let consumer: BaseConsumer = c.create().map_err(|e| format!("detect.route_topic consumer: {e}"))?;
         consumer.subscribe(&[o.topic]).map_err(|e| format!("detect.route_topic: subscribe to {}: {e}", o.topic))?;
@@ -190,6 +194,21 @@ impl DetectStage {
             }
         };
         let Some(part) = self.parts.get_mut(&partition) else { return };
+        if let Some(expect) = part.expect.filter(|e| offset > *e) {
+            // Ocelot's producer writes no transactions and the topic is not compacted, so a
+            // gap is retention: messages deleted before the detect stage read them.
+            let skipped = offset - expect;
+            metrics::counter!(m::ROUTE_SKIPPED).increment(skipped as u64);
+            tracing::error!(
+                topic = %self.topic,
+                partition,
+                from = expect,
+                to = offset,
+                skipped,
+                "route topic: messages deleted before they were read (their events were not detected): make the route topic's retention longer than the detect stage's lag plus detect.replay_horizon_hours"
+            );
+        }
+        part.expect = Some(offset + 1);
         let mut newest = i64::MIN;
         for b in batches {
             newest = newest.max(max_time(&b));
@@ -216,11 +235,16 @@ impl DetectStage {
         };
         let checkpoint = self.read_checkpoint(partition);
         let replay_until = checkpoint.map_or(0, |c| c.next);
-        self.parts.insert(partition, Part { engine, findings: Vec::new(), next: None, replay_until, recent: VecDeque::new() });
+        // After a checkpoint, reading goes on from its `next` (or replays from `replay_from`).
+        let expect = checkpoint.map(|c| c.next);
+        self.parts.insert(partition, Part { engine, findings: Vec::new(), next: None, expect, replay_until, recent: VecDeque::new() });
         let Some(c) = checkpoint.filter(|c| c.replay_from < offset) else {
             tracing::info!(partition, offset, "detect stage: partition assigned, no state to rebuild");
             return false;
         };
+        if let Some(p) = self.parts.get_mut(&partition) {
+            p.expect = Some(c.replay_from);
+        }
         match self.consumer.seek(&self.topic, partition, Offset::Offset(c.replay_from), Duration::from_secs(10)) {
             Ok(()) => {
                 tracing::info!(partition, from = c.replay_from, to = c.next, "detect stage: partition assigned, rebuilding its state by replay");
@@ -274,6 +298,11 @@ impl DetectStage {
                 Err(e) => tracing::error!(error = %e, findings = findings.len(), "findings could not be encoded for the lake"),
             }
         }
+        let mut stats = ocelot_detectors::Stats::default();
+        for part in self.parts.values() {
+            stats += part.engine.stats();
+        }
+        super::sink::publish_stats(&stats);
         let mut backoff = Duration::from_millis(100);
         while let Err(e) = self.lake.flush().map(|_| ()).and_then(|_| self.dead.flush().map(|_| ())) {
             tracing::warn!(error = %e, "detect stage: findings not written; retrying");

@@ -46,6 +46,12 @@ pub const PAUSES: &str = "ocelot_pauses_total";
 pub const ASSIGNED: &str = "ocelot_assigned_partitions";
 /// Findings (new or updated) written to the lake's `findings` table.
 pub const FINDINGS: &str = "ocelot_findings_total";
+/// Events the detection engines have read (in a routed deployment, the detect stage's: it
+/// follows `ocelot_events_out_total` once it keeps up).
+pub const DETECT_EVENTS: &str = "ocelot_detect_events";
+/// Route topic messages the detect stage never read: the topic had deleted them (retention
+/// shorter than the detect stage's lag). Their events were not detected; alert on any.
+pub const ROUTE_SKIPPED: &str = "ocelot_route_skipped_messages_total";
 /// Detection state: bytes the SQL rules' windows hold, findings open for update, correlation
 /// entries, agent tool calls kept for linking.
 pub const DETECT_WINDOW_BYTES: &str = "ocelot_detect_window_bytes";

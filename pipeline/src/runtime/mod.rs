@@ -467,20 +467,12 @@ pub fn run_until(cfg: Config, stop: Arc<AtomicBool>) -> Result<Exit, String> {
     let shutdown = Duration::from_secs(cfg.shutdown_timeout_secs);
 
     let mut c = ClientConfig::new();
-    // Ours: offsets are committed by hand, behind durable writes. The prefetch queue is kept
-    // small, because it is memory we cannot pause. A short fetch wait: some brokers (tansu)
-    // hold a fetch for the whole wait even when data is there, which halved throughput and
-    // added up to 500 ms (the librdkafka default) to ingest latency. A short queue backoff: once
-    // the small prefetch queue is full, librdkafka waits fetch.queue.backoff.ms (default 1 s)
-    // before fetching that partition again, which left the consumer idle and halved throughput
-    // against a broker that keeps up (the mock cluster: 12.7k -> 26k events/s).
-    c.set("group.id", &cfg.kafka.group_id)
+    // Ours: offsets are committed by hand, behind durable writes.
+    prefetch(&mut c)
+        .set("group.id", &cfg.kafka.group_id)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("queued.max.messages.kbytes", "16384")
-        .set("fetch.wait.max.ms", "50")
-        .set("fetch.queue.backoff.ms", "20")
         .set("statistics.interval.ms", "5000");
     for (k, v) in &props {
         c.set(k, v);
@@ -544,6 +536,18 @@ pub fn run_until(cfg: Config, stop: Arc<AtomicBool>) -> Result<Exit, String> {
 /// 2 s after it. A thread still busy then (a write that hangs) is left to the process exit,
 /// which is safe: what it had not made durable was not committed, and its temporaries are
 /// removed at the next start.
+/// How Ocelot's consumers (ingest and detect stage) fetch. The prefetch queue is kept small,
+/// because it is memory we cannot pause (the detect stage's, at librdkafka's 64 MiB default,
+/// took a routed run to 2.1 GiB). A short fetch wait: some brokers (tansu) hold a fetch for the
+/// whole wait even when data is there, which halved throughput and added up to 500 ms (the
+/// librdkafka default) to ingest latency. A short queue backoff: once the small prefetch queue
+/// is full, librdkafka waits fetch.queue.backoff.ms (default 1 s) before fetching that
+/// partition again, which left the consumer idle and halved throughput against a broker that
+/// keeps up (the mock cluster: 12.7k -> 26k events/s). `kafka.settings` override these.
+pub(super) fn prefetch(c: &mut ClientConfig) -> &mut ClientConfig {
+    c.set("queued.max.messages.kbytes", "16384").set("fetch.wait.max.ms", "50").set("fetch.queue.backoff.ms", "20")
+}
+
 fn join_by_deadline<T>(h: std::thread::JoinHandle<T>, give_up: &AtomicBool, what: &str) -> bool {
     let mut grace_ends = None;
     while !h.is_finished() {

@@ -65,10 +65,15 @@ pub fn split(batch: &RecordBatch, partitions: i32) -> Result<Vec<(i32, RecordBat
     Ok(out)
 }
 
-/// A batch as an Arrow IPC stream (the route topic's payload).
+/// A batch as an Arrow IPC stream (the route topic's payload), its buffers LZ4-compressed:
+/// OCSF rows compress several times over, and the route topic holds a horizon of them
+/// (`docs/config.md`, Replicas). LZ4 rather than zstd: the encoding runs on the sink thread,
+/// which sets the ingest rate.
 pub fn encode(batch: &RecordBatch) -> Result<Vec<u8>, arrow::error::ArrowError> {
+    use arrow::ipc::writer::{IpcWriteOptions, StreamWriter};
+    let options = IpcWriteOptions::default().try_with_compression(Some(arrow::ipc::CompressionType::LZ4_FRAME))?;
     let mut out = Vec::new();
-    let mut w = arrow::ipc::writer::StreamWriter::try_new(&mut out, &batch.schema())?;
+    let mut w = StreamWriter::try_new_with_options(&mut out, &batch.schema(), options)?;
     w.write(batch)?;
     w.finish()?;
     drop(w);
@@ -96,7 +101,36 @@ pub fn encode_within(batch: &RecordBatch, max: usize) -> Vec<Result<Vec<u8>, arr
 
 /// The batches of an Arrow IPC stream.
 pub fn decode(bytes: &[u8]) -> Result<Vec<RecordBatch>, arrow::error::ArrowError> {
+    check_lengths(bytes)?;
     arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)?.collect()
+}
+
+/// Refuses a stream whose messages claim more bytes than it has: the IPC reader allocates what
+/// a length prefix says before reading, so a few bytes of junk on the route topic asked for
+/// gigabytes (found by a test that wrote junk there: the detect stage stalled filling them).
+fn check_lengths(bytes: &[u8]) -> Result<(), arrow::error::ArrowError> {
+    use arrow::error::ArrowError::IpcError;
+    let word = |at: usize| bytes.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let mut at = 0;
+    loop {
+        let Some(mut len) = word(at) else { return Err(IpcError(format!("stream ends at byte {at} without its end marker"))) };
+        at += 4;
+        if len == u32::MAX {
+            // The continuation marker, then the length.
+            len = word(at).ok_or_else(|| IpcError(format!("stream ends at byte {at} inside a message length")))?;
+            at += 4;
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        let meta = bytes.get(at..at + len as usize).ok_or_else(|| IpcError(format!("message at byte {at} claims {len} bytes of metadata; {} are left", bytes.len() - at)))?;
+        let body = arrow::ipc::root_as_message(meta).map_err(|e| IpcError(format!("message at byte {at}: {e}")))?.bodyLength();
+        at += len as usize;
+        match usize::try_from(body) {
+            Ok(body) if body <= bytes.len() - at => at += body,
+            _ => return Err(IpcError(format!("message at byte {at} claims a body of {body} bytes; {} are left", bytes.len() - at))),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -105,12 +139,30 @@ mod tests {
 
     #[test]
     fn big_batches_are_encoded_in_messages_below_the_limit() {
-        let values: arrow::array::StringArray = (0..5_000).map(|i| Some(format!("{i:0>400}"))).collect();
+        // Values that do not compress (the buffers are LZ4-compressed).
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut word = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            format!("{x:016x}")
+        };
+        let values: arrow::array::StringArray = (0..5_000).map(|_| Some((0..25).map(|_| word()).collect::<String>())).collect();
         let batch = RecordBatch::try_from_iter([("v", std::sync::Arc::new(values) as arrow::array::ArrayRef)]).unwrap();
         let parts: Vec<Vec<u8>> = encode_within(&batch, 100_000).into_iter().map(Result::unwrap).collect();
         assert!(parts.len() > 1 && parts.iter().all(|p| p.len() <= 100_000), "{:?}", parts.iter().map(Vec::len).collect::<Vec<_>>());
         let rows: usize = parts.iter().flat_map(|p| decode(p).unwrap()).map(|b| b.num_rows()).sum();
         assert_eq!(rows, 5_000);
+    }
+
+    #[test]
+    fn junk_and_cut_streams_are_refused_without_allocating_what_they_claim() {
+        let batch = RecordBatch::try_from_iter([("v", std::sync::Arc::new(arrow::array::Int64Array::from(vec![1, 2, 3])) as arrow::array::ArrayRef)]).unwrap();
+        let good = encode(&batch).unwrap();
+        assert_eq!(decode(&good).unwrap()[0].num_rows(), 3);
+        for bad in [vec![1u8; 100_000], vec![0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f], good[..good.len() - 9].to_vec(), Vec::new()] {
+            assert!(decode(&bad).is_err(), "{} bytes", bad.len());
+        }
     }
 
     #[test]

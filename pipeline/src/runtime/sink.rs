@@ -180,7 +180,7 @@ impl Sinks {
                     for b in batches {
                         findings.extend(engine.process(&b.batch, &b.class.name));
                     }
-                    publish_stats(engine);
+                    publish_stats(&engine.stats());
                     m::busy("detect", started);
                     findings
                 })
@@ -283,9 +283,9 @@ impl Sinks {
     }
 }
 
-/// The engine's state gauges.
-fn publish_stats(engine: &ocelot_detectors::Engine) {
-    let st = engine.stats();
+/// The engine's state gauges (summed over the engines of a detect stage).
+pub(super) fn publish_stats(st: &ocelot_detectors::Stats) {
+    metrics::gauge!(m::DETECT_EVENTS).set(st.events as f64);
     metrics::gauge!(m::DETECT_WINDOW_BYTES).set(st.sql_buffered_bytes as f64);
     metrics::gauge!(m::DETECT_OPEN_FINDINGS).set(st.open_findings as f64);
     metrics::gauge!(m::DETECT_CORRELATION_ENTRIES).set(st.correlation_entries as f64);
