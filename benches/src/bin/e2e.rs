@@ -40,6 +40,9 @@ struct Args {
     /// Batch size (message bytes) for `ocelot run`.
     #[arg(long, default_value_t = 16 << 20)]
     max_bytes: usize,
+    /// Sealed batches waiting for the sinks (`batch.max_in_flight`).
+    #[arg(long, default_value_t = 2)]
+    max_in_flight: usize,
     /// Batch latency (ms) for `ocelot run`.
     #[arg(long, default_value_t = 1000)]
     max_latency_ms: u64,
@@ -114,11 +117,12 @@ fn main() {
     std::fs::write(
         &config,
         format!(
-            "[kafka]\nbrokers = \"{}\"\ngroup_id = \"{GROUP}\"\n[[inputs]]\ntopic = \"{TOPIC}\"\nsource = \"cloudtrail\"\n[lake]\npath = \"{}\"\n[batch]\nmax_rows = 50000\nmax_bytes = {}\nmax_latency_ms = {}\nmax_in_flight = 2\n{}[kafka.settings]\n{}",
+            "[kafka]\nbrokers = \"{}\"\ngroup_id = \"{GROUP}\"\n[[inputs]]\ntopic = \"{TOPIC}\"\nsource = \"cloudtrail\"\n[lake]\npath = \"{}\"\n[batch]\nmax_rows = 50000\nmax_bytes = {}\nmax_latency_ms = {}\nmax_in_flight = {}\n{}[kafka.settings]\n{}",
             broker.addr(),
             lake.display(),
             args.max_bytes,
             args.max_latency_ms,
+            args.max_in_flight,
             if args.route.is_some() { "[detect]\nroute_topic = \"route\"\n" } else { "" },
             args.settings.iter().map(|(k, v)| format!("\"{k}\" = \"{v}\"\n")).collect::<String>()
         ),
