@@ -11,6 +11,8 @@
 //! Peak RSS of the ocelot process is sampled from /proc every 50 ms throughout; its CPU time
 //! and each stage's busy seconds (`ocelot_stage_busy_seconds`) say which stage sets the rate.
 //! `--mock` uses librdkafka's mock cluster in this process instead of tansu (no broker limit).
+//! `--route N` detects through a route topic of N partitions (`[detect] route_topic`);
+//! `--keep-lake DIR` keeps the lake, to compare the findings of two runs with DuckDB.
 //!
 //! `cargo run --release -p ocelot-benches --bin e2e -- --events 500000`
 //! (needs `target/release/ocelot`: `cargo build --release` first.)
