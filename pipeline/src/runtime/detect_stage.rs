@@ -235,16 +235,14 @@ impl DetectStage {
         };
         let checkpoint = self.read_checkpoint(partition);
         let replay_until = checkpoint.map_or(0, |c| c.next);
-        // After a checkpoint, reading goes on from its `next` (or replays from `replay_from`).
-        let expect = checkpoint.map(|c| c.next);
+        let replay = checkpoint.filter(|c| c.replay_from < offset);
+        // After a checkpoint, reading goes on from its `next`, or replays from `replay_from`.
+        let expect = replay.map(|c| c.replay_from).or(checkpoint.map(|c| c.next));
         self.parts.insert(partition, Part { engine, findings: Vec::new(), next: None, expect, replay_until, recent: VecDeque::new() });
-        let Some(c) = checkpoint.filter(|c| c.replay_from < offset) else {
+        let Some(c) = replay else {
             tracing::info!(partition, offset, "detect stage: partition assigned, no state to rebuild");
             return false;
         };
-        if let Some(p) = self.parts.get_mut(&partition) {
-            p.expect = Some(c.replay_from);
-        }
         match self.consumer.seek(&self.topic, partition, Offset::Offset(c.replay_from), Duration::from_secs(10)) {
             Ok(()) => {
                 tracing::info!(partition, from = c.replay_from, to = c.next, "detect stage: partition assigned, rebuilding its state by replay");
@@ -302,7 +300,7 @@ impl DetectStage {
         for part in self.parts.values() {
             stats += part.engine.stats();
         }
-        super::sink::publish_stats(&stats);
+        m::publish_detect_stats(&stats);
         let mut backoff = Duration::from_millis(100);
         while let Err(e) = self.lake.flush().map(|_| ()).and_then(|_| self.dead.flush().map(|_| ())) {
             tracing::warn!(error = %e, "detect stage: findings not written; retrying");

@@ -77,6 +77,23 @@ pub const DETECT_BUDGET_EXCEEDED: &str = "ocelot_detect_budget_exceeded";
 /// up to one second per second sets the throughput.
 pub const STAGE_BUSY: &str = "ocelot_stage_busy_seconds";
 
+/// The engine's state gauges (summed over the engines of a detect stage).
+pub fn publish_detect_stats(st: &ocelot_detectors::Stats) {
+    metrics::gauge!(DETECT_EVENTS).set(st.events as f64);
+    metrics::gauge!(DETECT_WINDOW_BYTES).set(st.sql_buffered_bytes as f64);
+    metrics::gauge!(DETECT_OPEN_FINDINGS).set(st.open_findings as f64);
+    metrics::gauge!(DETECT_CORRELATION_ENTRIES).set(st.correlation_entries as f64);
+    metrics::gauge!(DETECT_LINKED_CALLS).set(st.linked_calls as f64);
+    metrics::gauge!(DETECT_FIRST_SEEN).set(st.first_seen_values as f64);
+    metrics::gauge!(DETECT_RATE_AGENTS).set(st.rate_agents as f64);
+    metrics::gauge!(DETECT_LATE_EVENTS).set(st.late_events as f64);
+    metrics::gauge!(DETECT_FUTURE_EVENTS).set(st.future_events as f64);
+    let (future, past) = ocelot_normalize::time::refused_counts();
+    metrics::gauge!(EVENTS_REFUSED_TIME, "bound" => "future").set(future as f64);
+    metrics::gauge!(EVENTS_REFUSED_TIME, "bound" => "past").set(past as f64);
+    metrics::gauge!(DETECT_BUDGET_EXCEEDED).set(st.sql_budget_exceeded as f64);
+}
+
 /// Adds the time since `since` to a stage's busy seconds.
 pub fn busy(stage: &'static str, since: Instant) {
     metrics::gauge!(STAGE_BUSY, "stage" => stage).increment(since.elapsed().as_secs_f64());

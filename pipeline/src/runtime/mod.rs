@@ -532,10 +532,6 @@ pub fn run_until(cfg: Config, stop: Arc<AtomicBool>) -> Result<Exit, String> {
     }
 }
 
-/// Waits for a stage's thread to end, until the shutdown deadline (`give_up`) and a grace of
-/// 2 s after it. A thread still busy then (a write that hangs) is left to the process exit,
-/// which is safe: what it had not made durable was not committed, and its temporaries are
-/// removed at the next start.
 /// How Ocelot's consumers (ingest and detect stage) fetch. The prefetch queue is kept small,
 /// because it is memory we cannot pause (the detect stage's, at librdkafka's 64 MiB default,
 /// took a routed run to 2.1 GiB). A short fetch wait: some brokers (tansu) hold a fetch for the
@@ -548,6 +544,10 @@ pub(super) fn prefetch(c: &mut ClientConfig) -> &mut ClientConfig {
     c.set("queued.max.messages.kbytes", "16384").set("fetch.wait.max.ms", "50").set("fetch.queue.backoff.ms", "20")
 }
 
+/// Waits for a stage's thread to end, until the shutdown deadline (`give_up`) and a grace of
+/// 2 s after it. A thread still busy then (a write that hangs) is left to the process exit,
+/// which is safe: what it had not made durable was not committed, and its temporaries are
+/// removed at the next start.
 fn join_by_deadline<T>(h: std::thread::JoinHandle<T>, give_up: &AtomicBool, what: &str) -> bool {
     let mut grace_ends = None;
     while !h.is_finished() {

@@ -180,7 +180,7 @@ impl Sinks {
                     for b in batches {
                         findings.extend(engine.process(&b.batch, &b.class.name));
                     }
-                    publish_stats(&engine.stats());
+                    m::publish_detect_stats(&engine.stats());
                     m::busy("detect", started);
                     findings
                 })
@@ -281,23 +281,6 @@ impl Sinks {
         }
         retry(&self.give_up, &self.health.sinks_ok, "dead_letter", || store.flush().map(|_| ()).map_err(|e| e.to_string())).is_some()
     }
-}
-
-/// The engine's state gauges (summed over the engines of a detect stage).
-pub(super) fn publish_stats(st: &ocelot_detectors::Stats) {
-    metrics::gauge!(m::DETECT_EVENTS).set(st.events as f64);
-    metrics::gauge!(m::DETECT_WINDOW_BYTES).set(st.sql_buffered_bytes as f64);
-    metrics::gauge!(m::DETECT_OPEN_FINDINGS).set(st.open_findings as f64);
-    metrics::gauge!(m::DETECT_CORRELATION_ENTRIES).set(st.correlation_entries as f64);
-    metrics::gauge!(m::DETECT_LINKED_CALLS).set(st.linked_calls as f64);
-    metrics::gauge!(m::DETECT_FIRST_SEEN).set(st.first_seen_values as f64);
-    metrics::gauge!(m::DETECT_RATE_AGENTS).set(st.rate_agents as f64);
-    metrics::gauge!(m::DETECT_LATE_EVENTS).set(st.late_events as f64);
-    metrics::gauge!(m::DETECT_FUTURE_EVENTS).set(st.future_events as f64);
-    let (future, past) = ocelot_normalize::time::refused_counts();
-    metrics::gauge!(m::EVENTS_REFUSED_TIME, "bound" => "future").set(future as f64);
-    metrics::gauge!(m::EVENTS_REFUSED_TIME, "bound" => "past").set(past as f64);
-    metrics::gauge!(m::DETECT_BUDGET_EXCEEDED).set(st.sql_budget_exceeded as f64);
 }
 
 /// The dead-letter topic's record: the original bytes (cut to the limit), and headers that say
